@@ -1,0 +1,234 @@
+//! A campaign: every selected runtime × variant × workload × repetition, run
+//! as one trial each, in a seeded random order, every sample stored as soon as
+//! it is measured.
+
+mod options;
+mod plan;
+mod trial;
+
+pub use options::{parse_workloads, Metric, Options};
+pub use plan::{plan, TrialKey};
+pub use trial::{free_loopback_addr, launch_until_ready, Failure};
+
+use crate::artifacts::Artifacts;
+use crate::runtime::{self, Context, Detection, Runtime};
+use crate::store::{now_ns, CampaignRow, RuntimeRow, Store, RESULTS_FILE};
+use crate::{environment, report, Workload};
+use anyhow::{bail, Context as _, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// How a campaign ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    Interrupted,
+}
+
+/// Set by Ctrl-C: trials stop at the next check and clean up.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    // A second handler cannot be installed; tests run campaigns in one process.
+    let _ = ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            eprintln!("edgebench: interrupted twice, exiting now (instances die with edgebench)");
+            std::process::exit(130);
+        }
+        eprintln!("edgebench: interrupted: stopping after cleaning up; resume with `edgebench run --resume DIR`");
+    });
+    flag
+}
+
+pub struct Campaign {
+    pub id: String,
+    pub dir: PathBuf,
+    options: Options,
+    store: Store,
+    artifacts: Artifacts,
+}
+
+impl Campaign {
+    /// Creates a new campaign directory (`--out`, or `results/<id>`).
+    pub fn create(options: Options, artifacts: Artifacts) -> Result<Campaign> {
+        let id = format!(
+            "{}-{:04x}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+            options.seed & 0xffff
+        );
+        let dir = options.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&id));
+        if dir.join(RESULTS_FILE).exists() {
+            bail!("{} already holds a campaign: choose another --out, or continue it with --resume", dir.display());
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let store = Store::open(&dir.join(RESULTS_FILE))?;
+        Ok(Campaign { id, dir, options, store, artifacts })
+    }
+
+    /// Reopens an interrupted campaign with its stored options and seed.
+    pub fn resume(dir: &Path, artifacts: Artifacts) -> Result<Campaign> {
+        let store = Store::open_existing(dir)?;
+        let row = store.campaign()?.with_context(|| format!("{} holds no campaign", dir.display()))?;
+        let options: Options = serde_json::from_value(row.config.clone())
+            .context("the stored campaign options are unreadable (written by another edgebench version?)")?;
+        Ok(Campaign { id: row.id, dir: dir.to_path_buf(), options, store, artifacts })
+    }
+
+    pub fn run(&mut self, interrupted: &AtomicBool) -> Result<Outcome> {
+        let work_dir = self.dir.join("work");
+        for sub in ["logs", "state", "home"] {
+            std::fs::create_dir_all(work_dir.join(sub))?;
+        }
+        let ctx = Context { artifacts: &self.artifacts, work_dir: work_dir.clone(), env: controlled_env(&work_dir) };
+        let resuming = self.store.campaign()?.is_some();
+        let runtimes = self.select_runtimes()?;
+        let detections = self.detect(&runtimes)?;
+        if !resuming {
+            self.store.insert_campaign(&CampaignRow {
+                id: self.id.clone(),
+                started_ns: now_ns(),
+                finished_ns: None,
+                status: "running".into(),
+                seed: self.options.seed,
+                config: serde_json::to_value(&self.options)?,
+                environment: environment::capture(&self.artifacts.source, &ctx.env),
+            })?;
+        } else {
+            self.store.set_campaign_status(&self.id, "running", None)?;
+        }
+        self.record_runtimes(&runtimes, &detections)?;
+
+        let available: Vec<(&dyn Runtime, &'static str)> = runtimes
+            .iter()
+            .flat_map(|r| r.variants().iter().map(move |v| (r.as_ref(), *v)))
+            .filter(|(r, _)| detections[r.name()].available)
+            .collect();
+        let trials = plan(&available, &self.options.workloads, self.options.reps, self.options.seed);
+        let finished = self.store.finished_trials(&self.id)?;
+
+        for (runtime, variant) in &available {
+            for &workload in &self.options.workloads {
+                runtime.prepare(&ctx, workload, variant)?;
+            }
+        }
+        let pending: Vec<(usize, &TrialKey)> = trials.iter().enumerate().filter(|(i, _)| !finished.contains(i)).collect();
+        if self.options.warmup {
+            self.warm_up(&ctx, &available, interrupted);
+        }
+
+        let bar = ProgressBar::new(pending.len() as u64);
+        bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} trials, {elapsed} ({eta} left) {msg}").unwrap());
+        let by_name: HashMap<&str, &dyn Runtime> = available.iter().map(|(r, _)| (r.name(), *r)).collect();
+        let mut failures = 0;
+        for (index, key) in pending {
+            if interrupted.load(Ordering::SeqCst) {
+                break;
+            }
+            bar.set_message(key.label());
+            let db_key = (key.runtime.as_str(), key.variant.as_str(), key.workload.name(), key.repetition);
+            self.store.delete_partial_trial(&self.id, db_key)?;
+            let runtime = by_name[key.runtime.as_str()];
+            let result = trial::Trial { runtime, key, options: &self.options, ctx: &ctx, interrupted }
+                .run(&mut self.store, &self.id);
+            let (status, error) = match result {
+                Ok(()) => ("done", String::new()),
+                Err(trial::Failure::Interrupted) => ("interrupted", "interrupted".to_string()),
+                Err(trial::Failure::Failed(e)) => {
+                    failures += 1;
+                    bar.println(format!("{}: failed: {e}", key.label()));
+                    ("failed", e)
+                }
+            };
+            self.store.record_trial(&self.id, index, db_key, status, &error)?;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let _ = std::fs::remove_dir_all(work_dir.join("state"));
+        let _ = std::fs::remove_dir_all(work_dir.join("home"));
+
+        let outcome = if interrupted.load(Ordering::SeqCst) { Outcome::Interrupted } else { Outcome::Finished };
+        let status = if outcome == Outcome::Finished { "finished" } else { "interrupted" };
+        self.store.set_campaign_status(&self.id, status, Some(now_ns()))?;
+        if failures > 0 {
+            eprintln!("edgebench: {failures} trial(s) failed; their samples are stored with ok=0 and the error");
+        }
+        report::write(&self.dir)?;
+        Ok(outcome)
+    }
+
+    fn select_runtimes(&self) -> Result<Vec<Box<dyn Runtime>>> {
+        let all = runtime::all();
+        let Some(wanted) = &self.options.runtimes else { return Ok(all) };
+        let known: Vec<&str> = all.iter().map(|r| r.name()).collect();
+        for w in wanted {
+            if !known.contains(&w.as_str()) {
+                bail!("unknown runtime {w:?}: known runtimes are {}", known.join(", "));
+            }
+        }
+        Ok(all.into_iter().filter(|r| wanted.iter().any(|w| w == r.name())).collect())
+    }
+
+    fn detect(&self, runtimes: &[Box<dyn Runtime>]) -> Result<HashMap<&'static str, Detection>> {
+        let mut out = HashMap::new();
+        for r in runtimes {
+            let d = r.detect(&self.artifacts);
+            if !d.available {
+                eprintln!("edgebench: {} not measured: {}", r.name(), d.reason);
+            }
+            out.insert(r.name(), d);
+        }
+        Ok(out)
+    }
+
+    fn record_runtimes(&self, runtimes: &[Box<dyn Runtime>], detections: &HashMap<&str, Detection>) -> Result<()> {
+        for r in runtimes {
+            let d = &detections[r.name()];
+            let notes: serde_json::Map<String, serde_json::Value> = Workload::ALL
+                .iter()
+                .filter_map(|w| r.notes(*w).map(|n| (w.name().to_string(), n.into())))
+                .collect();
+            for v in r.variants() {
+                self.store.upsert_runtime(
+                    &self.id,
+                    &RuntimeRow {
+                        runtime: r.name().into(),
+                        variant: v.to_string(),
+                        measured: d.available,
+                        version: d.version.clone(),
+                        path: d.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                        reason: d.reason.clone(),
+                        notes: notes.clone().into(),
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One unrecorded launch per configuration, so that binaries are in the
+    /// page cache and compile caches are filled before anything is measured.
+    fn warm_up(&self, ctx: &Context<'_>, available: &[(&dyn Runtime, &'static str)], interrupted: &AtomicBool) {
+        for (runtime, variant) in available {
+            for &workload in &self.options.workloads {
+                let key = TrialKey { runtime: runtime.name().into(), variant: variant.to_string(), workload, repetition: 0 };
+                if let Err(e) = trial::warm_up(*runtime, &key, ctx, interrupted) {
+                    eprintln!("edgebench: warm-up of {} failed: {e}", key.label());
+                }
+            }
+        }
+    }
+}
+
+/// The whole environment runtimes get: nothing from the user's shell
+/// (`RUST_BACKTRACE` there slows some runtimes many times over), and a private
+/// HOME so that caches start empty and belong to this campaign.
+pub fn controlled_env(work_dir: &Path) -> Vec<(String, String)> {
+    vec![
+        ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+        ("HOME".into(), work_dir.join("home").display().to_string()),
+        ("LANG".into(), "C.UTF-8".into()),
+    ]
+}

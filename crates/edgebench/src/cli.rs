@@ -1,0 +1,194 @@
+//! Command line: `doctor`, `build`, `run`, `report`, `conformance`.
+
+use crate::artifacts::Artifacts;
+use crate::campaign::{self, Campaign, Metric, Options, Outcome};
+use crate::runtime::{self, Context};
+use crate::{conformance, doctor, report};
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "edgebench", version, about = "Which runtime should I use at the edge? Measures them side by side.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Lists every runtime: found (version, path), or not found and how to get it.
+    Doctor,
+    /// Builds every workload artifact (adds the rustup targets it needs).
+    Build,
+    /// Runs a campaign (default: every runtime detected, every workload) and writes its report.
+    Run(RunArgs),
+    /// Writes report.md and summary.csv for a campaign directory.
+    Report {
+        /// A directory written by `edgebench run`.
+        dir: PathBuf,
+    },
+    /// Checks that every runtime answers every workload's requests exactly like the workload core.
+    Conformance {
+        /// Comma-separated runtimes (default: all detected).
+        #[arg(long)]
+        runtimes: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Comma-separated runtimes (default: all; missing ones are reported as not measured).
+    #[arg(long)]
+    pub runtimes: Option<String>,
+    /// Comma-separated workloads: hello, cpu, echo, kv (default: all).
+    #[arg(long)]
+    pub workloads: Option<String>,
+    /// Comma-separated metrics: cold_start, warm_start, latency, memory, cpu, resources, all (default: all).
+    #[arg(long)]
+    pub metrics: Option<String>,
+    /// Trials (cold starts) per runtime × variant × workload.
+    #[arg(long, default_value_t = 10)]
+    pub reps: u32,
+    /// Measured requests per latency run.
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
+    /// Warm starts per trial.
+    #[arg(long, default_value_t = 20)]
+    pub warm_starts: usize,
+    /// Seed of the trial order (default: drawn from the clock, and stored).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Campaign directory (default: results/<campaign id>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue an interrupted campaign in DIR with its stored options.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["runtimes", "workloads", "metrics", "out"])]
+    pub resume: Option<PathBuf>,
+    /// Do not build artifacts first (fails if any is missing).
+    #[arg(long)]
+    pub no_build: bool,
+    /// Skip the unrecorded warm-up launch of each configuration.
+    #[arg(long)]
+    pub no_warmup: bool,
+}
+
+impl RunArgs {
+    pub fn options(&self) -> Result<Options> {
+        let mut o = Options::default();
+        if let Some(r) = &self.runtimes {
+            o.runtimes = Some(r.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+        }
+        if let Some(w) = &self.workloads {
+            o.workloads = campaign::parse_workloads(w)?;
+        }
+        if let Some(m) = &self.metrics {
+            o.metrics = Metric::parse_list(m)?;
+        }
+        if self.reps == 0 {
+            bail!("--reps must be at least 1");
+        }
+        o.reps = self.reps;
+        o.requests = self.requests;
+        o.warm_starts = self.warm_starts;
+        o.seed = self.seed.unwrap_or_else(|| chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64);
+        o.out = self.out.clone();
+        o.warmup = !self.no_warmup;
+        Ok(o)
+    }
+}
+
+pub fn execute(cli: Cli) -> Result<()> {
+    let artifacts = Artifacts::from_env();
+    match cli.command {
+        Command::Doctor => {
+            print!("{}", doctor::report(&artifacts));
+            Ok(())
+        }
+        Command::Build => artifacts.build(),
+        Command::Report { dir } => {
+            let path = report::write(&dir)?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Run(args) => run(args, artifacts),
+        Command::Conformance { runtimes } => conformance_all(runtimes, artifacts),
+    }
+}
+
+fn ensure_artifacts(artifacts: &Artifacts, build: bool) -> Result<()> {
+    if build {
+        return artifacts.build();
+    }
+    let missing = artifacts.missing();
+    if let Some((what, path)) = missing.first() {
+        bail!("{what} is missing ({}): run `edgebench build`, or drop --no-build", path.display());
+    }
+    Ok(())
+}
+
+fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
+    for w in crate::environment::warnings() {
+        eprintln!("edgebench: warning: {w}");
+    }
+    ensure_artifacts(&artifacts, !args.no_build)?;
+    crate::measure::probe::tighten_timer_slack();
+    let mut campaign = match &args.resume {
+        Some(dir) => Campaign::resume(dir, artifacts)?,
+        None => Campaign::create(args.options()?, artifacts)?,
+    };
+    eprintln!("edgebench: campaign {} in {}", campaign.id, campaign.dir.display());
+    let interrupted = campaign::interrupt_flag();
+    let outcome = campaign.run(&interrupted)?;
+    println!("{}", report::headline(&campaign.dir)?);
+    println!("report: {}", campaign.dir.join(report::REPORT_MD).display());
+    println!("samples: {}", campaign.dir.join(crate::store::RESULTS_FILE).display());
+    if outcome == Outcome::Interrupted {
+        bail!("campaign interrupted; every sample so far is stored: resume with `edgebench run --resume {}`", campaign.dir.display());
+    }
+    Ok(())
+}
+
+fn conformance_all(runtimes: Option<String>, artifacts: Artifacts) -> Result<()> {
+    ensure_artifacts(&artifacts, true)?;
+    let work = std::env::temp_dir().join(format!("edgebench-conformance-{}", std::process::id()));
+    for sub in ["logs", "state", "home"] {
+        std::fs::create_dir_all(work.join(sub))?;
+    }
+    let ctx = Context { artifacts: &artifacts, work_dir: work.clone(), env: campaign::controlled_env(&work) };
+    let wanted: Option<Vec<String>> = runtimes.map(|r| r.split(',').map(|s| s.trim().to_string()).collect());
+    let mut failures = 0;
+    for r in runtime::all() {
+        if wanted.as_ref().is_some_and(|w| !w.iter().any(|n| n == r.name())) {
+            continue;
+        }
+        let d = r.detect(&artifacts);
+        if !d.available {
+            println!("{:<20} not measured: {}", r.name(), d.reason);
+            continue;
+        }
+        for variant in r.variants() {
+            for w in crate::Workload::ALL {
+                let result = conformance::check(r.as_ref(), variant, w, &ctx);
+                match result {
+                    Ok(m) if m.is_empty() => println!("{:<20} {variant:<20} {w:<6} conforms", r.name()),
+                    Ok(m) => {
+                        failures += 1;
+                        for line in m {
+                            println!("MISMATCH {line}");
+                        }
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        println!("FAILED {:<20} {variant} {w}: {e:#}", r.name());
+                    }
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    if failures > 0 {
+        bail!("{failures} runtime/workload pair(s) do not conform");
+    }
+    Ok(())
+}

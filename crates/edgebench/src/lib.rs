@@ -1,0 +1,18 @@
+//! edgebench: workloads → runtimes → measurement → store → analysis and report.
+//!
+//! Samples (see [`store`]) are the contract between measuring and reporting:
+//! the report reads only the SQLite file a campaign wrote.
+
+pub mod artifacts;
+pub mod campaign;
+pub mod cli;
+pub mod conformance;
+pub mod doctor;
+pub mod environment;
+pub mod measure;
+pub mod report;
+pub mod runtime;
+pub mod store;
+pub mod workload;
+
+pub use edgebench_workload_core::Workload;

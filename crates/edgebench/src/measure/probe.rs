@@ -1,0 +1,118 @@
+//! The readiness probe that ends a cold start.
+//!
+//! t0 is taken by the runtime just before it asks the OS (or an engine) to
+//! launch; the probe then loops: connect, send the workload's probe request,
+//! read the whole response. t_accept is the first accepted connection; t1 the
+//! first complete `200` whose body is exactly the expected one. Between failed
+//! attempts it sleeps `PROBE_INTERVAL` (with 1 µs timer slack), so the probe
+//! learns of readiness at most about one interval late; the mean interval
+//! actually achieved is returned with every cold start.
+
+use super::http;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub const PROBE_INTERVAL: Duration = Duration::from_micros(50);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
+
+#[derive(Clone, Debug)]
+pub struct Ready {
+    /// t0 → first accepted TCP connection.
+    pub accept: Duration,
+    /// t0 → first complete, correct `200` (t1).
+    pub response: Duration,
+    pub attempts: u32,
+    /// Mean time between the starts of two attempts.
+    pub mean_interval: Duration,
+}
+
+#[derive(Debug)]
+pub enum NotReady {
+    /// The instance is gone (its text says how it ended).
+    Exited(String),
+    TimedOut { after: Duration, last_error: String },
+    Interrupted,
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotReady::Exited(how) => write!(f, "the instance exited before answering: {how}"),
+            NotReady::TimedOut { after, last_error } => {
+                write!(f, "no correct answer within {after:?}; last attempt: {last_error}")
+            }
+            NotReady::Interrupted => write!(f, "interrupted"),
+        }
+    }
+}
+
+pub struct Probe<'a> {
+    pub addr: SocketAddr,
+    /// The encoded probe request.
+    pub request: &'a [u8],
+    pub expected_body: &'a [u8],
+    pub timeout: Duration,
+    pub interrupted: &'a AtomicBool,
+}
+
+impl Probe<'_> {
+    /// Polls until ready. `exited` is asked between attempts whether the
+    /// instance has died (so a crash ends the wait at once).
+    pub fn wait(&self, t0: Instant, exited: &mut dyn FnMut() -> Option<String>) -> Result<Ready, NotReady> {
+        let mut accept = None;
+        let mut attempts = 0u32;
+        let mut last_error;
+        let first_attempt = Instant::now();
+        loop {
+            attempts += 1;
+            match http::connect(self.addr, CONNECT_TIMEOUT) {
+                Ok(mut stream) => {
+                    accept.get_or_insert_with(|| t0.elapsed());
+                    match http::exchange(&mut stream, self.request) {
+                        Ok(r) if r.status == 200 && r.body == self.expected_body => {
+                            let response = t0.elapsed();
+                            let mean_interval = if attempts > 1 {
+                                first_attempt.elapsed() / attempts
+                            } else {
+                                Duration::ZERO
+                            };
+                            return Ok(Ready {
+                                accept: accept.unwrap_or(response),
+                                response,
+                                attempts,
+                                mean_interval,
+                            });
+                        }
+                        Ok(r) => {
+                            last_error = format!(
+                                "status {} body {:?}",
+                                r.status,
+                                String::from_utf8_lossy(&r.body[..r.body.len().min(200)])
+                            )
+                        }
+                        Err(e) => last_error = format!("request: {e}"),
+                    }
+                }
+                Err(e) => last_error = format!("connect: {e}"),
+            }
+            if let Some(how) = exited() {
+                return Err(NotReady::Exited(how));
+            }
+            if self.interrupted.load(Ordering::Relaxed) {
+                return Err(NotReady::Interrupted);
+            }
+            let waited = t0.elapsed();
+            if waited > self.timeout {
+                return Err(NotReady::TimedOut { after: waited, last_error });
+            }
+            std::thread::sleep(PROBE_INTERVAL);
+        }
+    }
+}
+
+/// Lets short sleeps be short: the default 50 µs timer slack would double
+/// the probe interval.
+pub fn tighten_timer_slack() {
+    let _ = nix::sys::prctl::set_timerslack(1_000);
+}

@@ -1,0 +1,71 @@
+//! `summary.csv`: one row per runtime × variant × workload × metric × phase.
+
+use super::Cell;
+
+const HEADER: &str = "runtime,variant,workload,metric,phase,unit,n,failed,median,median_ci_low,median_ci_high,median_ci_coverage,p90,p99,p999,min,max,mean,cv,ratio_to_native,ratio_ci_low,ratio_ci_high,note";
+
+pub fn render(cells: &[Cell]) -> String {
+    let mut out = String::from(HEADER);
+    out.push('\n');
+    for c in cells {
+        let (r, rlo, rhi) = c.ratio.unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+        let fields = [
+            field(&c.runtime),
+            field(&c.variant),
+            field(&c.workload),
+            field(&c.metric),
+            field(&c.phase),
+            field(&c.unit),
+            c.n.to_string(),
+            c.failed.to_string(),
+            num(c.median),
+            num(c.median_ci.0),
+            num(c.median_ci.1),
+            num(c.median_ci_coverage),
+            num(c.p90),
+            num(c.p99),
+            num(c.p999),
+            num(c.min),
+            num(c.max),
+            num(c.mean),
+            num(c.cv),
+            num(r),
+            num(rlo),
+            num(rhi),
+            field(&c.note),
+        ];
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.6}")
+    } else {
+        String::new()
+    }
+}
+
+/// RFC 4180 quoting.
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_fields_that_need_it() {
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(field("plain"), "plain");
+        assert_eq!(num(f64::NAN), "");
+    }
+}

@@ -1,0 +1,167 @@
+//! Statistics we must control ourselves, each tested against values computed
+//! independently (tables, R): quantiles, the order-statistic interval of the
+//! median, bootstrap intervals of ratios.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Quantile `q` in [0, 1] of sorted data, linear interpolation between order
+/// statistics (Hyndman & Fan type 7, the default of R and numpy).
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    assert!(!sorted.is_empty(), "quantile of no data");
+    let h = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
+    let lo = h.floor() as usize;
+    let hi = h.ceil() as usize;
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+pub fn median(sorted: &[f64]) -> f64 {
+    quantile(sorted, 0.5)
+}
+
+pub fn mean(data: &[f64]) -> f64 {
+    data.iter().sum::<f64>() / data.len() as f64
+}
+
+/// Sample standard deviation (n − 1).
+pub fn std_dev(data: &[f64]) -> f64 {
+    if data.len() < 2 {
+        return 0.0;
+    }
+    let m = mean(data);
+    (data.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (data.len() - 1) as f64).sqrt()
+}
+
+/// Coefficient of variation (std dev / mean).
+pub fn cv(data: &[f64]) -> f64 {
+    let m = mean(data);
+    if m == 0.0 {
+        0.0
+    } else {
+        std_dev(data) / m
+    }
+}
+
+/// A distribution-free confidence interval for the median: the order
+/// statistics x(l), x(n−l+1) with the largest l such that
+/// P(l ≤ B ≤ n−l) ≥ `confidence` for B ~ Binomial(n, ½).
+/// Returns (low, high, actual coverage). With too few samples for the
+/// requested confidence it returns (min, max) and their coverage.
+pub fn median_ci(sorted: &[f64], confidence: f64) -> (f64, f64, f64) {
+    let n = sorted.len();
+    assert!(n > 0, "median_ci of no data");
+    let cdf = binomial_half_cdf(n);
+    let alpha_half = (1.0 - confidence) / 2.0;
+    // l is 1-based; coverage of [x(l), x(n-l+1)] is 1 - 2 * P(B <= l-1).
+    let mut l = 1;
+    for candidate in 1..=(n / 2).max(1) {
+        if cdf[candidate - 1] <= alpha_half {
+            l = candidate;
+        } else {
+            break;
+        }
+    }
+    let coverage = 1.0 - 2.0 * cdf[l - 1];
+    (sorted[l - 1], sorted[n - l], coverage)
+}
+
+/// P(B <= k) for k in 0..=n, B ~ Binomial(n, ½), computed in log space.
+fn binomial_half_cdf(n: usize) -> Vec<f64> {
+    let mut ln_p = -(n as f64) * std::f64::consts::LN_2;
+    let mut cdf = Vec::with_capacity(n + 1);
+    let mut total = 0.0;
+    for k in 0..=n {
+        total += ln_p.exp();
+        cdf.push(total.min(1.0));
+        if k < n {
+            ln_p += ((n - k) as f64 / (k + 1) as f64).ln();
+        }
+    }
+    cdf
+}
+
+/// Percentile-bootstrap interval of median(a) / median(b), with a fixed seed
+/// so that a report is reproducible.
+pub fn ratio_of_medians_ci(a: &[f64], b: &[f64], confidence: f64, resamples: usize, seed: u64) -> (f64, f64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut ratios = Vec::with_capacity(resamples);
+    let mut ra = vec![0.0; a.len()];
+    let mut rb = vec![0.0; b.len()];
+    for _ in 0..resamples {
+        for x in ra.iter_mut() {
+            *x = a[rng.gen_range(0..a.len())];
+        }
+        for x in rb.iter_mut() {
+            *x = b[rng.gen_range(0..b.len())];
+        }
+        ra.sort_by(f64::total_cmp);
+        rb.sort_by(f64::total_cmp);
+        let denominator = median(&rb);
+        if denominator != 0.0 {
+            ratios.push(median(&ra) / denominator);
+        }
+    }
+    if ratios.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let alpha = 1.0 - confidence;
+    (quantile(&ratios, alpha / 2.0), quantile(&ratios, 1.0 - alpha / 2.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol
+    }
+
+    #[test]
+    fn quantiles_match_r_type_7() {
+        // R: quantile(1:10, c(.5, .9, .99)) = 5.5, 9.1, 9.91
+        let d: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert!(close(median(&d), 5.5, 1e-12));
+        assert!(close(quantile(&d, 0.9), 9.1, 1e-12));
+        assert!(close(quantile(&d, 0.99), 9.91, 1e-12));
+        assert_eq!(quantile(&[3.0], 0.99), 3.0);
+    }
+
+    #[test]
+    fn median_interval_matches_binomial_tables() {
+        // Published order-statistic intervals for the median at 95%:
+        // n=10: [x(2), x(9)], coverage 0.9785; n=20: [x(6), x(15)], 0.9586;
+        // n=100: [x(40), x(61)], 0.9648.
+        for (n, l, u, coverage) in [(10, 2, 9, 0.978516), (20, 6, 15, 0.958611), (100, 40, 61, 0.964800)] {
+            let d: Vec<f64> = (1..=n).map(|i| i as f64).collect();
+            let (lo, hi, c) = median_ci(&d, 0.95);
+            assert_eq!((lo, hi), (l as f64, u as f64), "n={n}");
+            assert!(close(c, coverage, 1e-5), "n={n}: coverage {c}");
+        }
+        // Too few samples for 95%: the whole range, with its true coverage.
+        let (lo, hi, c) = median_ci(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.95);
+        assert_eq!((lo, hi), (1.0, 5.0));
+        assert!(close(c, 0.9375, 1e-9));
+    }
+
+    #[test]
+    fn spread_statistics() {
+        let d = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
+        assert!(close(mean(&d), 5.0, 1e-12));
+        // R: sd(c(2,4,4,4,5,5,7,9)) = 2.13809
+        assert!(close(std_dev(&d), 2.138090, 1e-6));
+        assert!(close(cv(&d), 2.138090 / 5.0, 1e-6));
+    }
+
+    #[test]
+    fn ratio_interval_covers_the_true_ratio() {
+        let a: Vec<f64> = (0..200).map(|i| 2.0 + (i % 10) as f64 * 0.01).collect();
+        let b: Vec<f64> = (0..200).map(|i| 1.0 + (i % 10) as f64 * 0.005).collect();
+        let (lo, hi) = ratio_of_medians_ci(&a, &b, 0.95, 1000, 1);
+        let point = median(&{ let mut s = a.clone(); s.sort_by(f64::total_cmp); s })
+            / median(&{ let mut s = b.clone(); s.sort_by(f64::total_cmp); s });
+        assert!(lo <= point && point <= hi, "{lo} <= {point} <= {hi}");
+        assert!(hi - lo < 0.1);
+        assert_eq!(ratio_of_medians_ci(&a, &b, 0.95, 1000, 1), (lo, hi), "seeded: reproducible");
+    }
+}

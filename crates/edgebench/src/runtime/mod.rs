@@ -1,0 +1,158 @@
+//! One backend per runtime behind one trait. Adding a runtime means adding a
+//! file here and a line in [`all`].
+
+mod native;
+pub mod process;
+mod wasmtime_cli;
+mod wasmtime_embedded;
+
+use crate::artifacts::Artifacts;
+use crate::measure::http;
+use crate::workload::{latency_request, HttpRequest};
+use crate::Workload;
+use anyhow::Result;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Every runtime edgebench knows, in report order.
+pub fn all() -> Vec<Box<dyn Runtime>> {
+    vec![
+        Box::new(native::Native),
+        Box::new(wasmtime_embedded::WasmtimeEmbedded),
+        Box::new(wasmtime_cli::WasmtimeCli),
+    ]
+}
+
+/// The runtime every ratio in the report is taken against.
+pub const BASELINE: &str = "native";
+
+/// Whether a runtime can be measured here.
+#[derive(Clone, Debug, Default)]
+pub struct Detection {
+    pub available: bool,
+    pub version: String,
+    pub path: Option<PathBuf>,
+    /// Why it cannot be measured and how to get it (when not available).
+    pub reason: String,
+}
+
+impl Detection {
+    pub fn found(version: impl Into<String>, path: PathBuf) -> Detection {
+        Detection { available: true, version: version.into(), path: Some(path), reason: String::new() }
+    }
+
+    pub fn missing(reason: impl Into<String>) -> Detection {
+        Detection { reason: reason.into(), ..Detection::default() }
+    }
+}
+
+/// What a backend needs from the campaign.
+pub struct Context<'a> {
+    pub artifacts: &'a Artifacts,
+    /// Scratch space of this campaign: logs, state directories, a private HOME.
+    pub work_dir: PathBuf,
+    /// The whole environment runtimes are started with (nothing is inherited).
+    pub env: Vec<(String, String)>,
+}
+
+pub struct LaunchSpec<'a> {
+    pub workload: Workload,
+    pub variant: &'a str,
+    pub addr: SocketAddr,
+    /// Names this instance's log and scratch files.
+    pub label: String,
+}
+
+/// One warm start: a new instance of the workload on a runtime whose process
+/// and compiled artifact are already loaded.
+#[derive(Debug)]
+pub enum WarmStart {
+    NotApplicable(String),
+    Measured {
+        /// From the client: request sent on a new connection → response read.
+        client: Duration,
+        /// Inside the runtime, where it reports it (instantiate + handle).
+        internal: Option<Duration>,
+    },
+    Failed(String),
+}
+
+pub trait Runtime {
+    fn name(&self) -> &'static str;
+    /// Variants are configurations of one runtime (e.g. with or without a
+    /// compile cache); the first is the default.
+    fn variants(&self) -> &'static [&'static str];
+    fn detect(&self, artifacts: &Artifacts) -> Detection;
+    /// What the report must say about how this runtime runs `workload`
+    /// (e.g. where `kv` keeps its state).
+    fn notes(&self, _workload: Workload) -> Option<String> {
+        None
+    }
+    /// Work done once before any measurement (e.g. an image build).
+    fn prepare(&self, _ctx: &Context<'_>, _workload: Workload, _variant: &str) -> Result<()> {
+        Ok(())
+    }
+    /// Starts an instance. t0 is taken inside, just before the launch call.
+    fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>>;
+    /// How long a cold start may take before it counts as failed.
+    fn ready_timeout(&self, _variant: &str) -> Duration {
+        Duration::from_secs(30)
+    }
+    fn warm_start(&self, _instance: &mut dyn Instance, _workload: Workload) -> WarmStart {
+        WarmStart::NotApplicable("this runtime has no instance apart from its process: every start is a cold start".into())
+    }
+}
+
+/// A running instance of a workload.
+pub trait Instance {
+    fn addr(&self) -> SocketAddr;
+    /// t0 of the cold start: just before the launch call.
+    fn launched_at(&self) -> Instant;
+    /// `Some(how)` once the instance has died.
+    fn exited(&mut self) -> Option<String>;
+    /// Every process of the instance (for memory and CPU).
+    fn pids(&self) -> Vec<u32>;
+    /// Stops the instance and everything it started; safe to call twice.
+    fn stop(&mut self) -> Result<()>;
+    /// The end of the instance's log, for error messages.
+    fn log_tail(&self) -> String;
+}
+
+/// Warm start where a runtime makes a fresh instance per request: one request
+/// on a new connection. `internal_header` names the response header in which
+/// the runtime reports its own instantiate+handle time, if it does.
+pub fn warm_start_per_request(instance: &dyn Instance, workload: Workload, internal_header: Option<&str>) -> WarmStart {
+    let request: HttpRequest = latency_request(workload);
+    let bytes = http::encode(&request, &instance.addr().to_string(), true);
+    let start = Instant::now();
+    match http::one_shot(instance.addr(), &bytes, Duration::from_secs(10)) {
+        Ok(r) if r.status == 200 => WarmStart::Measured {
+            client: start.elapsed(),
+            internal: internal_header
+                .and_then(|h| r.header(h))
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(Duration::from_nanos),
+        },
+        Ok(r) => WarmStart::Failed(format!("status {}", r.status)),
+        Err(e) => WarmStart::Failed(e.to_string()),
+    }
+}
+
+/// Looks a program up on PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| is_executable(p))
+}
+
+pub fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// First line of `program args` output, for version strings.
+pub fn version_of(program: &std::path::Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program).args(args).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().next().map(|l| l.trim().to_string()).filter(|l| !l.is_empty())
+}

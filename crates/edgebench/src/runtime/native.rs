@@ -1,0 +1,40 @@
+//! `native`: the static musl workload server as a plain process. The floor
+//! every other number is read against.
+
+use super::process::spawn;
+use super::{Context, Detection, Instance, LaunchSpec, Runtime};
+use crate::artifacts::Artifacts;
+use anyhow::Result;
+use std::process::Command;
+
+pub struct Native;
+
+impl Runtime for Native {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn variants(&self) -> &'static [&'static str] {
+        &["static-musl"]
+    }
+
+    fn detect(&self, artifacts: &Artifacts) -> Detection {
+        let path = artifacts.native_server();
+        if path.exists() {
+            Detection::found(format!("edgebench-workload {}", env!("CARGO_PKG_VERSION")), path)
+        } else {
+            Detection::missing(format!("{} is not built: run `edgebench build`", path.display()))
+        }
+    }
+
+    fn notes(&self, workload: crate::Workload) -> Option<String> {
+        (workload == crate::Workload::Kv).then(|| "kv state in process memory (one server process serves every request)".into())
+    }
+
+    fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
+        let mut command = Command::new(ctx.artifacts.native_server());
+        command.arg(spec.workload.name()).arg(spec.addr.to_string());
+        let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
+        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None)?))
+    }
+}

@@ -1,0 +1,133 @@
+//! Runtimes whose instance is a process tree started by edgebench.
+//!
+//! Every instance runs in its own process group (so stop reaches everything
+//! it started), dies with edgebench (parent-death signal), gets exactly the
+//! campaign's controlled environment, and logs to its own file.
+
+use super::Instance;
+use anyhow::{Context as _, Result};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+pub struct ProcessInstance {
+    child: Child,
+    addr: SocketAddr,
+    launched_at: Instant,
+    log: PathBuf,
+    /// Removed when the instance stops (e.g. a `kv` state directory).
+    scratch: Option<PathBuf>,
+    exit: Option<String>,
+    stopped: bool,
+}
+
+/// Spawns `command` as an instance. t0 is taken right before `spawn`.
+pub fn spawn(
+    mut command: Command,
+    env: &[(String, String)],
+    addr: SocketAddr,
+    log: PathBuf,
+    scratch: Option<PathBuf>,
+) -> Result<ProcessInstance> {
+    let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    command
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
+    let launched_at = Instant::now();
+    let child = command
+        .spawn()
+        .with_context(|| format!("starting {:?}", command.get_program()))?;
+    Ok(ProcessInstance { child, addr, launched_at, log, scratch, exit: None, stopped: false })
+}
+
+impl ProcessInstance {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn group(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+}
+
+impl Instance for ProcessInstance {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn launched_at(&self) -> Instant {
+        self.launched_at
+    }
+
+    fn exited(&mut self) -> Option<String> {
+        if self.exit.is_none() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exit = Some(format!("{status}; log: {}", self.log_tail()));
+            }
+        }
+        self.exit.clone()
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        if self.exit.is_some() {
+            return vec![];
+        }
+        crate::measure::resources::process_tree(self.pid())
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        let _ = killpg(self.group(), Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_GRACE;
+        while self.child.try_wait()?.is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Whatever is left of the group (the leader too, if it ignored SIGTERM).
+        let _ = killpg(self.group(), Signal::SIGKILL);
+        self.child.wait().context("reaping the instance")?;
+        if let Some(dir) = self.scratch.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        Ok(())
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join(" | ")
+    }
+}
+
+impl Drop for ProcessInstance {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// A fresh directory for one instance's state (created empty).
+pub fn scratch_dir(work_dir: &std::path::Path, label: &str) -> Result<PathBuf> {
+    let dir = work_dir.join("state").join(label);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}

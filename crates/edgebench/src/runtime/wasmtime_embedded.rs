@@ -1,0 +1,60 @@
+//! `wasmtime-embedded`: edgebench's own host on the `wasmtime` crates
+//! (crates/wasmtime-host), serving a precompiled component with `InstancePre`
+//! and a small pooling allocator: the fastest Wasm path.
+
+use super::process::{scratch_dir, spawn};
+use super::{warm_start_per_request, Context, Detection, Instance, LaunchSpec, Runtime, WarmStart};
+use crate::artifacts::Artifacts;
+use crate::Workload;
+use anyhow::Result;
+use std::process::Command;
+
+pub struct WasmtimeEmbedded;
+
+/// Instance slots of the pooling allocator: bounds concurrent requests.
+pub const POOL_SLOTS: u32 = 64;
+
+impl Runtime for WasmtimeEmbedded {
+    fn name(&self) -> &'static str {
+        "wasmtime-embedded"
+    }
+
+    fn variants(&self) -> &'static [&'static str] {
+        &["precompiled-pooling"]
+    }
+
+    fn detect(&self, artifacts: &Artifacts) -> Detection {
+        let path = artifacts.wasmtime_host();
+        match super::version_of(&path, &["version"]) {
+            Some(version) => Detection::found(version, path),
+            None => Detection::missing(format!("{} is not built: run `edgebench build`", path.display())),
+        }
+    }
+
+    fn notes(&self, workload: Workload) -> Option<String> {
+        (workload == Workload::Kv).then(|| {
+            "kv state in a preopened directory (/data, one file per key): the host makes a fresh instance per request".into()
+        })
+    }
+
+    fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
+        let mut command = Command::new(ctx.artifacts.wasmtime_host());
+        command
+            .arg("serve")
+            .arg(ctx.artifacts.precompiled(spec.workload))
+            .args(["--addr", &spec.addr.to_string(), "--pool", &POOL_SLOTS.to_string()]);
+        let scratch = if spec.workload == Workload::Kv {
+            let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
+            command.arg("--dir").arg(format!("{}::{}", dir.display(), "/data"));
+            Some(dir)
+        } else {
+            None
+        };
+        let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
+        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, scratch)?))
+    }
+
+    fn warm_start(&self, instance: &mut dyn Instance, workload: Workload) -> WarmStart {
+        warm_start_per_request(instance, workload, Some("x-edgebench-instantiate-ns"))
+    }
+}

@@ -1,0 +1,342 @@
+//! The store: every raw sample with its environment, in SQLite.
+//!
+//! This schema is the contract between measuring and reporting, and with
+//! users' scripts (see README, "Results"): columns are added, never renamed.
+//! Each measurement is written in its own transaction as soon as it is taken,
+//! so an interrupted campaign keeps everything measured before the interrupt.
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+
+pub const RESULTS_FILE: &str = "results.sqlite";
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS campaigns (
+    id            TEXT PRIMARY KEY,
+    started_ns    INTEGER NOT NULL,
+    finished_ns   INTEGER,
+    status        TEXT NOT NULL,          -- running | finished | interrupted
+    seed          INTEGER NOT NULL,
+    config        TEXT NOT NULL,          -- JSON: the run options
+    environment   TEXT NOT NULL           -- JSON: host, kernel, CPU, versions, commit, env vars
+);
+CREATE TABLE IF NOT EXISTS runtimes (
+    campaign   TEXT NOT NULL,
+    runtime    TEXT NOT NULL,
+    variant    TEXT NOT NULL,
+    measured   INTEGER NOT NULL,          -- 1 measured, 0 not measured (reason says why)
+    version    TEXT NOT NULL,
+    path       TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    notes      TEXT NOT NULL,             -- JSON object: workload -> note
+    PRIMARY KEY (campaign, runtime, variant)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    id          INTEGER PRIMARY KEY,
+    campaign    TEXT NOT NULL,
+    runtime     TEXT NOT NULL,
+    variant     TEXT NOT NULL,
+    workload    TEXT NOT NULL,
+    metric      TEXT NOT NULL,
+    phase       TEXT NOT NULL DEFAULT '',
+    firewall    TEXT NOT NULL DEFAULT 'off',
+    repetition  INTEGER NOT NULL,
+    seq         INTEGER NOT NULL DEFAULT 0,   -- index within a repetition (latency runs)
+    value       REAL,
+    unit        TEXT NOT NULL,
+    ts_ns       INTEGER NOT NULL,             -- UTC, when the sample was taken
+    ok          INTEGER NOT NULL,
+    error       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS samples_cell ON samples (campaign, runtime, variant, workload, metric);
+CREATE TABLE IF NOT EXISTS trials (
+    campaign    TEXT NOT NULL,
+    trial       INTEGER NOT NULL,             -- position in the seeded random order
+    runtime     TEXT NOT NULL,
+    variant     TEXT NOT NULL,
+    workload    TEXT NOT NULL,
+    repetition  INTEGER NOT NULL,
+    status      TEXT NOT NULL,                -- done | failed | interrupted
+    error       TEXT NOT NULL,
+    finished_ns INTEGER NOT NULL,
+    PRIMARY KEY (campaign, trial)
+);
+"#;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub runtime: String,
+    pub variant: String,
+    pub workload: String,
+    pub metric: String,
+    pub phase: String,
+    pub firewall: String,
+    pub repetition: u32,
+    pub seq: u32,
+    pub value: Option<f64>,
+    pub unit: String,
+    pub ts_ns: i64,
+    pub ok: bool,
+    pub error: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct CampaignRow {
+    pub id: String,
+    pub started_ns: i64,
+    pub finished_ns: Option<i64>,
+    pub status: String,
+    pub seed: u64,
+    pub config: serde_json::Value,
+    pub environment: serde_json::Value,
+}
+
+#[derive(Clone, Debug)]
+pub struct RuntimeRow {
+    pub runtime: String,
+    pub variant: String,
+    pub measured: bool,
+    pub version: String,
+    pub path: String,
+    pub reason: String,
+    pub notes: serde_json::Value,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+pub fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(Store { conn })
+    }
+
+    /// Opens an existing results file; an error names what is wrong.
+    pub fn open_existing(dir: &Path) -> Result<Store> {
+        let path = dir.join(RESULTS_FILE);
+        if !path.exists() {
+            anyhow::bail!("{} has no {RESULTS_FILE}: is it a campaign directory written by `edgebench run`?", dir.display());
+        }
+        Store::open(&path)
+    }
+
+    pub fn insert_campaign(&self, c: &CampaignRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO campaigns (id, started_ns, finished_ns, status, seed, config, environment) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![c.id, c.started_ns, c.finished_ns, c.status, c.seed as i64, c.config.to_string(), c.environment.to_string()],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_campaign_status(&self, id: &str, status: &str, finished_ns: Option<i64>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE campaigns SET status = ?2, finished_ns = ?3 WHERE id = ?1",
+            params![id, status, finished_ns],
+        )?;
+        Ok(())
+    }
+
+    /// The campaign in this file (a results file holds one campaign).
+    pub fn campaign(&self) -> Result<Option<CampaignRow>> {
+        self.conn
+            .query_row(
+                "SELECT id, started_ns, finished_ns, status, seed, config, environment FROM campaigns ORDER BY started_ns LIMIT 1",
+                [],
+                |r| {
+                    Ok(CampaignRow {
+                        id: r.get(0)?,
+                        started_ns: r.get(1)?,
+                        finished_ns: r.get(2)?,
+                        status: r.get(3)?,
+                        seed: r.get::<_, i64>(4)? as u64,
+                        config: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
+                        environment: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+                    })
+                },
+            )
+            .optional()
+            .map_err(Into::into)
+    }
+
+    pub fn upsert_runtime(&self, campaign: &str, r: &RuntimeRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO runtimes (campaign, runtime, variant, measured, version, path, reason, notes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![campaign, r.runtime, r.variant, r.measured, r.version, r.path, r.reason, r.notes.to_string()],
+        )?;
+        Ok(())
+    }
+
+    pub fn runtimes(&self, campaign: &str) -> Result<Vec<RuntimeRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT runtime, variant, measured, version, path, reason, notes FROM runtimes WHERE campaign = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([campaign], |r| {
+            Ok(RuntimeRow {
+                runtime: r.get(0)?,
+                variant: r.get(1)?,
+                measured: r.get(2)?,
+                version: r.get(3)?,
+                path: r.get(4)?,
+                reason: r.get(5)?,
+                notes: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+            })
+        })?;
+        rows.collect::<Result<_, _>>().map_err(Into::into)
+    }
+
+    /// Writes one measurement's samples in one transaction.
+    pub fn insert_samples(&mut self, campaign: &str, samples: &[Sample]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO samples (campaign, runtime, variant, workload, metric, phase, firewall, repetition, seq, value, unit, ts_ns, ok, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )?;
+            for s in samples {
+                stmt.execute(params![
+                    campaign, s.runtime, s.variant, s.workload, s.metric, s.phase, s.firewall, s.repetition,
+                    s.seq, s.value, s.unit, s.ts_ns, s.ok, s.error
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn samples(&self, campaign: &str) -> Result<Vec<Sample>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT runtime, variant, workload, metric, phase, firewall, repetition, seq, value, unit, ts_ns, ok, error
+             FROM samples WHERE campaign = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([campaign], |r| {
+            Ok(Sample {
+                runtime: r.get(0)?,
+                variant: r.get(1)?,
+                workload: r.get(2)?,
+                metric: r.get(3)?,
+                phase: r.get(4)?,
+                firewall: r.get(5)?,
+                repetition: r.get(6)?,
+                seq: r.get(7)?,
+                value: r.get(8)?,
+                unit: r.get(9)?,
+                ts_ns: r.get(10)?,
+                ok: r.get(11)?,
+                error: r.get(12)?,
+            })
+        })?;
+        rows.collect::<Result<_, _>>().map_err(Into::into)
+    }
+
+    pub fn record_trial(
+        &self,
+        campaign: &str,
+        trial: usize,
+        key: (&str, &str, &str, u32),
+        status: &str,
+        error: &str,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO trials (campaign, trial, runtime, variant, workload, repetition, status, error, finished_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![campaign, trial as i64, key.0, key.1, key.2, key.3, status, error, now_ns()],
+        )?;
+        Ok(())
+    }
+
+    /// Trials that need not run again on resume (done or failed for good).
+    pub fn finished_trials(&self, campaign: &str) -> Result<std::collections::HashSet<usize>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT trial FROM trials WHERE campaign = ?1 AND status IN ('done', 'failed')")?;
+        let rows = stmt.query_map([campaign], |r| r.get::<_, i64>(0))?;
+        Ok(rows.filter_map(|r| r.ok()).map(|t| t as usize).collect())
+    }
+
+    /// Removes the samples of a trial that did not finish (before it runs again).
+    pub fn delete_partial_trial(&self, campaign: &str, key: (&str, &str, &str, u32)) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM samples WHERE campaign = ?1 AND runtime = ?2 AND variant = ?3 AND workload = ?4 AND repetition = ?5",
+            params![campaign, key.0, key.1, key.2, key.3],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_campaigns_runtimes_and_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join(RESULTS_FILE)).unwrap();
+        let c = CampaignRow {
+            id: "c1".into(),
+            started_ns: 1,
+            finished_ns: None,
+            status: "running".into(),
+            seed: u64::MAX,
+            config: serde_json::json!({"reps": 3}),
+            environment: serde_json::json!({"kernel": "x"}),
+        };
+        store.insert_campaign(&c).unwrap();
+        let s = Sample {
+            runtime: "native".into(),
+            variant: "v".into(),
+            workload: "hello".into(),
+            metric: "cold_start".into(),
+            phase: String::new(),
+            firewall: "off".into(),
+            repetition: 2,
+            seq: 0,
+            value: Some(1.5),
+            unit: "ms".into(),
+            ts_ns: 42,
+            ok: true,
+            error: String::new(),
+        };
+        let failed = Sample { value: None, ok: false, error: "boom".into(), ..s.clone() };
+        store.insert_samples("c1", &[s.clone(), failed.clone()]).unwrap();
+        store
+            .upsert_runtime(
+                "c1",
+                &RuntimeRow {
+                    runtime: "x".into(),
+                    variant: "y".into(),
+                    measured: false,
+                    version: String::new(),
+                    path: String::new(),
+                    reason: "not found".into(),
+                    notes: serde_json::json!({}),
+                },
+            )
+            .unwrap();
+        drop(store);
+
+        let store = Store::open_existing(dir.path()).unwrap();
+        let back = store.campaign().unwrap().unwrap();
+        assert_eq!((back.id.as_str(), back.seed, back.config["reps"].as_i64()), ("c1", u64::MAX, Some(3)));
+        assert_eq!(store.samples("c1").unwrap(), vec![s, failed]);
+        assert_eq!(store.runtimes("c1").unwrap()[0].reason, "not found");
+    }
+
+    #[test]
+    fn a_directory_without_results_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Store::open_existing(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("is it a campaign directory"), "{err}");
+    }
+}

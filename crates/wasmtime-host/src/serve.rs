@@ -1,0 +1,180 @@
+use crate::engine::engine;
+use wasmtime::error::Context;
+use wasmtime::{bail, format_err as anyhow, Result};
+use hyper::server::conn::http1;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::Store;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+pub struct Options {
+    component: String,
+    addr: String,
+    dir: Option<(String, String)>,
+    slots: u32,
+    threads: usize,
+}
+
+impl Options {
+    pub fn parse(args: &[String]) -> Result<Options> {
+        let mut options = Options {
+            component: String::new(),
+            addr: "127.0.0.1:8080".into(),
+            dir: None,
+            slots: 64,
+            threads: 1,
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = || it.next().cloned().ok_or_else(|| anyhow!("{arg} needs a value"));
+            match arg.as_str() {
+                "--addr" => options.addr = value()?,
+                "--dir" => {
+                    let v = value()?;
+                    let (host, guest) = v
+                        .split_once("::")
+                        .ok_or_else(|| anyhow!("--dir takes HOST::GUEST, got {v:?}"))?;
+                    options.dir = Some((host.into(), guest.into()));
+                }
+                "--pool" => options.slots = value()?.parse::<u32>().context("--pool takes a number")?,
+                "--threads" => options.threads = value()?.parse::<usize>().context("--threads takes a number")?,
+                a if a.starts_with("--") => bail!("unknown option {a}"),
+                a => options.component = a.into(),
+            }
+        }
+        if options.component.is_empty() {
+            bail!("serve needs a precompiled component (.cwasm)");
+        }
+        Ok(options)
+    }
+}
+
+struct Host {
+    pre: ProxyPre<RequestState>,
+    dir: Option<(String, String)>,
+}
+
+struct RequestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+    }
+}
+
+pub fn main(options: Options, started: Instant) -> Result<()> {
+    let engine = engine(options.slots)?;
+    let t_engine = started.elapsed();
+    // SAFETY: the file is our own `compile` output for this engine
+    // configuration; Wasmtime checks the header and engine settings.
+    let component = unsafe { Component::deserialize_file(&engine, &options.component) }
+        .with_context(|| format!("loading {}", options.component))?;
+    let t_load = started.elapsed();
+    let mut linker = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
+    let t_pre = started.elapsed();
+
+    let runtime = if options.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(options.threads)
+            .enable_all()
+            .build()?
+    };
+    let host = Arc::new(Host { pre, dir: options.dir });
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&options.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", options.addr))?;
+        let t_listen = started.elapsed();
+        eprintln!(
+            "edgebench-host-ready {{\"engine_ns\":{},\"load_ns\":{},\"pre_ns\":{},\"listen_ns\":{}}}",
+            t_engine.as_nanos(),
+            t_load.as_nanos(),
+            t_pre.as_nanos(),
+            t_listen.as_nanos()
+        );
+        loop {
+            let (client, _) = listener.accept().await?;
+            let _ = client.set_nodelay(true);
+            let host = host.clone();
+            tokio::task::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let host = host.clone();
+                    async move { host.handle(req).await }
+                });
+                let _ = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(client), service)
+                    .await;
+            });
+        }
+    })
+}
+
+impl Host {
+    fn new_state(&self) -> Result<RequestState> {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stderr();
+        if let Some((host_dir, guest_dir)) = &self.dir {
+            wasi.preopened_dir(host_dir, guest_dir, FsPerms::ReadWrite)?;
+        }
+        Ok(RequestState { wasi: wasi.build(), http: WasiHttpCtx::new(), table: ResourceTable::new() })
+    }
+
+    async fn handle(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>> {
+        let start = Instant::now();
+        let mut store = Store::new(self.pre.engine(), self.new_state()?);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = self.pre.clone();
+        let (inst_tx, inst_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::task::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            let _ = inst_tx.send(start.elapsed());
+            proxy.wasi_http_incoming_handler().call_handle(store, req, out).await
+        });
+        match receiver.await {
+            Ok(Ok(mut resp)) => {
+                let handled = start.elapsed();
+                let instantiated = inst_rx.await.unwrap_or_default();
+                let headers = resp.headers_mut();
+                headers.insert("x-edgebench-instantiate-ns", (instantiated.as_nanos() as u64).into());
+                headers.insert("x-edgebench-handle-ns", (handled.as_nanos() as u64).into());
+                Ok(resp)
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => {
+                let e = match task.await {
+                    Ok(Ok(())) => anyhow!("guest never set a response"),
+                    Ok(Err(e)) => e,
+                    Err(e) => e.into(),
+                };
+                Err(e.context("guest never set a response"))
+            }
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! The `hello` workload as a wasi:http proxy component.
+edgebench_workload_wasi_http::workload_component!(edgebench_workload_core::Workload::Hello);
