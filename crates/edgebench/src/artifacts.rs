@@ -24,9 +24,8 @@ impl Artifacts {
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
         let source = source.canonicalize().unwrap_or(source);
-        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| source.join("target"));
+        let target_dir =
+            std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| source.join("target"));
         Artifacts { source, target_dir }
     }
 

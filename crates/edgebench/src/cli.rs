@@ -144,7 +144,10 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
     println!("report: {}", campaign.dir.join(report::REPORT_MD).display());
     println!("samples: {}", campaign.dir.join(crate::store::RESULTS_FILE).display());
     if outcome == Outcome::Interrupted {
-        bail!("campaign interrupted; every sample so far is stored: resume with `edgebench run --resume {}`", campaign.dir.display());
+        bail!(
+            "campaign interrupted; every sample so far is stored: resume with `edgebench run --resume {}`",
+            campaign.dir.display()
+        );
     }
     Ok(())
 }
@@ -155,7 +158,12 @@ fn conformance_all(runtimes: Option<String>, artifacts: Artifacts) -> Result<()>
     for sub in ["logs", "state", "home"] {
         std::fs::create_dir_all(work.join(sub))?;
     }
-    let ctx = Context { artifacts: &artifacts, work_dir: work.clone(), env: campaign::controlled_env(&work) };
+    let ctx = Context {
+        campaign_id: format!("conformance-{}", std::process::id()),
+        artifacts: &artifacts,
+        work_dir: work.clone(),
+        env: campaign::controlled_env(&work),
+    };
     let wanted: Option<Vec<String>> = runtimes.map(|r| r.split(',').map(|s| s.trim().to_string()).collect());
     let mut failures = 0;
     for r in runtime::all() {

@@ -23,11 +23,8 @@ const WATCHED_VARS: &[&str] = &[
 /// How guests of a VMM would run here.
 pub fn virtualization() -> Value {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let flags: Vec<&str> = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("flags"))
-        .map(|l| l.split_whitespace().collect())
-        .unwrap_or_default();
+    let flags: Vec<&str> =
+        cpuinfo.lines().find(|l| l.starts_with("flags")).map(|l| l.split_whitespace().collect()).unwrap_or_default();
     let has = |f: &str| flags.contains(&f);
     let module = |m: &str| Path::new("/sys/module").join(m).exists();
     let kvm_dev = Path::new("/dev/kvm").exists();

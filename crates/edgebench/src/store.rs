@@ -127,7 +127,10 @@ impl Store {
     pub fn open_existing(dir: &Path) -> Result<Store> {
         let path = dir.join(RESULTS_FILE);
         if !path.exists() {
-            anyhow::bail!("{} has no {RESULTS_FILE}: is it a campaign directory written by `edgebench run`?", dir.display());
+            anyhow::bail!(
+                "{} has no {RESULTS_FILE}: is it a campaign directory written by `edgebench run`?",
+                dir.display()
+            );
         }
         Store::open(&path)
     }
@@ -206,8 +209,20 @@ impl Store {
             )?;
             for s in samples {
                 stmt.execute(params![
-                    campaign, s.runtime, s.variant, s.workload, s.metric, s.phase, s.firewall, s.repetition,
-                    s.seq, s.value, s.unit, s.ts_ns, s.ok, s.error
+                    campaign,
+                    s.runtime,
+                    s.variant,
+                    s.workload,
+                    s.metric,
+                    s.phase,
+                    s.firewall,
+                    s.repetition,
+                    s.seq,
+                    s.value,
+                    s.unit,
+                    s.ts_ns,
+                    s.ok,
+                    s.error
                 ])?;
             }
         }
@@ -258,9 +273,8 @@ impl Store {
 
     /// Trials that need not run again on resume (done or failed for good).
     pub fn finished_trials(&self, campaign: &str) -> Result<std::collections::HashSet<usize>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT trial FROM trials WHERE campaign = ?1 AND status IN ('done', 'failed')")?;
+        let mut stmt =
+            self.conn.prepare("SELECT trial FROM trials WHERE campaign = ?1 AND status IN ('done', 'failed')")?;
         let rows = stmt.query_map([campaign], |r| r.get::<_, i64>(0))?;
         Ok(rows.filter_map(|r| r.ok()).map(|t| t as usize).collect())
     }

@@ -50,10 +50,7 @@ pub fn expected_probe_body(workload: Workload) -> Vec<u8> {
 
 /// The conformance sequence, sent after the probe on one instance.
 pub fn conformance_requests(workload: Workload) -> Vec<HttpRequest> {
-    let mut all = vec![
-        HttpRequest::new("GET", "/no-such-route", b""),
-        HttpRequest::new("DELETE", "/", b""),
-    ];
+    let mut all = vec![HttpRequest::new("GET", "/no-such-route", b""), HttpRequest::new("DELETE", "/", b"")];
     all.extend(match workload {
         Workload::Hello => vec![HttpRequest::new("GET", "/", b"")],
         Workload::Cpu => vec![
@@ -89,11 +86,7 @@ pub fn reference_responses(workload: Workload, requests: &[HttpRequest]) -> Vec<
     requests
         .iter()
         .map(|r| {
-            let response = handle(
-                workload,
-                &Request { method: r.method, target: &r.target, body: &r.body },
-                &store,
-            );
+            let response = handle(workload, &Request { method: r.method, target: &r.target, body: &r.body }, &store);
             (response.status, response.body)
         })
         .collect()

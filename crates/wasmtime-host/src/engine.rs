@@ -28,9 +28,7 @@ pub fn engine(slots: u32) -> Result<Engine> {
 pub fn compile(input: &str, output: &str) -> Result<()> {
     let engine = engine(0)?;
     let wasm = std::fs::read(input).with_context(|| format!("reading {input}"))?;
-    let bytes = engine
-        .precompile_component(&wasm)
-        .with_context(|| format!("compiling {input}"))?;
+    let bytes = engine.precompile_component(&wasm).with_context(|| format!("compiling {input}"))?;
     std::fs::write(output, bytes).with_context(|| format!("writing {output}"))?;
     Ok(())
 }

@@ -18,9 +18,9 @@
 mod engine;
 mod serve;
 
+use std::time::Instant;
 use wasmtime::error::Context;
 use wasmtime::{bail, Result};
-use std::time::Instant;
 
 fn main() -> Result<()> {
     let started = Instant::now();

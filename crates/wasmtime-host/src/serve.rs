@@ -1,11 +1,11 @@
 use crate::engine::engine;
-use wasmtime::error::Context;
-use wasmtime::{bail, format_err as anyhow, Result};
 use hyper::server::conn::http1;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::error::Context;
 use wasmtime::Store;
+use wasmtime::{bail, format_err as anyhow, Result};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -23,13 +23,8 @@ pub struct Options {
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options> {
-        let mut options = Options {
-            component: String::new(),
-            addr: "127.0.0.1:8080".into(),
-            dir: None,
-            slots: 64,
-            threads: 1,
-        };
+        let mut options =
+            Options { component: String::new(), addr: "127.0.0.1:8080".into(), dir: None, slots: 64, threads: 1 };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let mut value = || it.next().cloned().ok_or_else(|| anyhow!("{arg} needs a value"));
@@ -37,9 +32,8 @@ impl Options {
                 "--addr" => options.addr = value()?,
                 "--dir" => {
                     let v = value()?;
-                    let (host, guest) = v
-                        .split_once("::")
-                        .ok_or_else(|| anyhow!("--dir takes HOST::GUEST, got {v:?}"))?;
+                    let (host, guest) =
+                        v.split_once("::").ok_or_else(|| anyhow!("--dir takes HOST::GUEST, got {v:?}"))?;
                     options.dir = Some((host.into(), guest.into()));
                 }
                 "--pool" => options.slots = value()?.parse::<u32>().context("--pool takes a number")?,
@@ -95,10 +89,7 @@ pub fn main(options: Options, started: Instant) -> Result<()> {
     let runtime = if options.threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(options.threads)
-            .enable_all()
-            .build()?
+        tokio::runtime::Builder::new_multi_thread().worker_threads(options.threads).enable_all().build()?
     };
     let host = Arc::new(Host { pre, dir: options.dir });
     runtime.block_on(async move {
@@ -122,10 +113,7 @@ pub fn main(options: Options, started: Instant) -> Result<()> {
                     let host = host.clone();
                     async move { host.handle(req).await }
                 });
-                let _ = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(client), service)
-                    .await;
+                let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(client), service).await;
             });
         }
     })
@@ -141,10 +129,7 @@ impl Host {
         Ok(RequestState { wasi: wasi.build(), http: WasiHttpCtx::new(), table: ResourceTable::new() })
     }
 
-    async fn handle(
-        &self,
-        req: hyper::Request<hyper::body::Incoming>,
-    ) -> Result<hyper::Response<HyperOutgoingBody>> {
+    async fn handle(&self, req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
         let start = Instant::now();
         let mut store = Store::new(self.pre.engine(), self.new_state()?);
         let (sender, receiver) = tokio::sync::oneshot::channel();

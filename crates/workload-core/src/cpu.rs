@@ -17,10 +17,7 @@ pub fn handle(query: &str) -> Response {
 }
 
 fn parse_n(query: &str) -> Result<u64, String> {
-    let raw = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("n="))
-        .unwrap_or("");
+    let raw = query.split('&').find_map(|pair| pair.strip_prefix("n=")).unwrap_or("");
     if raw.is_empty() {
         return Ok(DEFAULT_N);
     }

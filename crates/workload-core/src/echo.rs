@@ -17,12 +17,8 @@ pub fn handle(body: &[u8]) -> Response {
         Err(_) => return Response::error(400, "body is not valid JSON"),
     };
     let fields = object.len();
-    let transformed: Map<String, Value> =
-        object.into_iter().map(|(k, v)| (k, upper(v))).collect();
-    Response::json(
-        200,
-        serde_json::json!({ "echo": transformed, "fields": fields, "bytes": body.len() }),
-    )
+    let transformed: Map<String, Value> = object.into_iter().map(|(k, v)| (k, upper(v))).collect();
+    Response::json(200, serde_json::json!({ "echo": transformed, "fields": fields, "bytes": body.len() }))
 }
 
 fn upper(value: Value) -> Value {

@@ -10,11 +10,7 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: usize = 1024 * 1024;
 
 /// Serves requests on one connection until the peer closes it or asks to.
-pub fn serve_connection<S: Read + Write>(
-    stream: &mut S,
-    workload: Workload,
-    store: &dyn KvStore,
-) -> io::Result<()> {
+pub fn serve_connection<S: Read + Write>(stream: &mut S, workload: Workload, store: &dyn KvStore) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     loop {
@@ -148,7 +144,8 @@ mod tests {
 
     #[test]
     fn serves_pipelined_keepalive_requests_one_write_each() {
-        let input = b"GET / HTTP/1.1\r\nhost: x\r\n\r\nPOST /echo HTTP/1.1\r\ncontent-length: 9\r\n\r\n{\"a\":\"b\"}".to_vec();
+        let input =
+            b"GET / HTTP/1.1\r\nhost: x\r\n\r\nPOST /echo HTTP/1.1\r\ncontent-length: 9\r\n\r\n{\"a\":\"b\"}".to_vec();
         let mut s = Script { input: io::Cursor::new(input), output: Vec::new(), writes: 0 };
         serve_connection(&mut s, Workload::Hello, &MemoryStore::default()).unwrap();
         let out = String::from_utf8(s.output).unwrap();

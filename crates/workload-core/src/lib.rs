@@ -7,9 +7,9 @@
 
 mod cpu;
 mod echo;
-mod kv;
 #[cfg(feature = "http1")]
 pub mod http1;
+mod kv;
 
 pub use kv::{DirStore, KvStore, MemoryStore};
 

@@ -1,7 +1,6 @@
 use edgebench_workload_core::{handle, DirStore, Request, Workload};
 use wasi::http::types::{
-    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse,
-    ResponseOutparam,
+    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 use wasi::io::streams::StreamError;
 

@@ -21,10 +21,7 @@ macro_rules! workload_component {
         mod component {
             struct Component;
             impl wasi::exports::http::incoming_handler::Guest for Component {
-                fn handle(
-                    request: wasi::http::types::IncomingRequest,
-                    out: wasi::http::types::ResponseOutparam,
-                ) {
+                fn handle(request: wasi::http::types::IncomingRequest, out: wasi::http::types::ResponseOutparam) {
                     $crate::serve($workload, request, out)
                 }
             }

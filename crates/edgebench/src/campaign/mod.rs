@@ -54,11 +54,7 @@ pub struct Campaign {
 impl Campaign {
     /// Creates a new campaign directory (`--out`, or `results/<id>`).
     pub fn create(options: Options, artifacts: Artifacts) -> Result<Campaign> {
-        let id = format!(
-            "{}-{:04x}",
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-            options.seed & 0xffff
-        );
+        let id = format!("{}-{:04x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), options.seed & 0xffff);
         let dir = options.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&id));
         if dir.join(RESULTS_FILE).exists() {
             bail!("{} already holds a campaign: choose another --out, or continue it with --resume", dir.display());
@@ -82,7 +78,13 @@ impl Campaign {
         for sub in ["logs", "state", "home"] {
             std::fs::create_dir_all(work_dir.join(sub))?;
         }
-        let ctx = Context { artifacts: &self.artifacts, work_dir: work_dir.clone(), env: controlled_env(&work_dir) };
+        let artifacts = self.artifacts.clone();
+        let ctx = Context {
+            campaign_id: self.id.clone(),
+            artifacts: &artifacts,
+            work_dir: work_dir.clone(),
+            env: controlled_env(&work_dir),
+        };
         let resuming = self.store.campaign()?.is_some();
         let runtimes = self.select_runtimes()?;
         let detections = self.detect(&runtimes)?;
@@ -107,20 +109,56 @@ impl Campaign {
             .filter(|(r, _)| detections[r.name()].available)
             .collect();
         let trials = plan(&available, &self.options.workloads, self.options.reps, self.options.seed);
-        let finished = self.store.finished_trials(&self.id)?;
 
-        for (runtime, variant) in &available {
-            for &workload in &self.options.workloads {
-                runtime.prepare(&ctx, workload, variant)?;
+        let result = self.run_trials(&ctx, &available, &trials, interrupted);
+        for r in &runtimes {
+            if detections[r.name()].available {
+                r.teardown(&ctx);
             }
         }
-        let pending: Vec<(usize, &TrialKey)> = trials.iter().enumerate().filter(|(i, _)| !finished.contains(i)).collect();
+        let _ = std::fs::remove_dir_all(work_dir.join("state"));
+        let _ = std::fs::remove_dir_all(work_dir.join("home"));
+        let failures = result?;
+
+        let outcome = if interrupted.load(Ordering::SeqCst) { Outcome::Interrupted } else { Outcome::Finished };
+        let status = if outcome == Outcome::Finished { "finished" } else { "interrupted" };
+        self.store.set_campaign_status(&self.id, status, Some(now_ns()))?;
+        if failures > 0 {
+            eprintln!("edgebench: {failures} trial(s) failed; their samples are stored with ok=0 and the error");
+        }
+        report::write(&self.dir)?;
+        Ok(outcome)
+    }
+
+    /// Sets up runtimes, warms up, then runs every pending trial; returns the
+    /// number of failed trials.
+    fn run_trials(
+        &mut self,
+        ctx: &Context<'_>,
+        available: &[(&dyn Runtime, &'static str)],
+        trials: &[TrialKey],
+        interrupted: &AtomicBool,
+    ) -> Result<usize> {
+        let mut set_up = std::collections::HashSet::new();
+        for (runtime, variant) in available {
+            if set_up.insert(runtime.name()) {
+                runtime.setup(ctx).with_context(|| format!("setting up {}", runtime.name()))?;
+            }
+            for &workload in &self.options.workloads {
+                runtime.prepare(ctx, workload, variant)?;
+            }
+        }
+        let finished = self.store.finished_trials(&self.id)?;
+        let pending: Vec<(usize, &TrialKey)> =
+            trials.iter().enumerate().filter(|(i, _)| !finished.contains(i)).collect();
         if self.options.warmup {
-            self.warm_up(&ctx, &available, interrupted);
+            self.warm_up(ctx, available, interrupted);
         }
 
         let bar = ProgressBar::new(pending.len() as u64);
-        bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} trials, {elapsed} ({eta} left) {msg}").unwrap());
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} trials, {elapsed} ({eta} left) {msg}").unwrap(),
+        );
         let by_name: HashMap<&str, &dyn Runtime> = available.iter().map(|(r, _)| (r.name(), *r)).collect();
         let mut failures = 0;
         for (index, key) in pending {
@@ -131,8 +169,8 @@ impl Campaign {
             let db_key = (key.runtime.as_str(), key.variant.as_str(), key.workload.name(), key.repetition);
             self.store.delete_partial_trial(&self.id, db_key)?;
             let runtime = by_name[key.runtime.as_str()];
-            let result = trial::Trial { runtime, key, options: &self.options, ctx: &ctx, interrupted }
-                .run(&mut self.store, &self.id);
+            let result =
+                trial::Trial { runtime, key, options: &self.options, ctx, interrupted }.run(&mut self.store, &self.id);
             let (status, error) = match result {
                 Ok(()) => ("done", String::new()),
                 Err(trial::Failure::Interrupted) => ("interrupted", "interrupted".to_string()),
@@ -146,17 +184,7 @@ impl Campaign {
             bar.inc(1);
         }
         bar.finish_and_clear();
-        let _ = std::fs::remove_dir_all(work_dir.join("state"));
-        let _ = std::fs::remove_dir_all(work_dir.join("home"));
-
-        let outcome = if interrupted.load(Ordering::SeqCst) { Outcome::Interrupted } else { Outcome::Finished };
-        let status = if outcome == Outcome::Finished { "finished" } else { "interrupted" };
-        self.store.set_campaign_status(&self.id, status, Some(now_ns()))?;
-        if failures > 0 {
-            eprintln!("edgebench: {failures} trial(s) failed; their samples are stored with ok=0 and the error");
-        }
-        report::write(&self.dir)?;
-        Ok(outcome)
+        Ok(failures)
     }
 
     fn select_runtimes(&self) -> Result<Vec<Box<dyn Runtime>>> {
@@ -186,10 +214,8 @@ impl Campaign {
     fn record_runtimes(&self, runtimes: &[Box<dyn Runtime>], detections: &HashMap<&str, Detection>) -> Result<()> {
         for r in runtimes {
             let d = &detections[r.name()];
-            let notes: serde_json::Map<String, serde_json::Value> = Workload::ALL
-                .iter()
-                .filter_map(|w| r.notes(*w).map(|n| (w.name().to_string(), n.into())))
-                .collect();
+            let notes: serde_json::Map<String, serde_json::Value> =
+                Workload::ALL.iter().filter_map(|w| r.notes(*w).map(|n| (w.name().to_string(), n.into()))).collect();
             for v in r.variants() {
                 self.store.upsert_runtime(
                     &self.id,
@@ -213,7 +239,8 @@ impl Campaign {
     fn warm_up(&self, ctx: &Context<'_>, available: &[(&dyn Runtime, &'static str)], interrupted: &AtomicBool) {
         for (runtime, variant) in available {
             for &workload in &self.options.workloads {
-                let key = TrialKey { runtime: runtime.name().into(), variant: variant.to_string(), workload, repetition: 0 };
+                let key =
+                    TrialKey { runtime: runtime.name().into(), variant: variant.to_string(), workload, repetition: 0 };
                 if let Err(e) = trial::warm_up(*runtime, &key, ctx, interrupted) {
                     eprintln!("edgebench: warm-up of {} failed: {e}", key.label());
                 }

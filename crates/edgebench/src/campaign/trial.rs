@@ -63,11 +63,15 @@ impl Trial<'_> {
             Err(f) => return Err(f),
         };
         if self.options.wants(Metric::ColdStart) {
-            write(vec![
+            let mut samples = vec![
                 self.sample("cold_start", "", 0, ms(ready.response), "ms"),
                 self.sample("cold_start_accept", "", 0, ms(ready.accept), "ms"),
                 self.sample("probe_interval", "", 0, ready.mean_interval.as_nanos() as f64 / 1e3, "us"),
-            ])?;
+            ];
+            for (phase, at) in instance.launch_phases() {
+                samples.push(self.sample(&format!("cold_start_{phase}"), "", 0, ms(at), "ms"));
+            }
+            write(samples)?;
         }
         let boot_cpu = resources::cpu_ns(&instance.pids());
         write(self.resources(instance.as_ref(), "after_boot", "boot", boot_cpu))?;
@@ -87,21 +91,23 @@ impl Trial<'_> {
         let workload = self.key.workload;
         if self.options.wants(Metric::WarmStart) {
             let mut samples = Vec::new();
-            for seq in 0..self.options.warm_starts as u32 {
-                match self.runtime.warm_start(instance, workload) {
+            'warm: for seq in 0..self.options.warm_starts as u32 {
+                match instance.warm_start(workload) {
                     WarmStart::NotApplicable(why) => {
                         samples.push(self.failed("warm_start", "", &format!("not applicable: {why}")));
                         break;
                     }
-                    WarmStart::Measured { client, internal } => {
-                        samples.push(self.sample("warm_start", "", seq, ms(client), "ms"));
-                        if let Some(internal) = internal {
-                            samples.push(self.sample("warm_start_internal", "", seq, ms(internal), "ms"));
+                    WarmStart::Measured(kinds) => {
+                        for w in kinds {
+                            samples.push(self.sample("warm_start", &w.phase, seq, ms(w.client), "ms"));
+                            if let Some(internal) = w.internal {
+                                samples.push(self.sample("warm_start_internal", &w.phase, seq, ms(internal), "ms"));
+                            }
                         }
                     }
                     WarmStart::Failed(e) => {
                         samples.push(self.failed("warm_start", "", &e));
-                        break;
+                        break 'warm;
                     }
                 }
             }
@@ -110,10 +116,9 @@ impl Trial<'_> {
 
         let host = instance.addr().to_string();
         let request = latency_request(workload);
-        for (metric, wanted, close) in [
-            ("latency_keepalive", Metric::LatencyKeepalive, false),
-            ("latency_newconn", Metric::LatencyNewconn, true),
-        ] {
+        for (metric, wanted, close) in
+            [("latency_keepalive", Metric::LatencyKeepalive, false), ("latency_newconn", Metric::LatencyNewconn, true)]
+        {
             if !self.options.wants(wanted) {
                 continue;
             }
@@ -167,6 +172,11 @@ impl Trial<'_> {
         if self.options.wants(Metric::Cpu) {
             out.push(self.sample("cpu_time", cpu_phase, 0, cpu_ns as f64 / 1e6, "ms"));
         }
+        if self.options.wants(Metric::Memory) || self.options.wants(Metric::Cpu) {
+            for extra in instance.extra_resources() {
+                out.push(self.sample(&extra.metric, memory_phase, 0, extra.value, &extra.unit));
+            }
+        }
         out
     }
 
@@ -211,9 +221,7 @@ pub fn launch_until_ready(
         timeout: runtime.ready_timeout(&key.variant),
         interrupted,
     };
-    let mut instance = runtime
-        .launch(ctx, &spec)
-        .map_err(|e| Failure::Failed(format!("launch: {e:#}")))?;
+    let mut instance = runtime.launch(ctx, &spec).map_err(|e| Failure::Failed(format!("launch: {e:#}")))?;
     let t0 = instance.launched_at();
     match probe.wait(t0, &mut || instance.exited()) {
         Ok(ready) => Ok((instance, ready)),
@@ -230,7 +238,12 @@ pub fn launch_until_ready(
 }
 
 /// An unrecorded launch (page cache, compile caches).
-pub fn warm_up(runtime: &dyn Runtime, key: &TrialKey, ctx: &Context<'_>, interrupted: &AtomicBool) -> Result<(), String> {
+pub fn warm_up(
+    runtime: &dyn Runtime,
+    key: &TrialKey,
+    ctx: &Context<'_>,
+    interrupted: &AtomicBool,
+) -> Result<(), String> {
     match launch_until_ready(runtime, key, ctx, interrupted) {
         Ok((mut instance, _)) => instance.stop().map_err(|e| e.to_string()),
         Err(Failure::Failed(e)) => Err(e),

@@ -84,9 +84,7 @@ pub fn read_response<R: Read>(stream: &mut R) -> io::Result<Response> {
 }
 
 fn read_body<R: Read>(stream: &mut R, response: &Response, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
-    let chunked = response
-        .header("transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let chunked = response.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     if chunked {
         return read_chunked(stream, buf);
     }

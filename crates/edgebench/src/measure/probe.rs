@@ -31,7 +31,10 @@ pub struct Ready {
 pub enum NotReady {
     /// The instance is gone (its text says how it ended).
     Exited(String),
-    TimedOut { after: Duration, last_error: String },
+    TimedOut {
+        after: Duration,
+        last_error: String,
+    },
     Interrupted,
 }
 
@@ -72,17 +75,9 @@ impl Probe<'_> {
                     match http::exchange(&mut stream, self.request) {
                         Ok(r) if r.status == 200 && r.body == self.expected_body => {
                             let response = t0.elapsed();
-                            let mean_interval = if attempts > 1 {
-                                first_attempt.elapsed() / attempts
-                            } else {
-                                Duration::ZERO
-                            };
-                            return Ok(Ready {
-                                accept: accept.unwrap_or(response),
-                                response,
-                                attempts,
-                                mean_interval,
-                            });
+                            let mean_interval =
+                                if attempts > 1 { first_attempt.elapsed() / attempts } else { Duration::ZERO };
+                            return Ok(Ready { accept: accept.unwrap_or(response), response, attempts, mean_interval });
                         }
                         Ok(r) => {
                             last_error = format!(

@@ -81,7 +81,9 @@ pub fn cpu_ns(pids: &[u32]) -> u64 {
         let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { continue };
         for task in tasks.flatten() {
             let path = task.path().join("schedstat");
-            if let Some(ns) = fs::read_to_string(path).ok().and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok()) {
+            if let Some(ns) =
+                fs::read_to_string(path).ok().and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            {
                 total += ns;
             }
         }

@@ -23,11 +23,7 @@ pub const METRICS: &[(&str, &str)] = &[
 ];
 
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace(['\n', '\r'], " ")
+    s.replace('\\', "\\\\").replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;").replace(['\n', '\r'], " ")
 }
 
 fn fmt(x: f64) -> String {
@@ -87,7 +83,10 @@ pub fn headline_table(cells: &[Cell]) -> String {
             .map(|c| format!("{} / {}", fmt(c.median), fmt(c.p99)))
             .unwrap_or_else(|| "–".into());
         let nc = get("latency_newconn", "").filter(|c| c.n > 0).map(|c| fmt(c.median)).unwrap_or_else(|| "–".into());
-        let pss = get("memory_pss", "after_boot").filter(|c| c.n > 0).map(|c| fmt(c.median / 1024.0)).unwrap_or_else(|| "–".into());
+        let pss = get("memory_pss", "after_boot")
+            .filter(|c| c.n > 0)
+            .map(|c| fmt(c.median / 1024.0))
+            .unwrap_or_else(|| "–".into());
         let (cold_s, cold_r) = match cold {
             Some(c) if c.n == 0 => (format!("failed ({})", c.failed), "–".into()),
             Some(c) => (median_with_ci(c), ratio(c)),
@@ -143,7 +142,9 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
         let _ = writeln!(out, "\n### {metric} ({unit})\n\n{definition}\n");
         out.push_str("| workload | runtime | variant | phase | n (failed) | median [95% CI] | p90 | p99 | max | CV | × native [95% CI] |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         let mut rows = rows;
-        rows.sort_by(|a, b| (&a.workload, &a.runtime, &a.variant, &a.phase).cmp(&(&b.workload, &b.runtime, &b.variant, &b.phase)));
+        rows.sort_by(|a, b| {
+            (&a.workload, &a.runtime, &a.variant, &a.phase).cmp(&(&b.workload, &b.runtime, &b.variant, &b.phase))
+        });
         for c in rows {
             if c.n == 0 {
                 let _ = writeln!(
@@ -177,10 +178,8 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
         }
     }
 
-    let failures: BTreeMap<(String, String, String), (usize, String)> = samples
-        .iter()
-        .filter(|s| !s.ok && !s.error.starts_with("not applicable"))
-        .fold(BTreeMap::new(), |mut m, s| {
+    let failures: BTreeMap<(String, String, String), (usize, String)> =
+        samples.iter().filter(|s| !s.ok && !s.error.starts_with("not applicable")).fold(BTreeMap::new(), |mut m, s| {
             let e = m.entry((s.runtime.clone(), s.variant.clone(), s.metric.clone())).or_insert((0, s.error.clone()));
             e.0 += 1;
             m
@@ -188,7 +187,15 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
     if !failures.is_empty() {
         out.push_str("\n## Failures\n\nFailed measurements are stored with `ok = 0` and their error; they are not in the statistics above.\n\n");
         for ((runtime, variant, metric), (count, first)) in failures {
-            let _ = writeln!(out, "- {} ({}) {}: {} failed; first: {}", esc(&runtime), esc(&variant), esc(&metric), count, esc(&short(&first)));
+            let _ = writeln!(
+                out,
+                "- {} ({}) {}: {} failed; first: {}",
+                esc(&runtime),
+                esc(&variant),
+                esc(&metric),
+                count,
+                esc(&short(&first))
+            );
         }
     }
 
@@ -233,7 +240,13 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
         if let Some(map) = r.notes.as_object() {
             for (workload, note) in map {
                 if seen.insert((r.runtime.clone(), workload.clone())) {
-                    let _ = writeln!(notes, "- {} / {}: {}", esc(&r.runtime), esc(workload), esc(note.as_str().unwrap_or("")));
+                    let _ = writeln!(
+                        notes,
+                        "- {} / {}: {}",
+                        esc(&r.runtime),
+                        esc(workload),
+                        esc(note.as_str().unwrap_or(""))
+                    );
                 }
             }
         }

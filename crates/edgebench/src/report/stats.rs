@@ -158,8 +158,15 @@ mod tests {
         let a: Vec<f64> = (0..200).map(|i| 2.0 + (i % 10) as f64 * 0.01).collect();
         let b: Vec<f64> = (0..200).map(|i| 1.0 + (i % 10) as f64 * 0.005).collect();
         let (lo, hi) = ratio_of_medians_ci(&a, &b, 0.95, 1000, 1);
-        let point = median(&{ let mut s = a.clone(); s.sort_by(f64::total_cmp); s })
-            / median(&{ let mut s = b.clone(); s.sort_by(f64::total_cmp); s });
+        let point = median(&{
+            let mut s = a.clone();
+            s.sort_by(f64::total_cmp);
+            s
+        }) / median(&{
+            let mut s = b.clone();
+            s.sort_by(f64::total_cmp);
+            s
+        });
         assert!(lo <= point && point <= hi, "{lo} <= {point} <= {hi}");
         assert!(hi - lo < 0.1);
         assert_eq!(ratio_of_medians_ci(&a, &b, 0.95, 1000, 1), (lo, hi), "seeded: reproducible");

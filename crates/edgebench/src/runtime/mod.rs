@@ -17,11 +17,7 @@ use std::time::{Duration, Instant};
 
 /// Every runtime edgebench knows, in report order.
 pub fn all() -> Vec<Box<dyn Runtime>> {
-    vec![
-        Box::new(native::Native),
-        Box::new(wasmtime_embedded::WasmtimeEmbedded),
-        Box::new(wasmtime_cli::WasmtimeCli),
-    ]
+    vec![Box::new(native::Native), Box::new(wasmtime_embedded::WasmtimeEmbedded), Box::new(wasmtime_cli::WasmtimeCli)]
 }
 
 /// The runtime every ratio in the report is taken against.
@@ -49,6 +45,9 @@ impl Detection {
 
 /// What a backend needs from the campaign.
 pub struct Context<'a> {
+    /// Labels everything a backend creates outside its processes (containers,
+    /// images, namespaces), so that leftovers of a crashed campaign are found.
+    pub campaign_id: String,
     pub artifacts: &'a Artifacts,
     /// Scratch space of this campaign: logs, state directories, a private HOME.
     pub work_dir: PathBuf,
@@ -64,18 +63,32 @@ pub struct LaunchSpec<'a> {
     pub label: String,
 }
 
-/// One warm start: a new instance of the workload on a runtime whose process
+/// Warm starts: a new instance of the workload on a runtime whose process
 /// and compiled artifact are already loaded.
 #[derive(Debug)]
 pub enum WarmStart {
     NotApplicable(String),
-    Measured {
-        /// From the client: request sent on a new connection → response read.
-        client: Duration,
-        /// Inside the runtime, where it reports it (instantiate + handle).
-        internal: Option<Duration>,
-    },
+    /// One or more kinds of warm start (e.g. Docker: `restart`, `unpause`).
+    Measured(Vec<WarmSample>),
     Failed(String),
+}
+
+#[derive(Debug)]
+pub struct WarmSample {
+    /// The kind of warm start, stored as the sample's phase ("" when one kind).
+    pub phase: String,
+    /// From the client: the action that makes the new instance → first response read.
+    pub client: Duration,
+    /// Inside the runtime, where it reports it (e.g. instantiate).
+    pub internal: Option<Duration>,
+}
+
+/// What varies by instance beyond its processes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExtraResource {
+    pub metric: String,
+    pub value: f64,
+    pub unit: String,
 }
 
 pub trait Runtime {
@@ -99,9 +112,13 @@ pub trait Runtime {
     fn ready_timeout(&self, _variant: &str) -> Duration {
         Duration::from_secs(30)
     }
-    fn warm_start(&self, _instance: &mut dyn Instance, _workload: Workload) -> WarmStart {
-        WarmStart::NotApplicable("this runtime has no instance apart from its process: every start is a cold start".into())
+    /// Once per campaign, before anything else (e.g. start a daemon, remove
+    /// leftovers of a crashed campaign).
+    fn setup(&self, _ctx: &Context<'_>) -> Result<()> {
+        Ok(())
     }
+    /// Once per campaign at the end, on every path (stop what `setup` started).
+    fn teardown(&self, _ctx: &Context<'_>) {}
 }
 
 /// A running instance of a workload.
@@ -117,23 +134,38 @@ pub trait Instance {
     fn stop(&mut self) -> Result<()>;
     /// The end of the instance's log, for error messages.
     fn log_tail(&self) -> String;
+    /// Intermediate events of the launch, as durations since t0, stored as
+    /// metrics `cold_start_<name>` (e.g. Docker's `create`, `start`).
+    fn launch_phases(&self) -> Vec<(String, Duration)> {
+        Vec::new()
+    }
+    /// Resource figures beyond the processes' PSS/RSS/CPU (e.g. cgroup memory).
+    fn extra_resources(&self) -> Vec<ExtraResource> {
+        Vec::new()
+    }
+    fn warm_start(&mut self, _workload: Workload) -> WarmStart {
+        WarmStart::NotApplicable(
+            "this runtime has no instance apart from its process: every start is a cold start".into(),
+        )
+    }
 }
 
 /// Warm start where a runtime makes a fresh instance per request: one request
 /// on a new connection. `internal_header` names the response header in which
 /// the runtime reports its own instantiate+handle time, if it does.
-pub fn warm_start_per_request(instance: &dyn Instance, workload: Workload, internal_header: Option<&str>) -> WarmStart {
+pub fn warm_start_per_request(addr: SocketAddr, workload: Workload, internal_header: Option<&str>) -> WarmStart {
     let request: HttpRequest = latency_request(workload);
-    let bytes = http::encode(&request, &instance.addr().to_string(), true);
+    let bytes = http::encode(&request, &addr.to_string(), true);
     let start = Instant::now();
-    match http::one_shot(instance.addr(), &bytes, Duration::from_secs(10)) {
-        Ok(r) if r.status == 200 => WarmStart::Measured {
+    match http::one_shot(addr, &bytes, Duration::from_secs(10)) {
+        Ok(r) if r.status == 200 => WarmStart::Measured(vec![WarmSample {
+            phase: String::new(),
             client: start.elapsed(),
             internal: internal_header
                 .and_then(|h| r.header(h))
                 .and_then(|v| v.parse::<u64>().ok())
                 .map(Duration::from_nanos),
-        },
+        }]),
         Ok(r) => WarmStart::Failed(format!("status {}", r.status)),
         Err(e) => WarmStart::Failed(e.to_string()),
     }

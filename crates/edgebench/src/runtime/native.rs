@@ -1,7 +1,7 @@
 //! `native`: the static musl workload server as a plain process. The floor
 //! every other number is read against.
 
-use super::process::spawn;
+use super::process::{spawn, WarmMode};
 use super::{Context, Detection, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
 use anyhow::Result;
@@ -28,13 +28,14 @@ impl Runtime for Native {
     }
 
     fn notes(&self, workload: crate::Workload) -> Option<String> {
-        (workload == crate::Workload::Kv).then(|| "kv state in process memory (one server process serves every request)".into())
+        (workload == crate::Workload::Kv)
+            .then(|| "kv state in process memory (one server process serves every request)".into())
     }
 
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
         let mut command = Command::new(ctx.artifacts.native_server());
         command.arg(spec.workload.name()).arg(spec.addr.to_string());
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None)?))
+        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))
     }
 }

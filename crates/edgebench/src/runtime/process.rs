@@ -4,7 +4,8 @@
 //! it started), dies with edgebench (parent-death signal), gets exactly the
 //! campaign's controlled environment, and logs to its own file.
 
-use super::Instance;
+use super::{warm_start_per_request, Instance, WarmStart};
+use crate::Workload;
 use anyhow::{Context as _, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -26,6 +27,17 @@ pub struct ProcessInstance {
     scratch: Option<PathBuf>,
     exit: Option<String>,
     stopped: bool,
+    warm: WarmMode,
+}
+
+/// What a warm start is for a process runtime.
+#[derive(Clone, Copy, Debug)]
+pub enum WarmMode {
+    /// One process is one instance: every start is a cold start.
+    None,
+    /// The runtime makes a fresh instance per request; `internal_header`
+    /// names the response header carrying its own instantiate time.
+    PerRequest { internal_header: Option<&'static str> },
 }
 
 /// Spawns `command` as an instance. t0 is taken right before `spawn`.
@@ -35,6 +47,7 @@ pub fn spawn(
     addr: SocketAddr,
     log: PathBuf,
     scratch: Option<PathBuf>,
+    warm: WarmMode,
 ) -> Result<ProcessInstance> {
     let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     command
@@ -46,15 +59,11 @@ pub fn spawn(
         .process_group(0);
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
-        command.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
-        });
+        command.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
     }
     let launched_at = Instant::now();
-    let child = command
-        .spawn()
-        .with_context(|| format!("starting {:?}", command.get_program()))?;
-    Ok(ProcessInstance { child, addr, launched_at, log, scratch, exit: None, stopped: false })
+    let child = command.spawn().with_context(|| format!("starting {:?}", command.get_program()))?;
+    Ok(ProcessInstance { child, addr, launched_at, log, scratch, exit: None, stopped: false, warm })
 }
 
 impl ProcessInstance {
@@ -115,6 +124,15 @@ impl Instance for ProcessInstance {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(5)..].join(" | ")
+    }
+
+    fn warm_start(&mut self, workload: Workload) -> WarmStart {
+        match self.warm {
+            WarmMode::None => {
+                WarmStart::NotApplicable("one process is one instance: every start is a cold start".into())
+            }
+            WarmMode::PerRequest { internal_header } => warm_start_per_request(self.addr, workload, internal_header),
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! `wasmtime`: the official CLI's `wasmtime serve`, with its compile cache
 //! (`cache`) and with a compile at every launch (`nocache`, `-C cache=n`).
 
-use super::process::{scratch_dir, spawn};
-use super::{warm_start_per_request, Context, Detection, Instance, LaunchSpec, Runtime, WarmStart};
+use super::process::{scratch_dir, spawn, WarmMode};
+use super::{Context, Detection, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
 use crate::Workload;
 use anyhow::{Context as _, Result};
@@ -61,7 +61,10 @@ impl Runtime for WasmtimeCli {
             return Detection::missing(format!("wasmtime CLI not found: {how}"));
         };
         if !super::is_executable(&path) {
-            return Detection::missing(format!("{} is not executable (PyPI wheels drop the exec bit): chmod +x it", path.display()));
+            return Detection::missing(format!(
+                "{} is not executable (PyPI wheels drop the exec bit): chmod +x it",
+                path.display()
+            ));
         }
         match super::version_of(&path, &["--version"]) {
             Some(v) => Detection::found(v, path),
@@ -95,10 +98,6 @@ impl Runtime for WasmtimeCli {
         };
         command.arg(ctx.artifacts.component(spec.workload));
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, scratch)?))
-    }
-
-    fn warm_start(&self, instance: &mut dyn Instance, workload: Workload) -> WarmStart {
-        warm_start_per_request(instance, workload, None)
+        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, scratch, WarmMode::PerRequest { internal_header: None })?))
     }
 }

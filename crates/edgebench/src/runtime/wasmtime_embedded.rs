@@ -2,8 +2,8 @@
 //! (crates/wasmtime-host), serving a precompiled component with `InstancePre`
 //! and a small pooling allocator: the fastest Wasm path.
 
-use super::process::{scratch_dir, spawn};
-use super::{warm_start_per_request, Context, Detection, Instance, LaunchSpec, Runtime, WarmStart};
+use super::process::{scratch_dir, spawn, WarmMode};
+use super::{Context, Detection, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
 use crate::Workload;
 use anyhow::Result;
@@ -39,10 +39,12 @@ impl Runtime for WasmtimeEmbedded {
 
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
         let mut command = Command::new(ctx.artifacts.wasmtime_host());
-        command
-            .arg("serve")
-            .arg(ctx.artifacts.precompiled(spec.workload))
-            .args(["--addr", &spec.addr.to_string(), "--pool", &POOL_SLOTS.to_string()]);
+        command.arg("serve").arg(ctx.artifacts.precompiled(spec.workload)).args([
+            "--addr",
+            &spec.addr.to_string(),
+            "--pool",
+            &POOL_SLOTS.to_string(),
+        ]);
         let scratch = if spec.workload == Workload::Kv {
             let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
             command.arg("--dir").arg(format!("{}::{}", dir.display(), "/data"));
@@ -51,10 +53,13 @@ impl Runtime for WasmtimeEmbedded {
             None
         };
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, scratch)?))
-    }
-
-    fn warm_start(&self, instance: &mut dyn Instance, workload: Workload) -> WarmStart {
-        warm_start_per_request(instance, workload, Some("x-edgebench-instantiate-ns"))
+        Ok(Box::new(spawn(
+            command,
+            &ctx.env,
+            spec.addr,
+            log,
+            scratch,
+            WarmMode::PerRequest { internal_header: Some("x-edgebench-instantiate-ns") },
+        )?))
     }
 }
