@@ -77,7 +77,12 @@ impl RunArgs {
     pub fn options(&self) -> Result<Options> {
         let mut o = Options::default();
         if let Some(r) = &self.runtimes {
-            o.runtimes = Some(r.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+            let names: Vec<String> = r.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            let known: Vec<&str> = runtime::all().iter().map(|r| r.name()).collect();
+            if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
+                bail!("unknown runtime {unknown:?}: known runtimes are {}", known.join(", "));
+            }
+            o.runtimes = Some(names);
         }
         if let Some(w) = &self.workloads {
             o.workloads = campaign::parse_workloads(w)?;

@@ -49,6 +49,8 @@ pub struct Campaign {
     options: Options,
     store: Store,
     artifacts: Artifacts,
+    /// The backends to choose from (default: `runtime::all()`).
+    backends: Option<Vec<Box<dyn Runtime>>>,
 }
 
 impl Campaign {
@@ -61,7 +63,7 @@ impl Campaign {
         }
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let store = Store::open(&dir.join(RESULTS_FILE))?;
-        Ok(Campaign { id, dir, options, store, artifacts })
+        Ok(Campaign { id, dir, options, store, artifacts, backends: None })
     }
 
     /// Reopens an interrupted campaign with its stored options and seed.
@@ -70,7 +72,18 @@ impl Campaign {
         let row = store.campaign()?.with_context(|| format!("{} holds no campaign", dir.display()))?;
         let options: Options = serde_json::from_value(row.config.clone())
             .context("the stored campaign options are unreadable (written by another edgebench version?)")?;
-        Ok(Campaign { id: row.id, dir: dir.to_path_buf(), options, store, artifacts })
+        Ok(Campaign { id: row.id, dir: dir.to_path_buf(), options, store, artifacts, backends: None })
+    }
+
+    /// Uses these backends instead of every built-in one (for embedders and
+    /// tests that bring a runtime of their own).
+    pub fn with_backends(mut self, backends: Vec<Box<dyn Runtime>>) -> Campaign {
+        self.backends = Some(backends);
+        self
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
     }
 
     pub fn run(&mut self, interrupted: &AtomicBool) -> Result<Outcome> {
@@ -187,8 +200,8 @@ impl Campaign {
         Ok(failures)
     }
 
-    fn select_runtimes(&self) -> Result<Vec<Box<dyn Runtime>>> {
-        let all = runtime::all();
+    fn select_runtimes(&mut self) -> Result<Vec<Box<dyn Runtime>>> {
+        let all = self.backends.take().unwrap_or_else(runtime::all);
         let Some(wanted) = &self.options.runtimes else { return Ok(all) };
         let known: Vec<&str> = all.iter().map(|r| r.name()).collect();
         for w in wanted {

@@ -60,6 +60,9 @@ impl Runtime for WasmtimeCli {
         let Some(path) = Self::locate() else {
             return Detection::missing(format!("wasmtime CLI not found: {how}"));
         };
+        if !path.exists() {
+            return Detection::missing(format!("{} does not exist: {how}", path.display()));
+        }
         if !super::is_executable(&path) {
             return Detection::missing(format!(
                 "{} is not executable (PyPI wheels drop the exec bit): chmod +x it",

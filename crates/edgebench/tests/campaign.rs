@@ -1,0 +1,132 @@
+//! Campaign robustness: a crashing runtime marks its samples failed and the
+//! campaign goes on; an interrupted campaign keeps every sample and resumes.
+
+mod common;
+
+use common::*;
+use edgebench::artifacts::Artifacts;
+use edgebench::campaign::{Campaign, Outcome};
+use edgebench::runtime::process::{spawn, WarmMode};
+use edgebench::runtime::{self, Context, Detection, Instance, LaunchSpec, Runtime};
+use edgebench::store::Store;
+use edgebench::Workload;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A real process that exits at once: the workload server given a workload
+/// name it does not know.
+struct CrashingRuntime;
+
+impl Runtime for CrashingRuntime {
+    fn name(&self) -> &'static str {
+        "crashing"
+    }
+    fn variants(&self) -> &'static [&'static str] {
+        &["bad-argument"]
+    }
+    fn detect(&self, artifacts: &Artifacts) -> Detection {
+        Detection::found("test", artifacts.native_server())
+    }
+    fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> anyhow::Result<Box<dyn Instance>> {
+        let mut command = Command::new(ctx.artifacts.native_server());
+        command.arg("no-such-workload").arg(spec.addr.to_string());
+        let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
+        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))
+    }
+}
+
+#[test]
+fn a_crashing_runtime_fails_its_samples_and_the_campaign_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = small_options(&["crashing", "native"], &[Workload::Hello], dir.path());
+    let mut backends = runtime::all();
+    backends.push(Box::new(CrashingRuntime));
+    let mut campaign = Campaign::create(options, artifacts()).unwrap().with_backends(backends);
+    assert_eq!(campaign.run(&AtomicBool::new(false)).unwrap(), Outcome::Finished);
+    let samples = samples(dir.path());
+    let crashed: Vec<_> = samples.iter().filter(|s| s.runtime == "crashing").collect();
+    assert_eq!(crashed.len(), 2, "one failed cold start per trial: {crashed:#?}");
+    assert!(crashed.iter().all(|s| !s.ok && s.metric == "cold_start" && s.error.contains("exited before answering")));
+    assert!(
+        crashed[0].error.contains("usage: edgebench-workload"),
+        "the log tail is in the error: {}",
+        crashed[0].error
+    );
+    assert_eq!(ok_values(&samples, "native", "hello", "cold_start").len(), 2, "native still measured");
+    let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(report.contains("## Failures"));
+    assert_eq!(children_left(), Vec::<String>::new());
+}
+
+#[test]
+fn an_interrupted_campaign_keeps_its_samples_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = small_options(&["native"], &[Workload::Hello, Workload::Kv], dir.path());
+    options.reps = 6;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    // Interrupt once a few trials have been stored.
+    let db = dir.path().join("results.sqlite");
+    let watcher = std::thread::spawn(move || {
+        for _ in 0..2000 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let done = rusqlite::Connection::open(&db)
+                .and_then(|c| {
+                    c.query_row("SELECT count(*) FROM trials WHERE status = 'done'", [], |r| r.get::<_, i64>(0))
+                })
+                .unwrap_or(0);
+            if done >= 3 {
+                break;
+            }
+        }
+        flag.store(true, Ordering::SeqCst);
+    });
+    let mut campaign = Campaign::create(options, artifacts()).unwrap();
+    let outcome = campaign.run(&interrupted).unwrap();
+    watcher.join().unwrap();
+    assert_eq!(outcome, Outcome::Interrupted);
+    let before = samples(dir.path());
+    let cold_before = before.iter().filter(|s| s.metric == "cold_start" && s.ok).count();
+    assert!((3..12).contains(&cold_before), "some but not all trials ran: {cold_before}");
+    {
+        let store = Store::open_existing(dir.path()).unwrap();
+        assert_eq!(store.campaign().unwrap().unwrap().status, "interrupted");
+    }
+    assert_eq!(children_left(), Vec::<String>::new(), "nothing left running after the interrupt");
+
+    let mut resumed = Campaign::resume(dir.path(), artifacts()).unwrap();
+    assert_eq!(resumed.run(&AtomicBool::new(false)).unwrap(), Outcome::Finished);
+    let after = samples(dir.path());
+    for w in ["hello", "kv"] {
+        let mut reps: Vec<u32> = ok_values(&after, "native", w, "cold_start").iter().map(|s| s.repetition).collect();
+        reps.sort();
+        assert_eq!(reps, (1..=6).collect::<Vec<_>>(), "{w}: every repetition exactly once");
+    }
+    // Samples stored before the interrupt are still there, unchanged.
+    for s in before.iter().filter(|s| s.metric == "cold_start" && s.ok) {
+        assert!(after.contains(s), "kept: {s:?}");
+    }
+    assert_eq!(children_left(), Vec::<String>::new());
+}
+
+#[test]
+fn the_cli_names_bad_input_and_what_to_do() {
+    let bin = env!("CARGO_BIN_EXE_edgebench");
+    let out = Command::new(bin).args(["run", "--metrics", "speed", "--no-build"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown metric \"speed\"") && err.contains("cold_start"), "{err}");
+
+    let out = Command::new(bin)
+        .args(["run", "--runtimes", "nope", "--no-build", "--out"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("unknown runtime \"nope\": known runtimes are native"), "{err}");
+
+    let out = Command::new(bin).args(["report", "/nonexistent-dir"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("is it a campaign directory"), "{err}");
+}

@@ -1,0 +1,92 @@
+//! Shared by the integration tests: real artifacts, small campaigns, and the
+//! checks that nothing is left running.
+#![allow(dead_code)]
+
+use edgebench::artifacts::Artifacts;
+use edgebench::campaign::{Campaign, Metric, Options, Outcome};
+use edgebench::store::{Sample, Store};
+use edgebench::Workload;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+/// The built artifacts (`edgebench build`, which the test command runs first).
+pub fn artifacts() -> Artifacts {
+    let a = Artifacts::from_env();
+    let missing = a.missing();
+    assert!(
+        missing.is_empty(),
+        "artifacts missing, run `cargo run --release -p edgebench -- build` first: {missing:?}"
+    );
+    a
+}
+
+/// Whether a test that needs `runtime` should run: it runs when the runtime is
+/// detected; otherwise it is skipped with the reason printed, unless
+/// EDGEBENCH_REQUIRE names it (then the test fails: where it is installed, it
+/// must really be tested).
+pub fn available(runtime: &str) -> bool {
+    let artifacts = Artifacts::from_env();
+    let backend = edgebench::runtime::all().into_iter().find(|r| r.name() == runtime).expect("known runtime");
+    let d = backend.detect(&artifacts);
+    if d.available {
+        return true;
+    }
+    let required = std::env::var("EDGEBENCH_REQUIRE").unwrap_or_default();
+    assert!(
+        !required.split(',').any(|r| r.trim() == runtime),
+        "{runtime} is required (EDGEBENCH_REQUIRE) but: {}",
+        d.reason
+    );
+    eprintln!("SKIPPED: {runtime} not measured: {}", d.reason);
+    false
+}
+
+pub fn small_options(runtimes: &[&str], workloads: &[Workload], out: &Path) -> Options {
+    Options {
+        runtimes: Some(runtimes.iter().map(|s| s.to_string()).collect()),
+        workloads: workloads.to_vec(),
+        metrics: Metric::ALL.to_vec(),
+        reps: 2,
+        requests: 20,
+        warmup_requests: 2,
+        warm_starts: 3,
+        seed: 42,
+        out: Some(out.to_path_buf()),
+        warmup: false,
+    }
+}
+
+pub fn run_campaign(options: Options) -> (Outcome, Vec<Sample>) {
+    let dir = options.out.clone().unwrap();
+    let mut campaign = Campaign::create(options, artifacts()).expect("campaign");
+    let outcome = campaign.run(&AtomicBool::new(false)).expect("campaign runs");
+    (outcome, samples(&dir))
+}
+
+pub fn samples(dir: &Path) -> Vec<Sample> {
+    let store = Store::open_existing(dir).unwrap();
+    let id = store.campaign().unwrap().unwrap().id;
+    store.samples(&id).unwrap()
+}
+
+pub fn ok_values<'a>(samples: &'a [Sample], runtime: &str, workload: &str, metric: &str) -> Vec<&'a Sample> {
+    samples.iter().filter(|s| s.runtime == runtime && s.workload == workload && s.metric == metric && s.ok).collect()
+}
+
+/// Processes this test process started that are still running.
+pub fn children_left() -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|s| s.chars().all(|c| c.is_ascii_digit())) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1) == Some(&me.as_str()) {
+            let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ");
+            left.push(format!("{pid} {} {cmd}", fields[0]));
+        }
+    }
+    left
+}

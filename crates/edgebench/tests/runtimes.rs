@@ -1,0 +1,72 @@
+//! The three core runtimes, for real: a small campaign on each, every
+//! workload, every metric; nothing left running afterwards.
+
+mod common;
+
+use common::*;
+use edgebench::campaign::Outcome;
+use edgebench::Workload;
+
+fn check_runtime(runtime: &str, variants: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, samples) = run_campaign(small_options(&[runtime], &Workload::ALL, dir.path()));
+    assert_eq!(outcome, Outcome::Finished);
+    for w in Workload::ALL {
+        let w = w.name();
+        for variant in variants {
+            let cold: Vec<_> =
+                ok_values(&samples, runtime, w, "cold_start").into_iter().filter(|s| s.variant == *variant).collect();
+            assert_eq!(cold.len(), 2, "{runtime}/{variant}/{w}: two cold starts: {samples:#?}");
+            assert!(cold.iter().all(|s| s.value.unwrap() > 0.0 && s.unit == "ms"));
+        }
+        for metric in ["latency_keepalive", "latency_newconn"] {
+            assert_eq!(
+                ok_values(&samples, runtime, w, metric).len(),
+                2 * 20 * variants.len(),
+                "{runtime}/{w}/{metric}"
+            );
+        }
+        let pss = ok_values(&samples, runtime, w, "memory_pss");
+        assert!(!pss.is_empty() && pss.iter().all(|s| s.value.unwrap() > 0.0), "{runtime}/{w}: PSS measured");
+        assert!(!ok_values(&samples, runtime, w, "cpu_time").is_empty());
+    }
+    let failed: Vec<_> = samples.iter().filter(|s| !s.ok && !s.error.starts_with("not applicable")).collect();
+    assert!(failed.is_empty(), "no failed samples: {failed:#?}");
+    assert!(dir.path().join("report.md").exists() && dir.path().join("summary.csv").exists());
+    assert_eq!(children_left(), Vec::<String>::new(), "nothing left running");
+}
+
+#[test]
+fn native_is_measured_end_to_end() {
+    check_runtime("native", &["static-musl"]);
+}
+
+#[test]
+fn embedded_wasmtime_is_measured_end_to_end_with_warm_starts() {
+    check_runtime("wasmtime-embedded", &["precompiled-pooling"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = small_options(&["wasmtime-embedded"], &[Workload::Hello], dir.path());
+    options.metrics = vec![edgebench::campaign::Metric::WarmStart];
+    let (_, samples) = run_campaign(options);
+    // Each warm start is a new instance: timed by the client and inside the host.
+    assert_eq!(ok_values(&samples, "wasmtime-embedded", "hello", "warm_start").len(), 6);
+    assert_eq!(ok_values(&samples, "wasmtime-embedded", "hello", "warm_start_internal").len(), 6);
+}
+
+#[test]
+fn wasmtime_cli_is_measured_with_and_without_its_cache() {
+    if available("wasmtime") {
+        check_runtime("wasmtime", &["cache", "nocache"]);
+    }
+}
+
+#[test]
+fn native_warm_start_is_recorded_as_not_applicable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = small_options(&["native"], &[Workload::Hello], dir.path());
+    options.metrics = vec![edgebench::campaign::Metric::WarmStart];
+    let (_, samples) = run_campaign(options);
+    let warm: Vec<_> = samples.iter().filter(|s| s.metric == "warm_start").collect();
+    assert_eq!(warm.len(), 2);
+    assert!(warm.iter().all(|s| !s.ok && s.error.starts_with("not applicable:")), "{warm:#?}");
+}
