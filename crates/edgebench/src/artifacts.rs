@@ -37,7 +37,13 @@ impl Artifacts {
         self.target_dir.join(WASIP2_TARGET).join("release").join(format!("{workload}.wasm"))
     }
 
+    /// The serving host: static musl, Wasmtime without a compiler.
     pub fn wasmtime_host(&self) -> PathBuf {
+        self.target_dir.join(MUSL_TARGET).join("release/edgebench-wasmtime-host")
+    }
+
+    /// The same host built with Cranelift, used only to precompile components.
+    pub fn wasmtime_compiler(&self) -> PathBuf {
         self.target_dir.join("release/edgebench-wasmtime-host")
     }
 
@@ -50,6 +56,7 @@ impl Artifacts {
         let mut all = vec![
             ("native server".to_string(), self.native_server()),
             ("embedded Wasmtime host".to_string(), self.wasmtime_host()),
+            ("embedded Wasmtime host's compiler".to_string(), self.wasmtime_compiler()),
         ];
         for w in Workload::ALL {
             all.push((format!("{w} component"), self.component(w)));
@@ -73,14 +80,15 @@ impl Artifacts {
         ensure_rustup_targets(&[MUSL_TARGET, WASIP2_TARGET])?;
         self.cargo(&["build", "--release", "--target", MUSL_TARGET, "-p", "edgebench-workload-native"])?;
         self.cargo(&["build", "--release", "--target", WASIP2_TARGET, "-p", "edgebench-workload-wasi-http"])?;
-        self.cargo(&["build", "--release", "-p", "edgebench-wasmtime-host"])?;
+        self.cargo(&["build", "--release", "--target", MUSL_TARGET, "-p", "edgebench-wasmtime-host"])?;
+        self.cargo(&["build", "--release", "-p", "edgebench-wasmtime-host", "--features", "compiler"])?;
         std::fs::create_dir_all(self.target_dir.join("edgebench"))?;
         for w in Workload::ALL {
             let (wasm, cwasm) = (self.component(w), self.precompiled(w));
-            if is_newer(&cwasm, &[&wasm, &self.wasmtime_host()]) {
+            if is_newer(&cwasm, &[&wasm, &self.wasmtime_compiler()]) {
                 continue;
             }
-            let status = Command::new(self.wasmtime_host())
+            let status = Command::new(self.wasmtime_compiler())
                 .arg("compile")
                 .arg(&wasm)
                 .arg(&cwasm)
