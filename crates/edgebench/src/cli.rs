@@ -71,6 +71,24 @@ pub struct RunArgs {
     /// Skip the unrecorded warm-up launch of each configuration.
     #[arg(long)]
     pub no_warmup: bool,
+    /// Throughput: connections of the closed and open loops.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Throughput: length of the closed-loop run and of each open-loop step, in ms.
+    #[arg(long, default_value_t = 2000)]
+    pub load_duration_ms: u64,
+    /// Throughput and density: the latency objective, p99 in ms.
+    #[arg(long, default_value_t = 10.0)]
+    pub slo_p99_ms: f64,
+    /// Scaling: concurrent starts up to this K (1, 2, 4, …).
+    #[arg(long, default_value_t = 16)]
+    pub scaling_max: usize,
+    /// Scaling: density stops at this many instances.
+    #[arg(long, default_value_t = 64)]
+    pub density_max: usize,
+    /// Scaling: density stops when the instances' PSS exceeds this (MiB).
+    #[arg(long, default_value_t = 4096)]
+    pub memory_budget_mib: u64,
 }
 
 impl RunArgs {
@@ -99,6 +117,16 @@ impl RunArgs {
         o.seed = self.seed.unwrap_or_else(|| chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64);
         o.out = self.out.clone();
         o.warmup = !self.no_warmup;
+        if self.connections == 0 || self.load_duration_ms == 0 || self.slo_p99_ms <= 0.0 {
+            bail!("--connections, --load-duration-ms and --slo-p99-ms must be positive");
+        }
+        o.load.connections = self.connections;
+        o.load.duration_ms = self.load_duration_ms;
+        o.load.slo_p99_ms = self.slo_p99_ms;
+        o.scaling.slo_p99_ms = self.slo_p99_ms;
+        o.scaling.max_concurrent = self.scaling_max;
+        o.scaling.max_instances = self.density_max;
+        o.scaling.memory_budget_mib = self.memory_budget_mib;
         Ok(o)
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 /// Launches `workload` on `runtime`, sends the sequence, stops the instance.
 /// Returns the mismatches (empty when the runtime conforms).
 pub fn check(runtime: &dyn Runtime, variant: &str, workload: Workload, ctx: &Context<'_>) -> Result<Vec<String>> {
-    let key = TrialKey { runtime: runtime.name().into(), variant: variant.into(), workload, repetition: 0 };
+    let key = TrialKey::new(runtime.name(), variant, workload, 0).with_label_suffix("conformance");
     let never = AtomicBool::new(false);
     let (mut instance, _) = match launch_until_ready(runtime, &key, ctx, &never) {
         Ok(x) => x,

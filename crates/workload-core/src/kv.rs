@@ -74,8 +74,16 @@ impl KvStore for DirStore {
         }
     }
 
+    /// Writes a temporary file and renames it over the key, so that a
+    /// concurrent reader sees the old or the new value, never a partial one.
     fn put(&self, key: &str, value: &str) -> io::Result<()> {
-        std::fs::write(self.0.join(key), value)
+        use std::hash::{BuildHasher, Hasher};
+        // A random name (RandomState draws from the OS): concurrent instances
+        // each start with fresh memory, so a counter would collide.
+        let nonce = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let tmp = self.0.join(format!(".{key}.{nonce:016x}.tmp"));
+        std::fs::write(&tmp, value)?;
+        std::fs::rename(&tmp, self.0.join(key))
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod options;
 mod plan;
+mod scaling;
 mod trial;
 
 pub use options::{parse_workloads, Metric, Options};
@@ -180,7 +181,7 @@ impl Campaign {
             }
             bar.set_message(key.label());
             let db_key = (key.runtime.as_str(), key.variant.as_str(), key.workload.name(), key.repetition);
-            self.store.delete_partial_trial(&self.id, db_key)?;
+            self.store.delete_partial_trial(&self.id, db_key, false)?;
             let runtime = by_name[key.runtime.as_str()];
             let result =
                 trial::Trial { runtime, key, options: &self.options, ctx, interrupted }.run(&mut self.store, &self.id);
@@ -197,6 +198,50 @@ impl Campaign {
             bar.inc(1);
         }
         bar.finish_and_clear();
+        if self.options.wants(Metric::Scaling) && !interrupted.load(Ordering::SeqCst) {
+            failures += self.run_scaling(ctx, available, trials.len(), &finished, interrupted)?;
+        }
+        Ok(failures)
+    }
+
+    /// The scaling experiments, after the trials, in their own seeded order;
+    /// recorded in `trials` after the trial indices so that resume skips them.
+    fn run_scaling(
+        &mut self,
+        ctx: &Context<'_>,
+        available: &[(&dyn Runtime, &'static str)],
+        first_index: usize,
+        finished: &std::collections::HashSet<usize>,
+        interrupted: &AtomicBool,
+    ) -> Result<usize> {
+        let reps = self.options.scaling.reps.min(self.options.reps).max(1);
+        let experiments = plan(available, &self.options.workloads, reps, self.options.seed ^ 0x5ca1e);
+        let by_name: HashMap<&str, &dyn Runtime> = available.iter().map(|(r, _)| (r.name(), *r)).collect();
+        let mut failures = 0;
+        for (j, key) in experiments.iter().enumerate() {
+            let index = first_index + j;
+            if finished.contains(&index) || interrupted.load(Ordering::SeqCst) {
+                continue;
+            }
+            eprintln!("edgebench: scaling {}", key.label());
+            let db_key = (key.runtime.as_str(), key.variant.as_str(), key.workload.name(), key.repetition);
+            self.store.delete_partial_trial(&self.id, db_key, true)?;
+            let (store, id) = (&mut self.store, self.id.as_str());
+            let mut write = |samples: Vec<crate::store::Sample>| {
+                store.insert_samples(id, &samples).map_err(|e| trial::Failure::Failed(format!("store: {e:#}")))
+            };
+            let result = scaling::run(by_name[key.runtime.as_str()], key, &self.options, ctx, interrupted, &mut write);
+            let (status, error) = match result {
+                Ok(()) => ("done", String::new()),
+                Err(trial::Failure::Interrupted) => ("interrupted", "interrupted".to_string()),
+                Err(trial::Failure::Failed(e)) => {
+                    failures += 1;
+                    eprintln!("edgebench: scaling {}: failed: {e}", key.label());
+                    ("failed", e)
+                }
+            };
+            self.store.record_trial(&self.id, index, db_key, status, &error)?;
+        }
         Ok(failures)
     }
 
@@ -252,8 +297,7 @@ impl Campaign {
     fn warm_up(&self, ctx: &Context<'_>, available: &[(&dyn Runtime, &'static str)], interrupted: &AtomicBool) {
         for (runtime, variant) in available {
             for &workload in &self.options.workloads {
-                let key =
-                    TrialKey { runtime: runtime.name().into(), variant: variant.to_string(), workload, repetition: 0 };
+                let key = TrialKey::new(runtime.name(), variant, workload, 0).with_label_suffix("warmup");
                 if let Err(e) = trial::warm_up(*runtime, &key, ctx, interrupted) {
                     eprintln!("edgebench: warm-up of {} failed: {e}", key.label());
                 }

@@ -16,18 +16,34 @@ pub enum Metric {
     LatencyNewconn,
     /// `memory_rss`, `memory_pss`, `memory_pss_anon`, `memory_pss_file`.
     Memory,
-    /// `cpu_time`.
+    /// `cpu_time`, `cpu_idle`, and with throughput `cpu_per_request`.
     Cpu,
+    /// `throughput` (closed loop; open loop under the latency objective) and
+    /// the open-loop curve `open_loop_p99` / `open_loop_achieved`.
+    Throughput,
+    /// `scaling_start`, `scaling_rate` (concurrent starts) and `density`.
+    Scaling,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 6] = [
+    /// The default campaign: the primary metrics, memory and CPU.
+    pub const DEFAULT: [Metric; 6] = [
         Metric::ColdStart,
         Metric::WarmStart,
         Metric::LatencyKeepalive,
         Metric::LatencyNewconn,
         Metric::Memory,
         Metric::Cpu,
+    ];
+    pub const ALL: [Metric; 8] = [
+        Metric::ColdStart,
+        Metric::WarmStart,
+        Metric::LatencyKeepalive,
+        Metric::LatencyNewconn,
+        Metric::Memory,
+        Metric::Cpu,
+        Metric::Throughput,
+        Metric::Scaling,
     ];
 
     /// Parses `--metrics`: sample metric names, or the groups `latency`,
@@ -44,10 +60,12 @@ impl Metric {
                 "memory" | "memory_rss" | "memory_pss" => &[Metric::Memory],
                 "cpu" | "cpu_time" => &[Metric::Cpu],
                 "resources" => &[Metric::Memory, Metric::Cpu],
+                "throughput" => &[Metric::Throughput],
+                "scaling" | "scaling_start" | "density" => &[Metric::Scaling],
                 "all" => &Metric::ALL,
                 other => bail!(
                     "unknown metric {other:?}: use cold_start, warm_start, latency (or latency_keepalive, latency_newconn), \
-                     memory (memory_rss, memory_pss), cpu (cpu_time), resources or all"
+                     memory (memory_rss, memory_pss), cpu (cpu_time), resources, throughput, scaling or all"
                 ),
             };
             out.extend_from_slice(metrics);
@@ -94,6 +112,50 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// One unrecorded launch per configuration before measuring.
     pub warmup: bool,
+    #[serde(default)]
+    pub load: LoadOptions,
+    #[serde(default)]
+    pub scaling: ScalingOptions,
+}
+
+/// Throughput runs (per trial, with `--metrics throughput`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoadOptions {
+    /// Connections of the closed and open loops.
+    pub connections: usize,
+    /// Length of the closed-loop run and of each open-loop step (ms).
+    pub duration_ms: u64,
+    /// The latency objective of the rate search: p99 at most this (ms).
+    pub slo_p99_ms: f64,
+    /// Open-loop steps of the rate search.
+    pub search_steps: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { connections: 16, duration_ms: 2000, slo_p99_ms: 10.0, search_steps: 6 }
+    }
+}
+
+/// Scaling experiments (once per configuration and repetition, with `--metrics scaling`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScalingOptions {
+    /// Repetitions of the scaling experiments (at most the campaign's reps).
+    pub reps: u32,
+    /// Concurrent starts are measured for K = 1, 2, 4, … up to this.
+    pub max_concurrent: usize,
+    /// Density stops at this many instances at most.
+    pub max_instances: usize,
+    /// Density stops when the instances' PSS together exceed this (MiB).
+    pub memory_budget_mib: u64,
+    /// Density stops when p99 latency of a short run on the newest instance exceeds this (ms).
+    pub slo_p99_ms: f64,
+}
+
+impl Default for ScalingOptions {
+    fn default() -> Self {
+        ScalingOptions { reps: 1, max_concurrent: 16, max_instances: 64, memory_budget_mib: 4096, slo_p99_ms: 10.0 }
+    }
 }
 
 impl Default for Options {
@@ -101,7 +163,7 @@ impl Default for Options {
         Options {
             runtimes: None,
             workloads: Workload::ALL.to_vec(),
-            metrics: Metric::ALL.to_vec(),
+            metrics: Metric::DEFAULT.to_vec(),
             reps: 10,
             requests: 200,
             warmup_requests: 20,
@@ -109,6 +171,8 @@ impl Default for Options {
             seed: 1,
             out: None,
             warmup: true,
+            load: LoadOptions::default(),
+            scaling: ScalingOptions::default(),
         }
     }
 }

@@ -15,11 +15,27 @@ pub struct TrialKey {
     pub workload: Workload,
     /// 1-based.
     pub repetition: u32,
+    /// Tells apart the instances of one experiment in logs and scratch names.
+    pub label_suffix: String,
 }
 
 impl TrialKey {
+    pub fn new(runtime: &str, variant: &str, workload: Workload, repetition: u32) -> TrialKey {
+        TrialKey { runtime: runtime.into(), variant: variant.into(), workload, repetition, label_suffix: String::new() }
+    }
+
+    pub fn with_label_suffix(mut self, suffix: &str) -> TrialKey {
+        self.label_suffix = suffix.into();
+        self
+    }
+
     pub fn label(&self) -> String {
-        format!("{}-{}-{}-r{}", self.runtime, self.variant, self.workload, self.repetition)
+        let base = format!("{}-{}-{}-r{}", self.runtime, self.variant, self.workload, self.repetition);
+        if self.label_suffix.is_empty() {
+            base
+        } else {
+            format!("{base}-{}", self.label_suffix)
+        }
     }
 }
 
@@ -28,12 +44,7 @@ pub fn plan(configs: &[(&dyn Runtime, &str)], workloads: &[Workload], reps: u32,
     for (runtime, variant) in configs {
         for &workload in workloads {
             for repetition in 1..=reps {
-                trials.push(TrialKey {
-                    runtime: runtime.name().to_string(),
-                    variant: variant.to_string(),
-                    workload,
-                    repetition,
-                });
+                trials.push(TrialKey::new(runtime.name(), variant, workload, repetition));
             }
         }
     }

@@ -17,6 +17,7 @@
 use super::options::{Metric, Options};
 use super::plan::TrialKey;
 use crate::measure::latency::Run;
+use crate::measure::load::{self, Load, Search, Target};
 use crate::measure::probe::{NotReady, Probe};
 use crate::measure::{http, resources};
 use crate::runtime::{Context, Instance, LaunchSpec, Runtime, WarmStart};
@@ -25,6 +26,9 @@ use crate::workload::{expected_probe_body, latency_request, probe_request};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+
+/// How long a started instance is left idle to measure its idle CPU.
+const IDLE_WINDOW: Duration = Duration::from_millis(250);
 
 pub enum Failure {
     Interrupted,
@@ -75,6 +79,15 @@ impl Trial<'_> {
         }
         let boot_cpu = resources::cpu_ns(&instance.pids());
         write(self.resources(instance.as_ref(), "after_boot", "boot", boot_cpu))?;
+        let mut idle_cpu = 0;
+        if self.options.wants(Metric::Cpu) {
+            // Idle CPU of a started instance: no requests for IDLE_WINDOW.
+            std::thread::sleep(IDLE_WINDOW);
+            idle_cpu = resources::cpu_ns(&instance.pids()).saturating_sub(boot_cpu);
+            let per_second = idle_cpu as f64 / 1e6 / IDLE_WINDOW.as_secs_f64();
+            write(vec![self.sample("cpu_idle", "", 0, per_second, "ms/s")])?;
+        }
+        let boot_cpu = boot_cpu + idle_cpu;
 
         let result = self.measure_running(instance.as_mut(), &mut write, boot_cpu);
         let stopped = instance.stop();
@@ -152,7 +165,56 @@ impl Trial<'_> {
         }
         let pids = instance.pids();
         let cpu = resources::cpu_ns(&pids).saturating_sub(boot_cpu);
-        write(self.resources(instance, "after_latency", "latency", cpu))
+        write(self.resources(instance, "after_latency", "latency", cpu))?;
+        if self.options.wants(Metric::Throughput) {
+            write(self.throughput(instance)?)?;
+        }
+        Ok(())
+    }
+
+    /// Closed loop for the maximum rate, then a search for the highest open-loop
+    /// rate whose p99 meets the objective; CPU per request from the closed loop.
+    fn throughput(&self, instance: &dyn Instance) -> Result<Vec<Sample>, Failure> {
+        let o = &self.options.load;
+        let target = Target {
+            addr: instance.addr(),
+            request: http::encode(&latency_request(self.key.workload), &instance.addr().to_string(), false),
+        };
+        let duration = Duration::from_millis(o.duration_ms);
+        let io = |e: std::io::Error| Failure::Failed(format!("load generator: {e}"));
+        let cpu_before = resources::cpu_ns(&instance.pids());
+        let closed = load::run(&target, &Load::closed(o.connections, duration), self.interrupted).map_err(io)?;
+        let cpu = resources::cpu_ns(&instance.pids()).saturating_sub(cpu_before);
+        if self.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Failure::Interrupted);
+        }
+        let mut samples = Vec::new();
+        if closed.errors > 0 || closed.completed == 0 {
+            let e = closed.first_error.clone().unwrap_or_else(|| "no request completed".into());
+            samples.push(self.failed("throughput", "closed", &format!("{} errors; first: {e}", closed.errors)));
+            return Ok(samples);
+        }
+        let phase = format!("closed-c{}", o.connections);
+        samples.push(self.sample("throughput", &phase, 0, closed.throughput(), "req/s"));
+        samples.push(self.sample("throughput_p50", &phase, 0, closed.quantile_ms(0.5), "ms"));
+        samples.push(self.sample("throughput_p99", &phase, 0, closed.quantile_ms(0.99), "ms"));
+        samples.push(self.sample("cpu_per_request", &phase, 0, cpu as f64 / 1e3 / closed.completed as f64, "us"));
+
+        let search = Search {
+            slo: Duration::from_secs_f64(o.slo_p99_ms / 1e3),
+            ceiling: closed.throughput() * 1.1,
+            steps: o.search_steps,
+            step_duration: duration,
+            connections: o.connections,
+        };
+        let (rate, steps) = load::search(&target, &search, self.interrupted).map_err(io)?;
+        for (seq, step) in steps.iter().enumerate() {
+            let phase = format!("rate={:.0}", step.rate);
+            samples.push(self.sample("open_loop_p99", &phase, seq as u32, step.p99_ms, "ms"));
+            samples.push(self.sample("open_loop_achieved", &phase, seq as u32, step.achieved, "req/s"));
+        }
+        samples.push(self.sample("throughput", &format!("open-p99<{}ms", o.slo_p99_ms), 0, rate, "req/s"));
+        Ok(samples)
     }
 
     /// Memory now, and CPU time spent in the phase that just ended.
@@ -181,26 +243,34 @@ impl Trial<'_> {
     }
 
     fn sample(&self, metric: &str, phase: &str, seq: u32, value: f64, unit: &str) -> Sample {
-        Sample {
-            runtime: self.key.runtime.clone(),
-            variant: self.key.variant.clone(),
-            workload: self.key.workload.name().into(),
-            metric: metric.into(),
-            phase: phase.into(),
-            firewall: "off".into(),
-            repetition: self.key.repetition,
-            seq,
-            value: Some(value),
-            unit: unit.into(),
-            ts_ns: now_ns(),
-            ok: true,
-            error: String::new(),
-        }
+        sample(self.key, metric, phase, seq, value, unit)
     }
 
     fn failed(&self, metric: &str, phase: &str, error: &str) -> Sample {
-        Sample { value: None, ok: false, error: error.into(), ..self.sample(metric, phase, 0, 0.0, "") }
+        failed(self.key, metric, phase, error)
     }
+}
+
+pub fn sample(key: &TrialKey, metric: &str, phase: &str, seq: u32, value: f64, unit: &str) -> Sample {
+    Sample {
+        runtime: key.runtime.clone(),
+        variant: key.variant.clone(),
+        workload: key.workload.name().into(),
+        metric: metric.into(),
+        phase: phase.into(),
+        firewall: "off".into(),
+        repetition: key.repetition,
+        seq,
+        value: Some(value),
+        unit: unit.into(),
+        ts_ns: now_ns(),
+        ok: true,
+        error: String::new(),
+    }
+}
+
+pub fn failed(key: &TrialKey, metric: &str, phase: &str, error: &str) -> Sample {
+    Sample { value: None, ok: false, error: error.into(), ..sample(key, metric, phase, 0, 0.0, "") }
 }
 
 /// Launches an instance and waits for its first correct answer.

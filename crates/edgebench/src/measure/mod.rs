@@ -4,5 +4,6 @@
 
 pub mod http;
 pub mod latency;
+pub mod load;
 pub mod probe;
 pub mod resources;

@@ -91,7 +91,8 @@ pub struct ExtraResource {
     pub unit: String,
 }
 
-pub trait Runtime {
+/// `Sync`: scaling experiments launch instances from several threads at once.
+pub trait Runtime: Sync {
     fn name(&self) -> &'static str;
     /// Variants are configurations of one runtime (e.g. with or without a
     /// compile cache); the first is the default.
@@ -122,7 +123,8 @@ pub trait Runtime {
 }
 
 /// A running instance of a workload.
-pub trait Instance {
+/// `Send`: instances may be launched on one thread and stopped on another.
+pub trait Instance: Send {
     fn addr(&self) -> SocketAddr;
     /// t0 of the cold start: just before the launch call.
     fn launched_at(&self) -> Instant;

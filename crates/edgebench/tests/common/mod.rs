@@ -45,7 +45,7 @@ pub fn small_options(runtimes: &[&str], workloads: &[Workload], out: &Path) -> O
     Options {
         runtimes: Some(runtimes.iter().map(|s| s.to_string()).collect()),
         workloads: workloads.to_vec(),
-        metrics: Metric::ALL.to_vec(),
+        metrics: Metric::DEFAULT.to_vec(),
         reps: 2,
         requests: 20,
         warmup_requests: 2,
@@ -53,6 +53,7 @@ pub fn small_options(runtimes: &[&str], workloads: &[Workload], out: &Path) -> O
         seed: 42,
         out: Some(out.to_path_buf()),
         warmup: false,
+        ..Options::default()
     }
 }
 

@@ -1,0 +1,164 @@
+//! Scaling limits, as two experiments on one configuration:
+//! - concurrent start: K instances launched at once from K threads (K = 1, 2,
+//!   4, … up to a bound); each instance's cold start is a `scaling_start`
+//!   sample (phase `k=K`), and K over the time until all answered is the
+//!   creation rate `scaling_rate` (instances/s);
+//! - density: instances are added one at a time until their PSS together
+//!   exceeds the memory budget, p99 of a short run on the newest breaks the
+//!   latency objective, a start fails, or the bound is reached. `density` is
+//!   the number of instances that fit; its detail text says what stopped it.
+//!
+//! An instance is what a runtime's `launch` returns, for every runtime alike:
+//! a process (native, `wasmtime serve`, the embedded host serving one
+//! component), a container, a VM, or a deployment on a shared host. Its
+//! memory is the PSS of its own processes, so a runtime that shares one
+//! process between instances shows its per-instance cost in PSS.
+
+use super::options::Options;
+use super::plan::TrialKey;
+use super::trial::{failed, launch_until_ready, sample, Failure};
+use crate::measure::latency::Run;
+use crate::measure::{http, resources};
+use crate::runtime::{Context, Instance, Runtime};
+use crate::store::Sample;
+use crate::workload::latency_request;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+pub fn run(
+    runtime: &dyn Runtime,
+    key: &TrialKey,
+    options: &Options,
+    ctx: &Context<'_>,
+    interrupted: &AtomicBool,
+    write: &mut dyn FnMut(Vec<Sample>) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    concurrent_starts(runtime, key, options, ctx, interrupted, write)?;
+    write(vec![density(runtime, key, options, ctx, interrupted)?])
+}
+
+fn instance_key(key: &TrialKey, tag: &str) -> TrialKey {
+    key.clone().with_label_suffix(tag)
+}
+
+fn concurrent_starts(
+    runtime: &dyn Runtime,
+    key: &TrialKey,
+    options: &Options,
+    ctx: &Context<'_>,
+    interrupted: &AtomicBool,
+    write: &mut dyn FnMut(Vec<Sample>) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let mut k = 1;
+    while k <= options.scaling.max_concurrent.max(1) {
+        let phase = format!("k={k}");
+        let start = Instant::now();
+        let launched: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..k)
+                .map(|i| {
+                    let key = instance_key(key, &format!("k{k}-{i}"));
+                    scope.spawn(move || launch_until_ready(runtime, &key, ctx, interrupted))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Failure::Failed("panicked".into())))).collect()
+        });
+        let all_ready = start.elapsed();
+        let mut samples = Vec::new();
+        let mut instances: Vec<Box<dyn Instance>> = Vec::new();
+        let mut failure = None;
+        for (i, result) in launched.into_iter().enumerate() {
+            match result {
+                Ok((instance, ready)) => {
+                    samples.push(sample(key, "scaling_start", &phase, i as u32, ms(ready.response), "ms"));
+                    instances.push(instance);
+                }
+                Err(Failure::Interrupted) => failure = Some(Failure::Interrupted),
+                Err(Failure::Failed(e)) => {
+                    samples.push(failed(key, "scaling_start", &phase, &e));
+                    failure.get_or_insert(Failure::Failed(e));
+                }
+            }
+        }
+        for mut instance in instances {
+            let _ = instance.stop();
+        }
+        if failure.is_none() {
+            samples.push(sample(key, "scaling_rate", &phase, 0, k as f64 / all_ready.as_secs_f64(), "instances/s"));
+        }
+        write(samples)?;
+        match failure {
+            Some(Failure::Interrupted) => return Err(Failure::Interrupted),
+            // Larger K would fail too: the failure is recorded, stop here.
+            Some(Failure::Failed(_)) => return Ok(()),
+            None => k *= 2,
+        }
+    }
+    Ok(())
+}
+
+fn density(
+    runtime: &dyn Runtime,
+    key: &TrialKey,
+    options: &Options,
+    ctx: &Context<'_>,
+    interrupted: &AtomicBool,
+) -> Result<Sample, Failure> {
+    let o = &options.scaling;
+    let budget_kib = o.memory_budget_mib * 1024;
+    let mut instances: Vec<Box<dyn Instance>> = Vec::new();
+    let mut pss_kib = 0;
+    let (fit, cause) = loop {
+        if instances.len() >= o.max_instances {
+            break (instances.len(), format!("instance bound: {} instances (--scaling bound)", o.max_instances));
+        }
+        let instance =
+            match launch_until_ready(runtime, &instance_key(key, &format!("d{}", instances.len())), ctx, interrupted) {
+                Ok((instance, _)) => instance,
+                Err(Failure::Interrupted) => {
+                    stop_all(instances);
+                    return Err(Failure::Interrupted);
+                }
+                Err(Failure::Failed(e)) => break (instances.len(), format!("start failed: {e}")),
+            };
+        instances.push(instance);
+        pss_kib = instances.iter().map(|i| resources::memory(&i.pids()).pss_kib).sum::<u64>();
+        if pss_kib > budget_kib {
+            break (instances.len() - 1, format!("memory budget: {} MiB of PSS exceeded", o.memory_budget_mib));
+        }
+        let newest = instances.last().expect("just pushed");
+        let request = http::encode(&latency_request(key.workload), &newest.addr().to_string(), false);
+        let run = Run { addr: newest.addr(), request: &request, warmup: 5, count: 50, interrupted };
+        match run.keepalive() {
+            Ok(mut latencies) => {
+                latencies.sort_unstable();
+                let p99_ms = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)] as f64 / 1e6;
+                if p99_ms > o.slo_p99_ms {
+                    break (
+                        instances.len() - 1,
+                        format!(
+                            "latency objective: p99 {p99_ms:.2} ms > {} ms with {} instances",
+                            o.slo_p99_ms,
+                            instances.len()
+                        ),
+                    );
+                }
+            }
+            Err((e, _)) => break (instances.len() - 1, format!("requests failed: {e}")),
+        }
+    };
+    let count = instances.len().max(1) as u64;
+    stop_all(instances);
+    let mut s = sample(key, "density", "", 0, fit as f64, "instances");
+    s.error = format!("{cause}; mean PSS per instance {} KiB", pss_kib / count);
+    Ok(s)
+}
+
+fn stop_all(instances: Vec<Box<dyn Instance>>) {
+    for mut i in instances {
+        let _ = i.stop();
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1e6
+}

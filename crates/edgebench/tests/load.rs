@@ -1,0 +1,92 @@
+//! The load generator and the throughput/scaling experiments against a real
+//! server. No assertion is about speed: only counts and bounds.
+
+mod common;
+
+use common::*;
+use edgebench::campaign::{launch_until_ready, Metric, TrialKey};
+use edgebench::measure::http;
+use edgebench::measure::load::{self, Load, Target};
+use edgebench::runtime::{self, Context};
+use edgebench::workload::latency_request;
+use edgebench::Workload;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+fn with_native_hello(f: impl FnOnce(&Target)) {
+    let artifacts = artifacts();
+    let work = tempfile::tempdir().unwrap();
+    for sub in ["logs", "state", "home"] {
+        std::fs::create_dir_all(work.path().join(sub)).unwrap();
+    }
+    let ctx = Context {
+        campaign_id: "load-test".into(),
+        artifacts: &artifacts,
+        work_dir: work.path().into(),
+        env: edgebench::campaign::controlled_env(work.path()),
+    };
+    let native = runtime::all().into_iter().find(|r| r.name() == "native").unwrap();
+    let key = TrialKey::new("native", "static-musl", Workload::Hello, 1);
+    let never = AtomicBool::new(false);
+    let Ok((mut instance, _)) = launch_until_ready(native.as_ref(), &key, &ctx, &never) else {
+        panic!("native starts")
+    };
+    let addr = instance.addr();
+    let target = Target { addr, request: http::encode(&latency_request(Workload::Hello), &addr.to_string(), false) };
+    f(&target);
+    instance.stop().unwrap();
+}
+
+#[test]
+fn closed_and_open_loops_complete_without_errors_and_keep_to_the_schedule() {
+    with_native_hello(|target| {
+        let never = AtomicBool::new(false);
+        let closed = load::run(target, &Load::closed(4, Duration::from_millis(300)), &never).unwrap();
+        assert_eq!((closed.errors, closed.dropped), (0, 0), "{closed:?}");
+        assert!(closed.completed > 0 && closed.histogram.len() == closed.completed);
+
+        // 200 req/s for 0.5 s: never more than scheduled, nothing dropped.
+        let open = load::run(target, &Load::open(200.0, 4, Duration::from_millis(500)), &never).unwrap();
+        assert_eq!((open.errors, open.dropped), (0, 0), "{open:?}");
+        assert!(open.completed > 0 && open.completed <= 100, "{} requests for a schedule of 100", open.completed);
+
+        let bounded = Load { max_requests: 7, ..Load::closed(2, Duration::from_secs(5)) };
+        let r = load::run(target, &bounded, &never).unwrap();
+        assert!(r.completed <= 7, "stops at its request bound: {}", r.completed);
+    });
+    assert_eq!(children_left(), Vec::<String>::new());
+}
+
+#[test]
+fn a_stop_flag_ends_a_run_early() {
+    with_native_hello(|target| {
+        let stop = AtomicBool::new(true);
+        let r = load::run(target, &Load::closed(2, Duration::from_secs(30)), &stop).unwrap();
+        assert!(r.elapsed < Duration::from_secs(30), "stopped before its duration");
+    });
+}
+
+#[test]
+fn throughput_and_scaling_metrics_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = small_options(&["native"], &[Workload::Hello], dir.path());
+    options.reps = 1;
+    options.metrics = vec![Metric::Throughput, Metric::Scaling];
+    options.load.duration_ms = 200;
+    options.load.search_steps = 3;
+    options.scaling.max_concurrent = 4;
+    options.scaling.max_instances = 5;
+    let (_, samples) = run_campaign(options);
+    let throughput = ok_values(&samples, "native", "hello", "throughput");
+    assert_eq!(throughput.len(), 2, "closed loop and open-loop search: {throughput:#?}");
+    assert!(throughput.iter().all(|s| s.value.unwrap() > 0.0 && s.unit == "req/s"));
+    assert_eq!(ok_values(&samples, "native", "hello", "open_loop_p99").len(), 3);
+    let starts = ok_values(&samples, "native", "hello", "scaling_start");
+    assert_eq!(starts.len(), 1 + 2 + 4, "K = 1, 2, 4");
+    assert_eq!(ok_values(&samples, "native", "hello", "scaling_rate").len(), 3);
+    let density = ok_values(&samples, "native", "hello", "density");
+    assert_eq!(density.len(), 1);
+    assert_eq!(density[0].value, Some(5.0), "{:?}", density[0]);
+    assert!(density[0].error.starts_with("instance bound"), "the cause is stated: {}", density[0].error);
+    assert_eq!(children_left(), Vec::<String>::new());
+}
