@@ -20,6 +20,16 @@ pub const METRICS: &[(&str, &str)] = &[
     ("memory_pss_file", "File-backed part of the PSS (binaries and shared libraries)."),
     ("memory_rss", "Resident set size summed over every process of the instance (shared pages counted in full)."),
     ("cpu_time", "Run time of all threads of the instance (/proc/PID/task/*/schedstat) during the phase: `boot` = launch → ready, `latency` = warm starts and latency runs."),
+    ("cpu_idle", "CPU time the started instance uses while idle (no requests for 250 ms), per second."),
+    ("throughput", "Requests per second: phase `closed-cN` = N connections sending as fast as answers come (maximum rate); phase `open-p99<Xms` = the highest fixed arrival rate whose p99 stayed under X ms with nothing dropped, found by bisection."),
+    ("throughput_p50", "Median latency during the closed-loop throughput run."),
+    ("throughput_p99", "p99 latency during the closed-loop throughput run."),
+    ("cpu_per_request", "CPU time of the instance during the closed-loop run divided by the requests it answered."),
+    ("open_loop_p99", "p99 latency at a fixed arrival rate (phase `rate=R`), measured from each request's intended send time when the connection was still busy (no coordinated omission)."),
+    ("open_loop_achieved", "Requests per second actually completed at that offered rate."),
+    ("scaling_start", "Cold start of each of K instances launched at once from K threads (phase `k=K`)."),
+    ("scaling_rate", "K divided by the time until all K instances answered (instances/s)."),
+    ("density", "Instances running at once when adding one more broke a limit: the memory budget (PSS of all instances), the latency objective (p99 on the newest), a failed start, or the bound. The cause is in the table's note."),
 ];
 
 fn esc(s: &str) -> String {
@@ -140,7 +150,7 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
         }
         let unit = rows.iter().find(|c| !c.unit.is_empty()).map(|c| c.unit.as_str()).unwrap_or("");
         let _ = writeln!(out, "\n### {metric} ({unit})\n\n{definition}\n");
-        out.push_str("| workload | runtime | variant | phase | n (failed) | median [95% CI] | p90 | p99 | max | CV | × native [95% CI] |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str("| workload | runtime | variant | phase | n (failed) | median [95% CI] | p90 | p99 | max | CV | × native [95% CI] | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         let mut rows = rows;
         rows.sort_by(|a, b| {
             (&a.workload, &a.runtime, &a.variant, &a.phase).cmp(&(&b.workload, &b.runtime, &b.variant, &b.phase))
@@ -149,7 +159,7 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
             if c.n == 0 {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | 0 ({}) | {} | | | | | |",
+                    "| {} | {} | {} | {} | 0 ({}) | {} | | | | | | |",
                     esc(&c.workload),
                     esc(&c.runtime),
                     esc(&c.variant),
@@ -161,7 +171,7 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
             }
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {:.1}% | {} |",
+                "| {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {:.1}% | {} | {} |",
                 esc(&c.workload),
                 esc(&c.runtime),
                 esc(&c.variant),
@@ -173,7 +183,8 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
                 fmt(c.p99),
                 fmt(c.max),
                 c.cv * 100.0,
-                ratio(c)
+                ratio(c),
+                esc(&short(&c.note))
             );
         }
     }

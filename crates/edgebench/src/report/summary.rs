@@ -30,7 +30,7 @@ pub struct Cell {
     /// median / the baseline's median for the same workload, metric and phase,
     /// with a bootstrap 95% interval.
     pub ratio: Option<(f64, f64, f64)>,
-    /// The first error, if any sample failed.
+    /// The first error if any sample failed, else the first detail text.
     pub note: String,
     pub values: Vec<f64>,
 }
@@ -69,7 +69,13 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
     let mut values: Vec<f64> = group.iter().filter(|s| s.ok).filter_map(|s| s.value).collect();
     values.sort_by(f64::total_cmp);
     let failed = group.iter().filter(|s| !s.ok).count();
-    let note = group.iter().find(|s| !s.ok).map(|s| s.error.clone()).unwrap_or_default();
+    // A failure's error, else the detail an ok sample carries (e.g. what limited density).
+    let note = group
+        .iter()
+        .find(|s| !s.ok)
+        .or_else(|| group.iter().find(|s| !s.error.is_empty()))
+        .map(|s| s.error.clone())
+        .unwrap_or_default();
     let unit = group.iter().find(|s| s.ok).map(|s| s.unit.clone()).unwrap_or_default();
     let (runtime, variant, workload, metric, phase) = key;
     let mut c = Cell {
