@@ -279,14 +279,19 @@ impl Store {
         Ok(rows.filter_map(|r| r.ok()).map(|t| t as usize).collect())
     }
 
-    /// Removes the samples of a trial (or, with `scaling`, of a scaling
-    /// experiment) that did not finish, before it runs again.
-    pub fn delete_partial_trial(&self, campaign: &str, key: (&str, &str, &str, u32), scaling: bool) -> Result<()> {
+    /// Before a trial that did not finish runs again on resume: its samples
+    /// (or, with `scaling`, those of a scaling experiment) stay in the file
+    /// but are marked failed with "superseded", so that statistics count the
+    /// re-run only and nothing measured is lost.
+    pub fn supersede_partial_trial(&self, campaign: &str, key: (&str, &str, &str, u32), scaling: bool) -> Result<()> {
         let scaling_metrics = "metric IN ('scaling_start', 'scaling_rate', 'density')";
         let filter = if scaling { scaling_metrics.to_string() } else { format!("NOT ({scaling_metrics})") };
         self.conn.execute(
             &format!(
-                "DELETE FROM samples WHERE campaign = ?1 AND runtime = ?2 AND variant = ?3 AND workload = ?4 AND repetition = ?5 AND {filter}"
+                "UPDATE samples SET ok = 0, error = 'superseded: the trial was interrupted and ran again' || \
+                 CASE WHEN error = '' THEN '' ELSE '; ' || error END
+                 WHERE campaign = ?1 AND runtime = ?2 AND variant = ?3 AND workload = ?4 AND repetition = ?5 AND {filter}
+                 AND error NOT LIKE 'superseded:%'"
             ),
             params![campaign, key.0, key.1, key.2, key.3],
         )?;

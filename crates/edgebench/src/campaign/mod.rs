@@ -181,7 +181,7 @@ impl Campaign {
             }
             bar.set_message(key.label());
             let db_key = (key.runtime.as_str(), key.variant.as_str(), key.workload.name(), key.repetition);
-            self.store.delete_partial_trial(&self.id, db_key, false)?;
+            self.store.supersede_partial_trial(&self.id, db_key, false)?;
             let runtime = by_name[key.runtime.as_str()];
             let result =
                 trial::Trial { runtime, key, options: &self.options, ctx, interrupted }.run(&mut self.store, &self.id);
@@ -225,7 +225,7 @@ impl Campaign {
             }
             eprintln!("edgebench: scaling {}", key.label());
             let db_key = (key.runtime.as_str(), key.variant.as_str(), key.workload.name(), key.repetition);
-            self.store.delete_partial_trial(&self.id, db_key, true)?;
+            self.store.supersede_partial_trial(&self.id, db_key, true)?;
             let (store, id) = (&mut self.store, self.id.as_str());
             let mut write = |samples: Vec<crate::store::Sample>| {
                 store.insert_samples(id, &samples).map_err(|e| trial::Failure::Failed(format!("store: {e:#}")))

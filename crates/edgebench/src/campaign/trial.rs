@@ -213,7 +213,21 @@ impl Trial<'_> {
             samples.push(self.sample("open_loop_p99", &phase, seq as u32, step.p99_ms, "ms"));
             samples.push(self.sample("open_loop_achieved", &phase, seq as u32, step.achieved, "req/s"));
         }
-        samples.push(self.sample("throughput", &format!("open-p99<{}ms", o.slo_p99_ms), 0, rate, "req/s"));
+        let phase = format!("open-p99<{}ms", o.slo_p99_ms);
+        if rate > 0.0 {
+            samples.push(self.sample("throughput", &phase, 0, rate, "req/s"));
+        } else {
+            let lowest =
+                steps
+                    .iter()
+                    .map(|s| (s.rate, s.p99_ms))
+                    .fold((f64::INFINITY, 0.0), |a, b| if b.0 < a.0 { b } else { a });
+            let e = format!(
+                "no rate tried met p99 < {} ms (lowest tried {:.0} req/s: p99 {:.2} ms)",
+                o.slo_p99_ms, lowest.0, lowest.1
+            );
+            samples.push(self.failed("throughput", &phase, &e));
+        }
         Ok(samples)
     }
 

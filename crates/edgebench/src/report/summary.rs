@@ -66,6 +66,8 @@ pub fn summarize(samples: &[Sample]) -> Vec<Cell> {
 }
 
 fn cell(key: Key, group: &[&Sample]) -> Cell {
+    // Samples of an interrupted trial that ran again are kept but not counted.
+    let group: Vec<&Sample> = group.iter().copied().filter(|s| !s.error.starts_with("superseded")).collect();
     let mut values: Vec<f64> = group.iter().filter(|s| s.ok).filter_map(|s| s.value).collect();
     values.sort_by(f64::total_cmp);
     let failed = group.iter().filter(|s| !s.ok).count();
