@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-pub const PROBE_INTERVAL: Duration = Duration::from_micros(50);
+pub const PROBE_INTERVAL: Duration = Duration::from_micros(25);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Debug)]

@@ -226,7 +226,7 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
             "No warm-up launch was made."
         }
     );
-    out.push_str("- **Probe.** The readiness probe connects, sends the workload's request and reads the whole response in a loop, sleeping 50 µs between attempts (timer slack 1 µs). The achieved interval is the `probe_interval` metric.\n");
+    out.push_str("- **Probe.** The readiness probe connects, sends the workload's request and reads the whole response in a loop, sleeping 25 µs between attempts (timer slack 1 µs). The achieved interval is the `probe_interval` metric.\n");
     out.push_str("- **Environment of runtimes.** Every runtime starts with only PATH, LANG and a campaign-private HOME (compile caches start empty); nothing of the user's shell is inherited. All traffic stays on 127.0.0.1.\n");
     out.push_str("- **Statistics.** Medians with a distribution-free 95% interval from order statistics (binomial); p90/p99/p99.9 by linear interpolation (type 7); ratios to `native` as the ratio of medians with a percentile-bootstrap 95% interval (1000 resamples, fixed seed). Latency samples of all trials are pooled per cell. CV is the coefficient of variation. No sample is discarded as an outlier.\n");
     out.push_str("\n### Metric definitions\n\n");
