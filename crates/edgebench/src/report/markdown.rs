@@ -12,7 +12,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("cold_start_accept", "t0 → the first TCP connection the instance accepted (an intermediate event of the cold start)."),
     ("probe_interval", "Mean time between two readiness-probe attempts during a cold start: readiness is seen at most about one interval late."),
     ("warm_start", "A new instance of the workload on a runtime whose process and compiled artifact are already loaded: request written on a new connection → response read, from the client."),
-    ("warm_start_internal", "The same warm start as timed inside the runtime (embedded host: instantiation of the component)."),
+    ("warm_start_internal", "The same warm start as timed inside the runtime (embedded host: request received → instantiation and the guest's handler → response set)."),
     ("latency_keepalive", "Request written → complete response read, sequential requests on one kept-alive connection."),
     ("latency_newconn", "Connect → request written → complete response read, a new TCP connection per request."),
     ("memory_pss", "Proportional set size summed over every process of the instance (/proc/PID/smaps_rollup): shared pages split between the processes that map them."),

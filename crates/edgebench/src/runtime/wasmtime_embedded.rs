@@ -59,7 +59,7 @@ impl Runtime for WasmtimeEmbedded {
             spec.addr,
             log,
             scratch,
-            WarmMode::PerRequest { internal_header: Some("x-edgebench-instantiate-ns") },
+            WarmMode::PerRequest { internal_header: Some("x-edgebench-handle-ns") },
         )?))
     }
 }
