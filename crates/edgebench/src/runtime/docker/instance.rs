@@ -148,6 +148,9 @@ fn container_config(image: &str, campaign: &str, spec: &LaunchSpec<'_>, network:
         image: Some(image.to_string()),
         cmd: Some(vec![spec.workload.name().to_string(), listen]),
         labels: Some(labels::for_container(campaign)),
+        // The server is PID 1 without a SIGTERM handler: SIGTERM would only
+        // make every stop (and a daemon shutdown) wait for its timeout.
+        stop_signal: Some("SIGKILL".into()),
         exposed_ports,
         host_config: Some(HostConfig {
             network_mode: Some(match network {
@@ -236,7 +239,7 @@ impl DockerInstance {
         let api = engine.api();
         let t0 = match kind {
             WarmKind::Restart => {
-                // t=0: SIGKILL at once (the server is PID 1 and has no SIGTERM handler).
+                // SIGKILL at once (the container's stop signal), no grace period.
                 let options = StopContainerOptions { t: Some(0), ..Default::default() };
                 engine.call("stop", api.stop_container(&id, Some(options)))?;
                 self.init_pid.set(None);
