@@ -208,9 +208,17 @@ fn conformance_all(runtimes: Option<String>, artifacts: Artifacts) -> Result<()>
             println!("{:<20} not measured: {}", r.name(), d.reason);
             continue;
         }
+        // The campaign's hooks: e.g. Docker starts its daemon and builds its image here.
+        if let Err(e) = r.setup(&ctx) {
+            failures += 1;
+            println!("FAILED {:<20} setup: {e:#}", r.name());
+            r.teardown(&ctx);
+            continue;
+        }
         for variant in r.variants() {
             for w in crate::Workload::ALL {
-                let result = conformance::check(r.as_ref(), variant, w, &ctx);
+                let result =
+                    r.prepare(&ctx, w, variant).and_then(|()| conformance::check(r.as_ref(), variant, w, &ctx));
                 match result {
                     Ok(m) if m.is_empty() => println!("{:<20} {variant:<20} {w:<6} conforms", r.name()),
                     Ok(m) => {
@@ -226,6 +234,7 @@ fn conformance_all(runtimes: Option<String>, artifacts: Artifacts) -> Result<()>
                 }
             }
         }
+        r.teardown(&ctx);
     }
     let _ = std::fs::remove_dir_all(&work);
     if failures > 0 {

@@ -37,7 +37,8 @@ pub fn process_tree(root: u32) -> Vec<u32> {
     tree.into_iter().filter(|p| fs::metadata(format!("/proc/{p}")).is_ok()).collect()
 }
 
-fn parent_of(pid: u32) -> Option<u32> {
+/// The parent pid of `pid`, from `/proc/<pid>/stat`.
+pub fn parent_of(pid: u32) -> Option<u32> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: parse after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];

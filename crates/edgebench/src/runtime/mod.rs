@@ -1,6 +1,7 @@
 //! One backend per runtime behind one trait. Adding a runtime means adding a
 //! file here and a line in [`all`].
 
+pub mod docker;
 mod native;
 pub mod process;
 mod wasmtime_cli;
@@ -17,7 +18,12 @@ use std::time::{Duration, Instant};
 
 /// Every runtime edgebench knows, in report order.
 pub fn all() -> Vec<Box<dyn Runtime>> {
-    vec![Box::new(native::Native), Box::new(wasmtime_embedded::WasmtimeEmbedded), Box::new(wasmtime_cli::WasmtimeCli)]
+    vec![
+        Box::new(native::Native),
+        Box::new(wasmtime_embedded::WasmtimeEmbedded),
+        Box::new(wasmtime_cli::WasmtimeCli),
+        Box::new(docker::Docker::from_env()),
+    ]
 }
 
 /// The runtime every ratio in the report is taken against.

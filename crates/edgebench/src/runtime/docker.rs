@@ -1,0 +1,273 @@
+//! `docker`: the static musl server in a `FROM scratch` container, driven
+//! through the engine API (bollard). The container baseline every Wasm figure
+//! is read against.
+//!
+//! Variants: `bridge` (default bridge network, the port published on
+//! 127.0.0.1 only: through Docker's NAT rules and its docker-proxy, which
+//! forwards into the container's namespace) and `host` (host networking: the
+//! server listens on the launch address itself). edgebench itself only ever
+//! connects to 127.0.0.1.
+//!
+//! What is measured, besides the metrics every runtime has:
+//! - `cold_start` is the whole `docker run` path as one interval: t0 just
+//!   before the create call → first correct `200` (create + start + the
+//!   server's start + the network path). Its phases: `cold_start_create`
+//!   (t0 → create returned) and `cold_start_start` (t0 → start returned).
+//!   In `bridge`, `cold_start_accept` is docker-proxy accepting, which can
+//!   happen before the server listens.
+//! - `warm_start`, phase `restart`: the container is stopped (SIGKILL), then
+//!   start call → first correct `200`; phase `unpause`: the container is
+//!   paused, then unpause call → first correct `200`.
+//!   Checkpoint/restore is not measured: it needs dockerd's experimental mode
+//!   and CRIU, and Debian's CRIU 3.17 fails on this kernel (6.18) before
+//!   dumping anything ("vdso: Unexpected rt vDSO area bounds" in `criu check`).
+//! - Memory and CPU: `pids()` are the container's processes, its
+//!   containerd-shim and (bridge) its docker-proxy; `docker_proxy_pss` gives
+//!   the proxy's share. The container cgroup gives `cgroup_memory_current`,
+//!   `cgroup_memory_peak` (KiB) and `cgroup_cpu` (ms), counted since the
+//!   container's last start (a `restart` warm start makes a new cgroup).
+//! - The daemon's own memory (dockerd + its containerd), once per campaign:
+//!   `daemon_memory_pss`, `daemon_memory_rss` (KiB), stored with the first
+//!   Docker trial that records resources (phase `after_boot`).
+//!
+//! Engine: `EDGEBENCH_DOCKER_HOST` (a socket path) or the default socket. When
+//! no daemon answers on the default socket, `setup` starts `dockerd` (log in
+//! the campaign's `work/logs/dockerd.log`) and `teardown` stops it by pid.
+//! Containers carry `edgebench=1`, `edgebench.campaign=<id>` and the pid of
+//! the edgebench that made them; `setup` removes those whose edgebench is
+//! gone (a crashed campaign).
+
+mod cgroup;
+mod daemon;
+mod engine;
+mod image;
+mod instance;
+mod labels;
+
+pub use engine::{Endpoint, DEFAULT_SOCKET, HOST_ENV};
+pub use image::Outcome as ImageOutcome;
+
+use super::{Context, Detection, Instance, LaunchSpec, Runtime};
+use crate::artifacts::Artifacts;
+use crate::Workload;
+use anyhow::{anyhow, Result};
+use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use daemon::StartedDaemon;
+use engine::Engine;
+use instance::{DaemonMemory, Network};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How long a running daemon has to answer a first call.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct Docker {
+    endpoint: Result<Endpoint, String>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    engine: Option<Arc<Engine>>,
+    /// The dockerd this backend started (stopped in `teardown`).
+    daemon: Option<StartedDaemon>,
+    /// The image tag checked or built in this campaign.
+    image: Option<String>,
+    daemon_memory_pending: Arc<AtomicBool>,
+}
+
+impl Docker {
+    /// The engine at `EDGEBENCH_DOCKER_HOST`, else at the default socket.
+    pub fn from_env() -> Docker {
+        Docker { endpoint: Endpoint::from_env(), state: Mutex::default() }
+    }
+
+    /// The engine at `socket` (edgebench starts a daemon only for the default one).
+    pub fn with_socket(socket: &str) -> Docker {
+        Docker { endpoint: Endpoint::parse(socket), state: Mutex::default() }
+    }
+
+    /// Builds the workload image unless one of the same content exists.
+    pub fn ensure_image(&self, artifacts: &Artifacts, campaign: &str) -> Result<(String, ImageOutcome)> {
+        let engine = self.engine()?;
+        let (tag, outcome) = image::ensure(&engine, &artifacts.native_server(), campaign)?;
+        self.state.lock().unwrap().image = Some(tag.clone());
+        Ok((tag, outcome))
+    }
+
+    /// The engine connected in `setup`, or one connected now (never starts a daemon).
+    fn engine(&self) -> Result<Arc<Engine>> {
+        if let Some(engine) = &self.state.lock().unwrap().engine {
+            return Ok(engine.clone());
+        }
+        let endpoint = self.endpoint.clone().map_err(|e| anyhow!(e))?;
+        let engine = Engine::connect(&endpoint.socket, CONNECT_TIMEOUT).map_err(|e| {
+            anyhow!(
+                "no Docker engine answers at {} ({e:#}): start dockerd (`edgebench run` starts it when none runs)",
+                endpoint.socket.display()
+            )
+        })?;
+        let engine = Arc::new(engine);
+        self.state.lock().unwrap().engine = Some(engine.clone());
+        Ok(engine)
+    }
+
+    fn image(&self, ctx: &Context<'_>) -> Result<String> {
+        if let Some(tag) = &self.state.lock().unwrap().image {
+            return Ok(tag.clone());
+        }
+        let (tag, outcome) = self.ensure_image(ctx.artifacts, &ctx.campaign_id)?;
+        eprintln!("edgebench: docker: image {tag} {}", if outcome == ImageOutcome::Built { "built" } else { "reused" });
+        Ok(tag)
+    }
+
+    fn dockerd_pid(&self) -> Option<u32> {
+        let state = self.state.lock().unwrap();
+        match (&state.daemon, &self.endpoint) {
+            (Some(daemon), _) => Some(daemon.pid()),
+            (None, Ok(endpoint)) if endpoint.is_default => daemon::running_dockerd(),
+            _ => None,
+        }
+    }
+}
+
+impl Runtime for Docker {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn variants(&self) -> &'static [&'static str] {
+        Network::VARIANTS
+    }
+
+    /// Asks the engine; never starts a daemon.
+    fn detect(&self, artifacts: &Artifacts) -> Detection {
+        let endpoint = match &self.endpoint {
+            Ok(e) => e,
+            Err(why) => return Detection::missing(why.clone()),
+        };
+        if !artifacts.native_server().exists() {
+            return Detection::missing(format!(
+                "the image is built from the native server, and {} is not built: run `edgebench build`",
+                artifacts.native_server().display()
+            ));
+        }
+        let dockerd = daemon::find_dockerd(&crate::campaign::controlled_env(std::path::Path::new("/")));
+        match Engine::connect(&endpoint.socket, CONNECT_TIMEOUT) {
+            Ok(engine) => Detection::found(
+                format!("{} at {}", engine.version, endpoint.socket.display()),
+                dockerd.unwrap_or_else(|| endpoint.socket.clone()),
+            ),
+            Err(e) => match dockerd {
+                Some(path) if endpoint.is_default && nix::unistd::geteuid().is_root() => {
+                    let version = super::version_of(&path, &["--version"]).unwrap_or_else(|| "dockerd".into());
+                    Detection::found(format!("{version} (installed, not running: edgebench starts it)"), path)
+                }
+                Some(_) if endpoint.is_default => Detection::missing(
+                    "dockerd is installed but not running, and only root can start it: start dockerd, or run edgebench as root",
+                ),
+                _ => Detection::missing(format!(
+                    "no Docker engine at {} ({e:#}): install docker.io / start dockerd",
+                    endpoint.socket.display()
+                )),
+            },
+        }
+    }
+
+    fn notes(&self, workload: Workload) -> Option<String> {
+        (workload == Workload::Kv).then(|| {
+            "kv state in the server process memory inside the container (as native); a `restart` warm start begins with an empty store".into()
+        })
+    }
+
+    /// Connects to the engine (starting dockerd when none answers on the
+    /// default socket) and removes leftovers of crashed campaigns.
+    fn setup(&self, ctx: &Context<'_>) -> Result<()> {
+        {
+            let mut state = self.state.lock().unwrap();
+            state.image = None;
+            state.daemon_memory_pending = Arc::new(AtomicBool::new(true));
+        }
+        let endpoint = self.endpoint.clone().map_err(|e| anyhow!(e))?;
+        let engine = match self.engine() {
+            Ok(engine) => engine,
+            Err(no_engine) => {
+                let dockerd = daemon::find_dockerd(&ctx.env)
+                    .filter(|_| endpoint.is_default)
+                    .ok_or_else(|| no_engine.context("edgebench starts dockerd only for the default socket"))?;
+                let log = ctx.work_dir.join("logs").join("dockerd.log");
+                let (daemon, engine) = daemon::start(&dockerd, &ctx.env, log)?;
+                eprintln!("edgebench: docker: started dockerd (pid {}), log {}", daemon.pid(), daemon.log.display());
+                let engine = Arc::new(engine);
+                let mut state = self.state.lock().unwrap();
+                state.daemon = Some(daemon);
+                state.engine = Some(engine.clone());
+                engine
+            }
+        };
+        let removed = remove_containers(&engine, labels::marked_filter(), |owner| !labels::owner_alive(owner))?;
+        if removed > 0 {
+            eprintln!("edgebench: docker: removed {removed} leftover container(s) of a crashed campaign");
+        }
+        Ok(())
+    }
+
+    /// Removes this campaign's containers, if any are left, and stops the
+    /// daemon if `setup` started it.
+    fn teardown(&self, ctx: &Context<'_>) {
+        let (engine, daemon) = {
+            let mut state = self.state.lock().unwrap();
+            (state.engine.take(), state.daemon.take())
+        };
+        if let Some(engine) = engine {
+            if let Err(e) = remove_containers(&engine, labels::campaign_filter(&ctx.campaign_id), |_| true) {
+                eprintln!("edgebench: docker: cleaning up: {e:#}");
+            }
+        }
+        if let Some(mut daemon) = daemon {
+            daemon.stop();
+            eprintln!("edgebench: docker: stopped dockerd (pid {})", daemon.pid());
+        }
+    }
+
+    /// Builds (or finds) the image outside any timed interval.
+    fn prepare(&self, ctx: &Context<'_>, _workload: Workload, variant: &str) -> Result<()> {
+        Network::parse(variant)?;
+        self.image(ctx).map(|_| ())
+    }
+
+    fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
+        let network = Network::parse(spec.variant)?;
+        let engine = self.engine()?;
+        let image = self.image(ctx)?;
+        // Two statements: the state lock must be released before dockerd_pid takes it.
+        let pending = self.state.lock().unwrap().daemon_memory_pending.clone();
+        let daemon_memory = DaemonMemory { pending, dockerd: self.dockerd_pid() };
+        Ok(Box::new(instance::launch(engine, &image, &ctx.campaign_id, spec, network, daemon_memory)?))
+    }
+}
+
+/// Force-removes the containers matching `filter` whose owner label passes
+/// `remove`; returns how many were removed.
+fn remove_containers(
+    engine: &Engine,
+    filter: HashMap<String, Vec<String>>,
+    remove: impl Fn(Option<&str>) -> bool,
+) -> Result<usize> {
+    let options = ListContainersOptions { all: true, filters: Some(filter), ..Default::default() };
+    let containers = engine.call("list containers", engine.api().list_containers(Some(options)))?;
+    let mut removed = 0;
+    for container in containers {
+        let owner = container.labels.as_ref().and_then(|l| l.get(labels::OWNER)).map(String::as_str);
+        let Some(id) = container.id.as_deref().filter(|_| remove(owner)) else { continue };
+        let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        match engine.call("remove", engine.api().remove_container(id, Some(options))) {
+            Err(e) if !engine::is_not_found(&e) => return Err(e),
+            _ => removed += 1,
+        }
+    }
+    Ok(removed)
+}
