@@ -3,6 +3,7 @@
 
 mod native;
 pub mod process;
+pub mod wasmcloud;
 mod wasmtime_cli;
 mod wasmtime_embedded;
 
@@ -17,7 +18,12 @@ use std::time::{Duration, Instant};
 
 /// Every runtime edgebench knows, in report order.
 pub fn all() -> Vec<Box<dyn Runtime>> {
-    vec![Box::new(native::Native), Box::new(wasmtime_embedded::WasmtimeEmbedded), Box::new(wasmtime_cli::WasmtimeCli)]
+    vec![
+        Box::new(native::Native),
+        Box::new(wasmtime_embedded::WasmtimeEmbedded),
+        Box::new(wasmtime_cli::WasmtimeCli),
+        Box::new(wasmcloud::Wasmcloud::default()),
+    ]
 }
 
 /// The runtime every ratio in the report is taken against.
