@@ -161,6 +161,10 @@ fn an_instance_runs_in_a_controlled_environment_and_stops_twice() {
     assert!(!env.iter().any(|v| v.starts_with("RUST_BACKTRACE=")), "{env:?}");
     let home = env.iter().find_map(|v| v.strip_prefix("HOME=")).expect("HOME set");
     assert!(home.starts_with(&work.path().join("state").display().to_string()), "a HOME of its own: {home}");
+    let record = work.path().join("logs/wasmcloud-host-cold-hello-test.wash-host.json");
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(record["env"]["HOME"], home, "what was used is stored: {record}");
+    assert!(record["args"].as_array().unwrap().iter().any(|a| a == "--http-addr"), "{record}");
     match instance.warm_start(Workload::Hello) {
         WarmStart::Measured(samples) => {
             let phases: Vec<&str> = samples.iter().map(|s| s.phase.as_str()).collect();

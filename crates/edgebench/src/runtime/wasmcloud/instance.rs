@@ -95,8 +95,11 @@ pub fn launch(
     let mut beats = control.heartbeats()?;
     let group = format!("edgebench-{}-{}", std::process::id(), spec.label);
     let command = host_command(stack, spec.addr, &group, &scratch);
-    let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-    let host = spawn(command, &host_env(ctx, &scratch.join("home")), spec.addr, log, Some(scratch), WarmMode::None)?;
+    let logs = ctx.work_dir.join("logs");
+    let env = host_env(ctx, &scratch.join("home"));
+    record_command(&logs.join(format!("{}.wash-host.json", spec.label)), &command, &env)?;
+    let host =
+        spawn(command, &env, spec.addr, logs.join(format!("{}.log", spec.label)), Some(scratch), WarmMode::None)?;
     let (nats_pids, registry_pids) = stack.pids();
     let mut instance = WasmcloudInstance {
         launched_at: host.launched_at(),
@@ -157,6 +160,17 @@ fn host_command(stack: &Stack, addr: SocketAddr, group: &str, scratch: &Path) ->
         .arg(scratch.join("oci"))
         .args(["--allow-insecure-registries", "--non-interactive"]);
     command
+}
+
+/// Stores exactly how the host was started (program, arguments, whole
+/// environment) next to its log, in the campaign directory.
+fn record_command(path: &Path, command: &Command, env: &[(String, String)]) -> Result<()> {
+    let record = json!({
+        "program": command.get_program().to_string_lossy(),
+        "args": command.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
+        "env": env.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+    });
+    std::fs::write(path, serde_json::to_vec_pretty(&record)?).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The campaign's environment with a HOME of the instance's own, and never

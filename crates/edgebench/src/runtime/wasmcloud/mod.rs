@@ -79,8 +79,9 @@ impl Runtime for Wasmcloud {
 
     fn notes(&self, workload: Workload) -> Option<String> {
         let common = "each instance is its own `wash host` (fresh HOME and OCI cache; the campaign's runtime_env with \
-             HOME replaced and RUST_BACKTRACE unset; loopback only) on one nats-server and one local docker-registry \
-             shared by the campaign. host-cold: t0 before spawning the host → first 200; deploy-cold: t0 before \
+             HOME replaced and RUST_BACKTRACE unset; loopback only; exact command and environment in \
+             work/logs/<trial>.wash-host.json) on one nats-server and one local docker-registry shared by the \
+             campaign. host-cold: t0 before spawning the host → first 200; deploy-cold: t0 before \
              workload.start on a running host (pull + compile); deploy-warm: the same, for a component the host ran \
              and stopped before. The probe starts when the host replies RUNNING. memory_*/cpu_time: the wash host \
              only (cpu_time boot from its spawn, priming included); memory_pss_nats_server, memory_pss_registry: \
