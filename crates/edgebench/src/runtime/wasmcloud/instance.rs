@@ -28,6 +28,11 @@ const HEARTBEAT_LIMIT: Duration = Duration::from_secs(30);
 const START_LIMIT: Duration = Duration::from_secs(120);
 const STOP_LIMIT: Duration = Duration::from_secs(5);
 const ANSWER_LIMIT: Duration = Duration::from_secs(10);
+const SETTLE_WINDOW: Duration = Duration::from_millis(20);
+/// 2.5% of a core: an idle host's timers stay below, its start-up does not.
+const IDLE_CPU: Duration = Duration::from_micros(500);
+/// A host that never goes idle is deployed to anyway after this.
+const SETTLE_LIMIT: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
@@ -128,14 +133,14 @@ pub fn launch(
             instance.phases.push(("host_heartbeat".into(), beat_at - instance.launched_at));
         }
         Variant::DeployCold => {
-            instance.control.ping()?;
+            instance.settle()?;
             instance.launched_at = Instant::now();
         }
         Variant::DeployWarm => {
             instance.deploy()?;
             instance.wait_for_answer()?;
             instance.undeploy()?;
-            instance.control.ping()?;
+            instance.settle()?;
             instance.launched_at = Instant::now();
         }
     }
@@ -264,6 +269,25 @@ impl WasmcloudInstance {
             std::thread::sleep(Duration::from_millis(1));
         }
         bail!("no correct answer from the deployed {} within {ANSWER_LIMIT:?}: {last}", self.workload)
+    }
+
+    /// Before a timed deploy: the host has finished what it was doing (its
+    /// threads used under `IDLE_CPU` in `SETTLE_WINDOW`, the trickle of an
+    /// idle host; a fresh host gets there in ~0.1 s) and the NATS connection
+    /// is alive.
+    fn settle(&mut self) -> Result<()> {
+        let pids = self.host.pids();
+        let deadline = Instant::now() + SETTLE_LIMIT;
+        let mut last = resources::cpu_ns(&pids);
+        while Instant::now() < deadline {
+            std::thread::sleep(SETTLE_WINDOW);
+            let now = resources::cpu_ns(&pids);
+            if now.saturating_sub(last) < IDLE_CPU.as_nanos() as u64 {
+                break;
+            }
+            last = now;
+        }
+        self.control.ping()
     }
 
     /// Stop and start again of the compiled, cached component → first answer.

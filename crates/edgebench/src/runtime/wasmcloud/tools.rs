@@ -38,6 +38,10 @@ impl Tools {
                 problems.push(format!("wash not found: {}", wash_install_hint()));
                 None
             }
+            Some(p) if !p.exists() => {
+                problems.push(format!("{} does not exist: {}", p.display(), wash_install_hint()));
+                None
+            }
             Some(p) if !super::super::is_executable(&p) => {
                 problems
                     .push(format!("{} is not executable (PyPI wheels drop the exec bit): chmod +x it", p.display()));
