@@ -6,7 +6,7 @@
 //! - Each instance is a `wash host` of its own with one deployment of the
 //!   workload ([`instance`]); the variants say where t0 is:
 //!   `host-cold` (before the host is spawned), `deploy-cold` (before
-//!   `workload.start` on a running host: pull + compile) and `deploy-warm`
+//!   `workload.start` on a running, idle host: pull + compile) and `deploy-warm`
 //!   (before `workload.start` of a component this host already ran and
 //!   stopped: compiled form cached).
 //! - `teardown` stops NATS and the registry; every process is also stopped
@@ -82,7 +82,7 @@ impl Runtime for Wasmcloud {
              HOME replaced and RUST_BACKTRACE unset; loopback only; exact command and environment in \
              work/logs/<trial>.wash-host.json) on one nats-server and one local docker-registry shared by the \
              campaign. host-cold: t0 before spawning the host → first 200; deploy-cold: t0 before \
-             workload.start on a running host (pull + compile); deploy-warm: the same, for a component the host ran \
+             workload.start on a running, idle host (pull + compile); deploy-warm: the same, for a component the host ran \
              and stopped before. The probe starts when the host replies RUNNING. memory_*/cpu_time: the wash host \
              only (cpu_time boot from its spawn, priming included); memory_pss_nats_server, memory_pss_registry: \
              the shared services. warm_start: one request on a new connection (a fresh component instance per request, like \
