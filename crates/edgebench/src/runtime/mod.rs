@@ -4,6 +4,7 @@
 pub mod docker;
 mod native;
 pub mod process;
+pub mod wasmcloud;
 mod wasmtime_cli;
 mod wasmtime_embedded;
 
@@ -23,6 +24,7 @@ pub fn all() -> Vec<Box<dyn Runtime>> {
         Box::new(wasmtime_embedded::WasmtimeEmbedded),
         Box::new(wasmtime_cli::WasmtimeCli),
         Box::new(docker::Docker::from_env()),
+        Box::new(wasmcloud::Wasmcloud::default()),
     ]
 }
 
