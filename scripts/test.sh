@@ -15,5 +15,19 @@ cargo clippy -p edgebench-workload-wasi-http --target wasm32-wasip2 -- -D warnin
 # Workload artifacts and the embedded Wasmtime host (release), used by the tests.
 cargo run --release -q -p edgebench -- build
 
-export EDGEBENCH_REQUIRE="${EDGEBENCH_REQUIRE:-wasmtime,wasmcloud}"
+# One Docker daemon for the whole suite (tests run in parallel processes; each
+# starting its own would race). Started only when none answers, stopped on exit.
+if ! timeout 10 docker info >/dev/null 2>&1; then
+  mkdir -p target
+  echo "test.sh: starting dockerd (log: target/dockerd-test.log)"
+  dockerd >target/dockerd-test.log 2>&1 &
+  dockerd_pid=$!
+  trap 'kill "$dockerd_pid" 2>/dev/null; wait "$dockerd_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 120); do
+    timeout 5 docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+fi
+
+export EDGEBENCH_REQUIRE="${EDGEBENCH_REQUIRE:-wasmtime,wasmcloud,docker}"
 cargo nextest run --no-fail-fast
