@@ -65,7 +65,7 @@ impl Fixture {
     }
 
     fn key(&self, variant: &str, workload: Workload) -> TrialKey {
-        TrialKey { runtime: "docker".into(), variant: variant.into(), workload, repetition: 0 }
+        TrialKey::new("docker", variant, workload, 0)
     }
 
     fn finish(self) {
