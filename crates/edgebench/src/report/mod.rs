@@ -1,8 +1,10 @@
 //! Analysis and report, apart from measuring: everything here reads only the
 //! campaign's SQLite file, so a report can be made again at any time.
 
+mod checks;
 mod csv;
 mod markdown;
+pub mod significance;
 pub mod stats;
 mod summary;
 
