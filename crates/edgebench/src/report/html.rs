@@ -18,7 +18,7 @@ pub fn no_data(why: &str) -> String {
     format!("<p class=\"no-data\">No data: {}</p>", esc(why))
 }
 
-const STYLE: &str = r#"
+pub const STYLE: &str = r#"
 :root { --ink: #1d1d1f; --muted: #5f6368; --line: #d9dce1; --band: #f5f6f8; --accent: #0072b2; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: var(--ink); background: #fff; }
