@@ -73,7 +73,7 @@ pub fn render(p: &Page) -> String {
         esc(&title),
         esc(&title)
     );
-    let duration = c.finished_ns.map(|f| format!(", {:.0} s", (f - c.started_ns) as f64 / 1e9)).unwrap_or_default();
+    let duration = c.finished_ns.map(|f| format!(", {:.1} s", (f - c.started_ns) as f64 / 1e9)).unwrap_or_default();
     let _ = writeln!(
         out,
         "<p class=\"meta\">Status <strong>{}</strong>; started {} UTC{}; {} × {}, kernel {}, {}; virtualisation <strong>{}</strong>; edgebench commit <code>{}</code>.</p>",
