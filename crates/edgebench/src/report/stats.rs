@@ -521,6 +521,17 @@ mod tests {
         let t = mann_whitney(&a, &b).unwrap();
         assert_eq!(t.u, 15.0);
         assert!((t.p / 4.433136869769731e-13 - 1.0).abs() < 1e-9, "{}", t.p);
+
+        // The largest exact case, 50 × 50: a_i = 2i, b_i = 2i + 11 (U = 990,
+        // p = 0.0735352106256962) and b_i = 2i + 1 (U = 1225, p = 0.8664717523984022).
+        let a: Vec<f64> = (0..50).map(|i| i as f64 * 2.0).collect();
+        for (shift, u, p) in [(11.0, 990.0, 0.0735352106256962), (1.0, 1225.0, 0.8664717523984022)] {
+            let b: Vec<f64> = (0..50).map(|i| i as f64 * 2.0 + shift).collect();
+            let t = mann_whitney(&a, &b).unwrap();
+            assert!(t.exact);
+            assert_eq!(t.u, u);
+            assert!(close(t.p, p, 1e-12), "shift {shift}: {}", t.p);
+        }
     }
 
     #[test]
