@@ -25,6 +25,9 @@ pub const NEEDS: &[Need] = &[
     Need { title: "Least CPU to boot", metric: "cpu_time", phase: "boot" },
 ];
 
+/// Fewer trials than this per configuration: no lead is called.
+const MIN_TRIALS_FOR_A_CALL: usize = 6;
+
 pub struct Finding {
     pub need: &'static str,
     /// The configuration(s) that answer it, or None.
@@ -95,7 +98,7 @@ fn find_need(need: &Need, cells: &[Cell]) -> Option<Finding> {
     }
     let mut winners: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let (mut best_medians, mut next_medians, mut leads, mut next_labels) = (vec![], vec![], vec![], vec![]);
-    let mut clear = 0;
+    let (mut clear, mut testable) = (0, 0);
     for (workload, mut list) in by_workload.clone() {
         list.sort_by(|a, b| a.median.total_cmp(&b.median));
         winners.entry(label(list[0])).or_default().push(workload.to_string());
@@ -104,9 +107,13 @@ fn find_need(need: &Need, cells: &[Cell]) -> Option<Finding> {
             next_medians.push(next.median);
             next_labels.push(label(next));
             leads.push(next.median / list[0].median);
-            let (lo, _) = stats::ratio_of_medians_ci(&next.trials, &list[0].trials, Bootstrap::REPORT);
-            if lo > 1.0 {
-                clear += 1;
+            // A percentile bootstrap of a handful of trials undercovers: no call below 6.
+            if next.trials.len().min(list[0].trials.len()) >= MIN_TRIALS_FOR_A_CALL {
+                testable += 1;
+                let (lo, _) = stats::ratio_of_medians_ci(&next.trials, &list[0].trials, Bootstrap::REPORT);
+                if lo > 1.0 {
+                    clear += 1;
+                }
             }
         }
     }
@@ -137,12 +144,20 @@ fn find_need(need: &Need, cells: &[Cell]) -> Option<Finding> {
         next_labels.sort();
         next_labels.dedup();
         detail.push_str(&format!(
-            "; next: {} at {} ({}× the best). The lead is clear (bootstrap 95% interval of next ÷ best above 1) in {clear} of {} workloads.",
+            "; next: {} at {} ({}× the best).",
             list(&next_labels),
             range(&next_medians, &unit),
-            range(&leads, "").trim(),
-            leads.len()
+            range(&leads, "")
         ));
+        if testable == 0 {
+            detail.push_str(&format!(
+                " Too few trials (fewer than {MIN_TRIALS_FOR_A_CALL}) to say whether the lead is real."
+            ));
+        } else {
+            detail.push_str(&format!(
+                " The lead is clear (bootstrap 95% interval of next ÷ best above 1) in {clear} of {testable} workloads."
+            ));
+        }
     } else {
         detail.push_str("; no other runtime was measured.");
     }
@@ -219,7 +234,10 @@ fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samp
         ));
     }
     let key: Vec<&Cell> = cells.iter().filter(|c| is_key_cell(c) && c.n > 0).collect();
-    let noisy: Vec<&&Cell> = key.iter().filter(|c| c.noise.is_some_and(|n| n.level != NoiseLevel::Quiet)).collect();
+    let noisy: Vec<&&Cell> = key
+        .iter()
+        .filter(|c| c.noise.is_some_and(|n| matches!(n.level, NoiseLevel::Noisy | NoiseLevel::VeryNoisy)))
+        .collect();
     if !noisy.is_empty() {
         out.push(format!(
             "{} of {} key cells are noisy (95% interval of the per-trial median wider than ±5%); {} (see Data quality).",

@@ -36,7 +36,8 @@ pub fn items(campaign: &CampaignRow, comparisons: usize) -> Vec<String> {
             "**Significance against native.** Two-sided Mann–Whitney U on per-trial values: exact null distribution when there are no ties and n1·n2 ≤ 2500, else the normal approximation with tie and continuity corrections. Holm's step-down correction over all {comparisons} comparisons in this report (family-wise α = 0.05). Effect size: Cliff's δ = P(runtime > native) − P(runtime < native), |δ| < 0.147 negligible, < 0.33 small, < 0.474 medium, else large. With fewer than 4 trials per side no two-sided p-value can fall below 0.05."
         ),
         format!(
-            "**Outliers.** Per-trial values with |modified z| = |0.6745 (x − median) / MAD| > {OUTLIER_Z} are flagged (mean absolute deviation × 1.2533 when the MAD is 0). Nothing is dropped: every figure includes them."
+            "**Outliers.** In cells with at least {} trials, per-trial values with |modified z| = |0.6745 (x − median) / MAD| > {OUTLIER_Z} are flagged (mean absolute deviation × 1.2533 when the MAD is 0). Nothing is dropped: every figure includes them.",
+            super::summary::MIN_TRIALS_FOR_OUTLIERS
         ),
         "**Warm-up check.** Cells with one value per trial: the first fifth of trials in time order (at least 2) against the rest, Mann–Whitney. Cells with several values per trial: the first tenth of each trial against the rest of that trial, sign test over trials. Flagged when p < 0.05 and the medians differ by 5% or more; not corrected for multiplicity: a pointer to look, not a verdict.".into(),
         format!(

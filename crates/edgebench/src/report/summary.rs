@@ -66,6 +66,9 @@ impl Cell {
 
 type Key = (String, String, String, String, String);
 
+/// With fewer trials a median absolute deviation says little: no flags.
+pub const MIN_TRIALS_FOR_OUTLIERS: usize = 5;
+
 pub fn summarize(samples: &[Sample]) -> Vec<Cell> {
     let mut groups: BTreeMap<Key, Vec<&Sample>> = BTreeMap::new();
     for s in samples {
@@ -172,7 +175,9 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
     c.cv = stats::cv(&values);
     c.values = values;
     c.noise = stats::noise(&c.trial_values);
-    c.outlier_reps = stats::mad_outliers(&c.trial_values).into_iter().map(|i| c.trial_reps[i]).collect();
+    if c.trial_values.len() >= MIN_TRIALS_FOR_OUTLIERS {
+        c.outlier_reps = stats::mad_outliers(&c.trial_values).into_iter().map(|i| c.trial_reps[i]).collect();
+    }
     c.first_k = checks::first_k(&c.trials);
     c
 }
