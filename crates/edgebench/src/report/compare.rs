@@ -271,6 +271,10 @@ impl Comparison {
             let cells: Vec<String> = l.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
             let _ = writeln!(out, "{}", cells.join("  ").trim_end());
         }
+        if !self.environment.is_empty() {
+            let keys: Vec<&str> = self.environment.iter().map(|(k, _, _)| k.as_str()).collect();
+            let _ = writeln!(out, "\nThe environments differ in: {} (values in compare.md).", keys.join(", "));
+        }
         let _ = writeln!(
             out,
             "\n{} of {} cells changed (p < {ALPHA} and |change| > {:.0}%); every cell and metric: compare.md",

@@ -252,7 +252,7 @@ fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samp
     }
     let outliers: usize = cells.iter().map(|c| c.outlier_reps.len()).sum();
     if outliers > 0 {
-        out.push(format!("{outliers} trial value(s) are MAD outliers (|modified z| > 3.5): flagged in Data quality, kept in every figure."));
+        out.push(format!("{outliers} trial value(s) are MAD outliers (modified z beyond ±3.5): flagged in Data quality, kept in every figure."));
     }
     let failed = samples.iter().filter(|s| !s.ok && !s.error.starts_with("not applicable")).count();
     if failed > 0 {
