@@ -293,7 +293,7 @@ fn noise_text(c: &Cell) -> String {
 fn trials_needed(c: &Cell) -> String {
     match c.noise.and_then(|n| n.more_for_target.map(|m| (m, n.n))) {
         None => "–".into(),
-        Some((more, n)) if more + n > 10 * n => format!("> {}: spread", 10 * n),
+        Some((more, n)) if more + n > 10 * n => format!("> {}", 10 * n),
         Some((more, n)) => format!("≈ {}", more + n),
     }
 }
@@ -318,7 +318,7 @@ const MAIN_METRICS: &[&str] =
     &["cold_start", "warm_start", "latency_keepalive", "latency_newconn", "memory_pss", "cpu_time"];
 
 fn metric_tables(out: &mut String, cells: &[Cell]) {
-    out.push_str("<section id=\"metrics\"><h2>All metrics</h2>\n<p class=\"def\">n: successful samples (trials, where a trial gives several). p (Holm): Mann–Whitney against native on per-trial values, Holm-adjusted over the whole report; * marks p &lt; 0.05. δ: Cliff's δ against native (positive: larger than native). Noise: half-width of the 95% interval of the per-trial median; trials for ±5%: about how many trials would narrow it to ±5% (&gt; 10× the trials: the spread, not the count, is the problem).</p>\n");
+    out.push_str("<section id=\"metrics\"><h2>All metrics</h2>\n<p class=\"def\">n: successful samples (trials, where a trial gives several). p (Holm): Mann–Whitney against native on per-trial values, Holm-adjusted over the whole report; * marks p &lt; 0.05. δ: Cliff's δ against native (positive: larger than native). Noise: half-width of the 95% interval of the per-trial median; trials for ±5%: about how many trials would narrow it to ±5% (beyond 10× the trials, a quieter host or a fix for a bimodal start helps more than more trials).</p>\n");
     let mut known: Vec<&str> = METRICS.iter().map(|(m, _)| *m).collect();
     let mut extra: Vec<&str> = cells.iter().map(|c| c.metric.as_str()).filter(|m| !known.contains(m)).collect();
     extra.sort();
@@ -405,8 +405,13 @@ fn quality_section(out: &mut String, cells: &[Cell], samples: &[Sample]) {
         "<p>{quiet} of {} key cells are quiet (95% interval of the per-trial median within ±5%).</p>",
         key.len()
     );
-    let loud: Vec<&&Cell> = key.iter().filter(|c| c.noise.is_some_and(|n| n.level != NoiseLevel::Quiet)).collect();
+    let mut loud: Vec<&&Cell> = key.iter().filter(|c| c.noise.is_some_and(|n| n.level != NoiseLevel::Quiet)).collect();
+    loud.sort_by(|a, b| {
+        let w = |c: &Cell| c.noise.map_or(0.0, |n| n.rel_half_width);
+        w(b).total_cmp(&w(a))
+    });
     if !loud.is_empty() {
+        let _ = writeln!(out, "<details><summary>The other {}, noisiest first</summary>", loud.len());
         out.push_str("<div class=\"scroll\"><table><thead><tr><th>metric</th><th>workload</th><th>runtime (variant)</th><th>trials</th><th>CV</th><th>noise</th><th>trials for ±5%</th></tr></thead><tbody>\n");
         for c in loud {
             let n = c.noise.unwrap();
@@ -422,7 +427,7 @@ fn quality_section(out: &mut String, cells: &[Cell], samples: &[Sample]) {
                 td_num(&trials_needed(c))
             );
         }
-        out.push_str("</tbody></table></div>\n");
+        out.push_str("</tbody></table></div></details>\n");
     }
     outliers(out, cells);
     out.push_str("<h3>Warm-up check (first values against the rest)</h3>\n");
@@ -435,7 +440,7 @@ fn quality_section(out: &mut String, cells: &[Cell], samples: &[Sample]) {
     } else if warm.is_empty() {
         let _ = writeln!(
             out,
-            "<p class=\"ok\">No cell of {} tested shows first values ≥ 5% off the rest at p &lt; 0.05.</p>",
+            "<p class=\"ok\">No cell of {} tested shows first values ≥ 5% off the rest at p &lt; 0.01.</p>",
             tested.len()
         );
     } else {
