@@ -48,6 +48,31 @@ pub fn ratio(c: &Cell) -> String {
     }
 }
 
+/// "±14.5% noisy": half-width of the per-trial median's interval, and the verdict.
+pub fn noise_text(c: &Cell) -> String {
+    match c.noise {
+        None => "–".into(),
+        Some(n) => {
+            let level = match n.level {
+                super::stats::NoiseLevel::Quiet => "quiet",
+                super::stats::NoiseLevel::Noisy => "noisy",
+                super::stats::NoiseLevel::VeryNoisy => "very noisy",
+                super::stats::NoiseLevel::TooFew => "too few trials",
+            };
+            format!("±{} {level}", percent(n.rel_half_width))
+        }
+    }
+}
+
+/// Trials needed for ±5%, or why more trials will not get there.
+pub fn trials_needed(c: &Cell) -> String {
+    match c.noise.and_then(|n| n.more_for_target.map(|m| (m, n.n))) {
+        None => "–".into(),
+        Some((more, n)) if more + n > 10 * n => format!("> {}", 10 * n),
+        Some((more, n)) => format!("≈ {}", more + n),
+    }
+}
+
 pub fn p_value(p: f64) -> String {
     if !p.is_finite() {
         "–".into()

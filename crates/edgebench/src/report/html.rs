@@ -273,31 +273,6 @@ fn plots_section(out: &mut String, cells: &[Cell]) {
     out.push_str("</section>\n");
 }
 
-/// "±14.5% noisy": half-width of the per-trial median's interval, and the verdict.
-fn noise_text(c: &Cell) -> String {
-    match c.noise {
-        None => "–".into(),
-        Some(n) => {
-            let level = match n.level {
-                NoiseLevel::Quiet => "quiet",
-                NoiseLevel::Noisy => "noisy",
-                NoiseLevel::VeryNoisy => "very noisy",
-                NoiseLevel::TooFew => "too few trials",
-            };
-            format!("±{} {level}", format::percent(n.rel_half_width))
-        }
-    }
-}
-
-/// Trials needed for ±5%, or why more trials will not get there.
-fn trials_needed(c: &Cell) -> String {
-    match c.noise.and_then(|n| n.more_for_target.map(|m| (m, n.n))) {
-        None => "–".into(),
-        Some((more, n)) if more + n > 10 * n => format!("> {}", 10 * n),
-        Some((more, n)) => format!("≈ {}", more + n),
-    }
-}
-
 fn n_text(c: &Cell) -> String {
     let trials = if c.pooled() { format!(" ({} trials)", c.trials.len()) } else { String::new() };
     let failed = if c.failed > 0 { format!(", {} failed", c.failed) } else { String::new() };
@@ -381,8 +356,8 @@ fn metric_tables(out: &mut String, cells: &[Cell]) {
                 if sig { " sig" } else { "" },
                 esc(&p),
                 td_num(&delta),
-                td_num(&noise_text(c)),
-                td_num(&trials_needed(c))
+                td_num(&format::noise_text(c)),
+                td_num(&format::trials_needed(c))
             );
         }
         out.push_str("</tbody></table></div>\n");
@@ -423,8 +398,8 @@ fn quality_section(out: &mut String, cells: &[Cell], samples: &[Sample]) {
                 td(&config(&c.runtime, &c.variant)),
                 td_num(&n.n.to_string()),
                 td_num(&format::percent(n.cv)),
-                td_num(&noise_text(c)),
-                td_num(&trials_needed(c))
+                td_num(&format::noise_text(c)),
+                td_num(&format::trials_needed(c))
             );
         }
         out.push_str("</tbody></table></div></details>\n");

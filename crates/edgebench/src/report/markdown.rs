@@ -114,7 +114,7 @@ pub fn render(i: &Inputs) -> String {
         }
     }
 
-    out.push_str("\n## Results by metric\n\np (Holm): two-sided Mann–Whitney against native on per-trial values, Holm-adjusted over the whole report; δ: Cliff's δ against native. Noise: half-width of the 95% interval of the per-trial median.\n");
+    out.push_str("\n## Results by metric\n\np (Holm): two-sided Mann–Whitney against native on per-trial values, Holm-adjusted over the whole report; δ: Cliff's δ against native. Noise: half-width of the 95% interval of the per-trial median; trials for ±5%: about how many trials would narrow it to ±5%.\n");
     for (metric, definition) in METRICS {
         let rows: Vec<&Cell> = cells.iter().filter(|c| c.metric == *metric).collect();
         if rows.is_empty() {
@@ -122,7 +122,7 @@ pub fn render(i: &Inputs) -> String {
         }
         let unit = rows.iter().find(|c| !c.unit.is_empty()).map(|c| c.unit.as_str()).unwrap_or("");
         let _ = writeln!(out, "\n### {metric} ({unit})\n\n{definition}\n");
-        out.push_str("| workload | runtime (variant) | phase | n (failed) | median [95% CI] | p99 [95% CI] | × native [95% CI] | p (Holm) | δ | noise |\n|---|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str("| workload | runtime (variant) | phase | n (failed) | median [95% CI] | p99 [95% CI] | × native [95% CI] | p (Holm) | δ | noise | trials for ±5% |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         let mut rows = rows;
         rows.sort_by(|a, b| {
             (&a.workload, &a.runtime, &a.variant, &a.phase).cmp(&(&b.workload, &b.runtime, &b.variant, &b.phase))
@@ -131,7 +131,7 @@ pub fn render(i: &Inputs) -> String {
             if c.n == 0 {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | 0 ({}) | {} | | | | | |",
+                    "| {} | {} | {} | 0 ({}) | {} | | | | | | |",
                     esc(&c.workload),
                     esc(&config(&c.runtime, &c.variant)),
                     esc(&c.phase),
@@ -147,16 +147,9 @@ pub fn render(i: &Inputs) -> String {
                 ),
                 None => ("–".into(), "–".into()),
             };
-            let noise = c
-                .noise
-                .map(|n| {
-                    let hint = n.more_for_target.map(|m| format!(", ~{m} more reps for ±5%")).unwrap_or_default();
-                    format!("±{}{hint}", super::format::percent(n.rel_half_width))
-                })
-                .unwrap_or_else(|| "–".into());
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} |",
                 esc(&c.workload),
                 esc(&config(&c.runtime, &c.variant)),
                 esc(&c.phase),
@@ -167,7 +160,8 @@ pub fn render(i: &Inputs) -> String {
                 ratio(c),
                 p,
                 delta,
-                noise
+                super::format::noise_text(c),
+                super::format::trials_needed(c)
             );
         }
     }
