@@ -179,7 +179,7 @@ fn more_hint(noisy: &[&&Cell]) -> String {
     let reps = noisy.iter().map(|c| c.trials.len()).max().unwrap_or(0);
     if factor > 10.0 {
         format!(
-            "the median one would need about {:.0}× the trials for ±5%: the spread itself (bimodal starts, a busy host) is the problem, not the sample size",
+            "the median one would need about {:.0}× the trials for ±5%: reducing the spread between trials (a quieter host; see the outlier table for second modes) helps more than adding trials",
             factor
         )
     } else {
