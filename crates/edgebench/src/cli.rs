@@ -1,4 +1,4 @@
-//! Command line: `doctor`, `build`, `run`, `report`, `conformance`.
+//! Command line: `doctor`, `build`, `run`, `report`, `compare`, `conformance`.
 
 use crate::artifacts::Artifacts;
 use crate::campaign::{self, Campaign, Metric, Options, Outcome};
@@ -23,10 +23,20 @@ pub enum Command {
     Build,
     /// Runs a campaign (default: every runtime detected, every workload) and writes its report.
     Run(RunArgs),
-    /// Writes report.md and summary.csv for a campaign directory.
+    /// Writes report.html, report.md and summary.csv for a campaign directory.
     Report {
         /// A directory written by `edgebench run`.
         dir: PathBuf,
+    },
+    /// Compares two campaigns cell by cell: what changed, and whether it is significant.
+    Compare {
+        /// The reference campaign directory.
+        a: PathBuf,
+        /// The campaign compared with it.
+        b: PathBuf,
+        /// Where to write compare.md and compare.html (default: B).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Checks that every runtime answers every workload's requests exactly like the workload core.
     Conformance {
@@ -144,6 +154,13 @@ pub fn execute(cli: Cli) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
+        Command::Compare { a, b, out } => {
+            let comparison = report::compare::compare(&a, &b)?;
+            print!("{}", comparison.text_table());
+            let (md, html) = comparison.write(out.as_ref().unwrap_or(&b))?;
+            println!("{}\n{}", md.display(), html.display());
+            Ok(())
+        }
         Command::Run(args) => run(args, artifacts),
         Command::Conformance { runtimes } => conformance_all(runtimes, artifacts),
     }
@@ -174,7 +191,7 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
     let interrupted = campaign::interrupt_flag();
     let outcome = campaign.run(&interrupted)?;
     println!("{}", report::headline(&campaign.dir)?);
-    println!("report: {}", campaign.dir.join(report::REPORT_MD).display());
+    println!("report: {}", campaign.dir.join(report::REPORT_HTML).display());
     println!("samples: {}", campaign.dir.join(crate::store::RESULTS_FILE).display());
     if outcome == Outcome::Interrupted {
         bail!(

@@ -1,8 +1,9 @@
 //! `summary.csv`: one row per runtime × variant × workload × metric × phase.
+//! Columns are appended, never renamed or moved: scripts read them by name.
 
 use super::Cell;
 
-const HEADER: &str = "runtime,variant,workload,metric,phase,unit,n,failed,median,median_ci_low,median_ci_high,median_ci_coverage,p90,p99,p999,min,max,mean,cv,ratio_to_native,ratio_ci_low,ratio_ci_high,note";
+const HEADER: &str = "runtime,variant,workload,metric,phase,unit,n,failed,median,median_ci_low,median_ci_high,median_ci_coverage,p90,p99,p999,min,max,mean,cv,ratio_to_native,ratio_ci_low,ratio_ci_high,note,trials,p99_ci_low,p99_ci_high,p_vs_native,p_holm_vs_native,cliffs_delta_vs_native,noise_rel_half_width,noise_level,outlier_repetitions,first_k_ratio,first_k_p,first_k_flagged";
 
 pub fn render(cells: &[Cell]) -> String {
     let mut out = String::from(HEADER);
@@ -33,6 +34,18 @@ pub fn render(cells: &[Cell]) -> String {
             num(rlo),
             num(rhi),
             field(&c.note),
+            c.trials.len().to_string(),
+            num(c.p99_ci.0),
+            num(c.p99_ci.1),
+            num(c.vs_baseline.map_or(f64::NAN, |v| v.p)),
+            num(c.vs_baseline.map_or(f64::NAN, |v| v.p_holm)),
+            num(c.vs_baseline.map_or(f64::NAN, |v| v.cliffs_delta)),
+            num(c.noise.map_or(f64::NAN, |n| n.rel_half_width)),
+            c.noise.map(|n| format!("{:?}", n.level)).unwrap_or_default(),
+            c.outlier_reps.iter().map(u32::to_string).collect::<Vec<_>>().join(" "),
+            num(c.first_k.as_ref().map_or(f64::NAN, |f| f.ratio)),
+            num(c.first_k.as_ref().map_or(f64::NAN, |f| f.p)),
+            c.first_k.as_ref().map(|f| f.flagged.to_string()).unwrap_or_default(),
         ];
         out.push_str(&fields.join(","));
         out.push('\n');

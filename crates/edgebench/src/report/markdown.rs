@@ -32,37 +32,9 @@ pub const METRICS: &[(&str, &str)] = &[
     ("density", "Instances running at once when adding one more broke a limit: the memory budget (PSS of all instances), the latency objective (p99 on the newest), a failed start, or the bound. The cause is in the table's note."),
 ];
 
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;").replace(['\n', '\r'], " ")
-}
-
-fn fmt(x: f64) -> String {
-    if !x.is_finite() {
-        "–".into()
-    } else if x.abs() >= 100.0 {
-        format!("{x:.0}")
-    } else if x.abs() >= 10.0 {
-        format!("{x:.1}")
-    } else if x.abs() >= 1.0 {
-        format!("{x:.2}")
-    } else {
-        format!("{x:.3}")
-    }
-}
-
-fn median_with_ci(c: &Cell) -> String {
-    if c.n == 0 {
-        return "–".into();
-    }
-    format!("{} [{}, {}]", fmt(c.median), fmt(c.median_ci.0), fmt(c.median_ci.1))
-}
-
-fn ratio(c: &Cell) -> String {
-    match c.ratio {
-        Some((r, lo, hi)) => format!("{}× [{}, {}]", fmt(r), fmt(lo), fmt(hi)),
-        None => "–".into(),
-    }
-}
+use super::findings::Summary;
+use super::format::{config, md as esc, median_with_ci, num as fmt, p99_with_ci, ratio, short};
+use super::significance::magnitude;
 
 fn find<'a>(cells: &'a [Cell], key: (&str, &str, &str), metric: &str, phase: &str) -> Option<&'a Cell> {
     cells.iter().find(|c| {
@@ -82,11 +54,32 @@ pub fn headline_table(cells: &[Cell]) -> String {
     for key in keys {
         let get = |m: &str, p: &str| find(cells, key, m, p);
         let cold = get("cold_start", "");
-        let warm = match get("warm_start", "") {
-            Some(c) if c.n > 0 => fmt(c.median),
-            Some(c) if c.note.starts_with("not applicable") => "n/a".into(),
-            Some(_) => "failed".into(),
-            None => "–".into(),
+        // Runtimes with several kinds of warm start (Docker: restart, unpause) list each.
+        let warm_cells: Vec<&Cell> = cells
+            .iter()
+            .filter(|c| {
+                (c.runtime.as_str(), c.variant.as_str(), c.workload.as_str()) == key && c.metric == "warm_start"
+            })
+            .collect();
+        let warm = if warm_cells.is_empty() {
+            "–".to_string()
+        } else {
+            warm_cells
+                .iter()
+                .map(|c| {
+                    let value = match c {
+                        c if c.n > 0 => fmt(c.median),
+                        c if c.note.starts_with("not applicable") => "n/a".into(),
+                        _ => "failed".into(),
+                    };
+                    if c.phase.is_empty() {
+                        value
+                    } else {
+                        format!("{value} ({})", esc(&c.phase))
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
         };
         let ka = get("latency_keepalive", "")
             .filter(|c| c.n > 0)
@@ -113,15 +106,24 @@ pub fn headline_table(cells: &[Cell]) -> String {
     out
 }
 
-pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samples: &[Sample]) -> String {
+pub struct Inputs<'a> {
+    pub campaign: &'a CampaignRow,
+    pub runtimes: &'a [RuntimeRow],
+    pub cells: &'a [Cell],
+    pub samples: &'a [Sample],
+    pub summary: &'a Summary,
+    pub methods: &'a [String],
+}
+
+pub fn render(i: &Inputs) -> String {
+    let (campaign, runtimes, cells, samples) = (i.campaign, i.runtimes, i.cells, i.samples);
     let env = &campaign.environment;
-    let cfg = &campaign.config;
     let virt = env["virtualization"]["mode"].as_str().unwrap_or("unknown");
     let mut out = String::new();
     let _ = writeln!(out, "# edgebench report: campaign {}\n", esc(&campaign.id));
     let _ = writeln!(
         out,
-        "Status **{}**; started {} UTC; commit `{}`; {} × {} on {} ({}); virtualisation: **{}**.\n",
+        "Status **{}**; started {} UTC; commit `{}`; {} × {} on {} ({}); virtualisation: **{}**. The same report with plots: `report.html`.\n",
         esc(&campaign.status),
         chrono::DateTime::from_timestamp_nanos(campaign.started_ns).format("%Y-%m-%d %H:%M:%S"),
         esc(env["edgebench_commit"].as_str().unwrap_or("unknown")),
@@ -131,7 +133,8 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
         esc(env["os"].as_str().unwrap_or("")),
         esc(virt),
     );
-    out.push_str("## Key figures\n\nMedians with their 95% confidence interval; ratios to the native baseline with a bootstrap 95% interval. Every figure comes from the raw samples in `results.sqlite`.\n\n");
+    out.push_str(&summary_section(i.summary));
+    out.push_str("\n## Key figures\n\nMedians with their 95% confidence interval; ratios to the native baseline with a bootstrap 95% interval. Every figure comes from the raw samples in `results.sqlite`.\n\n");
     out.push_str(&headline_table(cells));
 
     let missing: Vec<&RuntimeRow> = runtimes.iter().filter(|r| !r.measured).collect();
@@ -142,7 +145,7 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
         }
     }
 
-    out.push_str("\n## Results by metric\n");
+    out.push_str("\n## Results by metric\n\np (Holm): two-sided Mann–Whitney against native on per-trial values, Holm-adjusted over the whole report; δ: Cliff's δ against native. Noise: half-width of the 95% interval of the per-trial median; trials for ±5%: about how many trials would narrow it to ±5%.\n");
     for (metric, definition) in METRICS {
         let rows: Vec<&Cell> = cells.iter().filter(|c| c.metric == *metric).collect();
         if rows.is_empty() {
@@ -150,7 +153,7 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
         }
         let unit = rows.iter().find(|c| !c.unit.is_empty()).map(|c| c.unit.as_str()).unwrap_or("");
         let _ = writeln!(out, "\n### {metric} ({unit})\n\n{definition}\n");
-        out.push_str("| workload | runtime | variant | phase | n (failed) | median [95% CI] | p90 | p99 | max | CV | × native [95% CI] | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str("| workload | runtime (variant) | phase | n (failed) | median [95% CI] | p99 [95% CI] | × native [95% CI] | p (Holm) | δ | noise | trials for ±5% | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         let mut rows = rows;
         rows.sort_by(|a, b| {
             (&a.workload, &a.runtime, &a.variant, &a.phase).cmp(&(&b.workload, &b.runtime, &b.variant, &b.phase))
@@ -159,38 +162,46 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
             if c.n == 0 {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | 0 ({}) | {} | | | | | | |",
+                    "| {} | {} | {} | 0 ({}) | {} | | | | | | | |",
                     esc(&c.workload),
-                    esc(&c.runtime),
-                    esc(&c.variant),
+                    esc(&config(&c.runtime, &c.variant)),
                     esc(&c.phase),
                     c.failed,
-                    esc(&short(&c.note))
+                    esc(&short(&c.note, 300))
                 );
                 continue;
             }
+            let (p, delta) = match c.vs_baseline {
+                Some(v) => (
+                    format!("{}{}", super::format::p_value(v.p_holm), if v.significant() { " *" } else { "" }),
+                    format!("{:+.2} {}", v.cliffs_delta, magnitude(v.cliffs_delta)),
+                ),
+                None => ("–".into(), "–".into()),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {:.1}% | {} | {} |",
+                "| {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} |",
                 esc(&c.workload),
-                esc(&c.runtime),
-                esc(&c.variant),
+                esc(&config(&c.runtime, &c.variant)),
                 esc(&c.phase),
                 c.n,
                 c.failed,
                 median_with_ci(c),
-                fmt(c.p90),
-                fmt(c.p99),
-                fmt(c.max),
-                c.cv * 100.0,
+                p99_with_ci(c),
                 ratio(c),
-                esc(&short(&c.note))
+                p,
+                delta,
+                super::format::noise_text(c),
+                super::format::trials_needed(c),
+                esc(&short(&c.note, 200))
             );
         }
     }
 
-    let failures: BTreeMap<(String, String, String), (usize, String)> =
-        samples.iter().filter(|s| !s.ok && !s.error.starts_with("not applicable")).fold(BTreeMap::new(), |mut m, s| {
+    let failures: BTreeMap<(String, String, String), (usize, String)> = samples
+        .iter()
+        .filter(|s| !s.ok && !s.error.starts_with("not applicable") && !s.error.starts_with("superseded"))
+        .fold(BTreeMap::new(), |mut m, s| {
             let e = m.entry((s.runtime.clone(), s.variant.clone(), s.metric.clone())).or_insert((0, s.error.clone()));
             e.0 += 1;
             m
@@ -205,30 +216,15 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
                 esc(&variant),
                 esc(&metric),
                 count,
-                esc(&short(&first))
+                esc(&short(&first, 300))
             );
         }
     }
 
     out.push_str("\n## Methods\n\n");
-    let _ = writeln!(
-        out,
-        "- **Design.** {} trial(s) per runtime × variant × workload; a trial launches one instance (one cold start), then measures {} warm start(s), {} keep-alive and {} new-connection requests (after {} unrecorded warm-up requests each), memory after boot and after the requests, then stops the instance and everything it started.",
-        cfg["reps"], cfg["warm_starts"], cfg["requests"], cfg["requests"], cfg["warmup_requests"]
-    );
-    let _ = writeln!(
-        out,
-        "- **Order.** All trials of all runtimes are interleaved in one random order drawn from seed {} (ChaCha8), so that drift of the machine's state is spread over every runtime. {}",
-        campaign.seed,
-        if cfg["warmup"].as_bool().unwrap_or(false) {
-            "Before measuring, each configuration was launched once, unrecorded (binaries in the page cache, compile caches filled): cold starts here are *process-cold*, not *disk-cold*."
-        } else {
-            "No warm-up launch was made."
-        }
-    );
-    out.push_str("- **Probe.** The readiness probe connects, sends the workload's request and reads the whole response in a loop, sleeping 25 µs between attempts (timer slack 1 µs). The achieved interval is the `probe_interval` metric.\n");
-    out.push_str("- **Environment of runtimes.** Every runtime starts with only PATH, LANG and a campaign-private HOME (compile caches start empty); nothing of the user's shell is inherited. All traffic stays on 127.0.0.1.\n");
-    out.push_str("- **Statistics.** Medians with a distribution-free 95% interval from order statistics (binomial); p90/p99/p99.9 by linear interpolation (type 7); ratios to `native` as the ratio of medians with a percentile-bootstrap 95% interval (1000 resamples, fixed seed). Latency samples of all trials are pooled per cell. CV is the coefficient of variation. No sample is discarded as an outlier.\n");
+    for item in i.methods {
+        let _ = writeln!(out, "- {}", esc(item));
+    }
     out.push_str("\n### Metric definitions\n\n");
     for (metric, definition) in METRICS {
         let _ = writeln!(out, "- `{metric}`: {definition}");
@@ -279,12 +275,27 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
     out
 }
 
-fn short(s: &str) -> String {
-    if s.chars().count() > 300 {
-        format!("{}…", s.chars().take(300).collect::<String>())
-    } else {
-        s.to_string()
+/// "Which runtime for which need", then the caveats.
+pub fn summary_section(s: &Summary) -> String {
+    let mut out = String::from("## Summary: which runtime for which need\n\n");
+    if s.findings.is_empty() {
+        out.push_str("No successful measurement in this campaign.\n");
     }
+    for f in &s.findings {
+        match &f.answer {
+            Some(a) => {
+                let _ = writeln!(out, "- **{}**: **{}**: {}", esc(f.need), esc(a), esc(&f.detail));
+            }
+            None => {
+                let _ = writeln!(out, "- **{}**: {}", esc(f.need), esc(&f.detail));
+            }
+        }
+    }
+    out.push_str("\n**Caveats**\n\n");
+    for c in &s.caveats {
+        let _ = writeln!(out, "- {}", esc(c));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -295,6 +306,5 @@ mod tests {
     fn escapes_table_breaking_text() {
         assert_eq!(esc("a|b<script>\nc"), "a\\|b&lt;script&gt; c");
         assert_eq!(fmt(1234.5), "1234");
-        assert_eq!(fmt(0.01234), "0.012");
     }
 }

@@ -1,6 +1,8 @@
 //! One summary cell per runtime × variant × workload × metric × phase.
 
-use super::stats;
+use super::checks::{self, FirstK};
+use super::significance::{self, Versus};
+use super::stats::{self, Bootstrap, Noise};
 use crate::runtime::BASELINE;
 use crate::store::Sample;
 use std::collections::BTreeMap;
@@ -22,20 +24,50 @@ pub struct Cell {
     pub median_ci_coverage: f64,
     pub p90: f64,
     pub p99: f64,
+    /// Bootstrap 95% interval of p99, resampling whole trials.
+    pub p99_ci: (f64, f64),
     pub p999: f64,
     pub min: f64,
     pub max: f64,
     pub mean: f64,
     pub cv: f64,
     /// median / the baseline's median for the same workload, metric and phase,
-    /// with a bootstrap 95% interval.
+    /// with a bootstrap 95% interval (trials resampled).
     pub ratio: Option<(f64, f64, f64)>,
     /// The first error if any sample failed, else the first detail text.
     pub note: String,
+    /// Every successful value, sorted.
     pub values: Vec<f64>,
+    /// Values of each trial in the order taken, trials in the order they ran.
+    pub trials: Vec<Vec<f64>>,
+    /// The repetition number of each entry of `trials`.
+    pub trial_reps: Vec<u32>,
+    /// One value per trial (its median when a trial has several): the unit
+    /// of replication for tests, noise and outlier flags.
+    pub trial_values: Vec<f64>,
+    pub noise: Option<Noise>,
+    /// Repetitions whose trial value is a MAD outlier (flagged, kept).
+    pub outlier_reps: Vec<u32>,
+    pub first_k: Option<FirstK>,
+    /// Rank test against the baseline (Holm-adjusted over the whole report).
+    pub vs_baseline: Option<Versus>,
+}
+
+impl Cell {
+    pub fn key(&self) -> (&str, &str, &str, &str, &str) {
+        (&self.runtime, &self.variant, &self.workload, &self.metric, &self.phase)
+    }
+
+    /// Several values per trial (latency runs, warm starts).
+    pub fn pooled(&self) -> bool {
+        self.trials.iter().any(|t| t.len() > 1)
+    }
 }
 
 type Key = (String, String, String, String, String);
+
+/// With fewer trials a median absolute deviation says little: no flags.
+pub const MIN_TRIALS_FOR_OUTLIERS: usize = 5;
 
 pub fn summarize(samples: &[Sample]) -> Vec<Cell> {
     let mut groups: BTreeMap<Key, Vec<&Sample>> = BTreeMap::new();
@@ -44,25 +76,46 @@ pub fn summarize(samples: &[Sample]) -> Vec<Cell> {
         groups.entry(key).or_default().push(s);
     }
     let mut cells: Vec<Cell> = groups.into_iter().map(|(key, group)| cell(key, &group)).collect();
+    add_ratios(&mut cells);
+    significance::against_baseline(&mut cells);
+    cells
+}
 
-    let baseline: BTreeMap<(String, String, String), Vec<f64>> = cells
+fn add_ratios(cells: &mut [Cell]) {
+    let baseline: BTreeMap<(String, String, String), Vec<Vec<f64>>> = cells
         .iter()
         .filter(|c| c.runtime == BASELINE && c.n > 0)
-        .map(|c| ((c.workload.clone(), c.metric.clone(), c.phase.clone()), c.values.clone()))
+        .map(|c| ((c.workload.clone(), c.metric.clone(), c.phase.clone()), c.trials.clone()))
         .collect();
-    for c in cells.iter_mut() {
-        if c.n == 0 {
-            continue;
-        }
-        if let Some(base) = baseline.get(&(c.workload.clone(), c.metric.clone(), c.phase.clone())) {
-            let base_median = stats::median(base);
-            if base_median > 0.0 {
-                let (lo, hi) = stats::ratio_of_medians_ci(&c.values, base, 0.95, 1000, 0x0ed6e);
-                c.ratio = Some((c.median / base_median, lo, hi));
-            }
+    for c in cells.iter_mut().filter(|c| c.n > 0) {
+        let Some(base) = baseline.get(&(c.workload.clone(), c.metric.clone(), c.phase.clone())) else { continue };
+        let mut pooled: Vec<f64> = base.concat();
+        pooled.sort_by(f64::total_cmp);
+        let base_median = stats::median(&pooled);
+        if base_median > 0.0 {
+            let (lo, hi) = stats::ratio_of_medians_ci(&c.trials, base, Bootstrap::REPORT);
+            c.ratio = Some((c.median / base_median, lo, hi));
         }
     }
-    cells
+}
+
+/// Successful values grouped by repetition: trials in the order they ran
+/// (the campaign interleaves them randomly), values in the order taken.
+fn trials_in_time_order(group: &[&Sample]) -> (Vec<u32>, Vec<Vec<f64>>) {
+    let mut by_rep: BTreeMap<u32, Vec<&Sample>> = BTreeMap::new();
+    for s in group.iter().filter(|s| s.ok && s.value.is_some()) {
+        by_rep.entry(s.repetition).or_default().push(s);
+    }
+    let mut trials: Vec<(i64, u32, Vec<f64>)> = by_rep
+        .into_iter()
+        .map(|(rep, mut samples)| {
+            samples.sort_by_key(|s| (s.seq, s.ts_ns));
+            let start = samples.iter().map(|s| s.ts_ns).min().unwrap_or_default();
+            (start, rep, samples.iter().filter_map(|s| s.value).collect())
+        })
+        .collect();
+    trials.sort_by_key(|t| (t.0, t.1));
+    trials.into_iter().map(|(_, rep, values)| (rep, values)).unzip()
 }
 
 fn cell(key: Key, group: &[&Sample]) -> Cell {
@@ -80,6 +133,8 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
         .unwrap_or_default();
     let unit = group.iter().find(|s| s.ok).map(|s| s.unit.clone()).unwrap_or_default();
     let (runtime, variant, workload, metric, phase) = key;
+    let (trial_reps, trials) = trials_in_time_order(&group);
+    let nan2 = (f64::NAN, f64::NAN);
     let mut c = Cell {
         runtime,
         variant,
@@ -90,10 +145,11 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
         n: values.len(),
         failed,
         median: f64::NAN,
-        median_ci: (f64::NAN, f64::NAN),
+        median_ci: nan2,
         median_ci_coverage: f64::NAN,
         p90: f64::NAN,
         p99: f64::NAN,
+        p99_ci: nan2,
         p999: f64::NAN,
         min: f64::NAN,
         max: f64::NAN,
@@ -102,6 +158,13 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
         ratio: None,
         note,
         values: Vec::new(),
+        trial_values: trials.iter().map(|t| trial_value(t)).collect(),
+        trials,
+        trial_reps,
+        noise: None,
+        outlier_reps: Vec::new(),
+        first_k: None,
+        vs_baseline: None,
     };
     if values.is_empty() {
         return c;
@@ -112,11 +175,24 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
     c.median_ci_coverage = coverage;
     c.p90 = stats::quantile(&values, 0.90);
     c.p99 = stats::quantile(&values, 0.99);
+    c.p99_ci = stats::quantile_ci(&c.trials, 0.99, Bootstrap::REPORT);
     c.p999 = stats::quantile(&values, 0.999);
     c.min = values[0];
     c.max = values[values.len() - 1];
     c.mean = stats::mean(&values);
     c.cv = stats::cv(&values);
     c.values = values;
+    c.noise = stats::noise(&c.trial_values);
+    if c.trial_values.len() >= MIN_TRIALS_FOR_OUTLIERS {
+        c.outlier_reps = stats::mad_outliers(&c.trial_values).into_iter().map(|i| c.trial_reps[i]).collect();
+    }
+    c.first_k = checks::first_k(&c.trials);
     c
+}
+
+/// A trial's value: its only sample, or the median of its samples.
+fn trial_value(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    stats::median(&sorted)
 }

@@ -1,0 +1,271 @@
+//! The report's summary: which runtime for which need, derived from the
+//! cells, and the caveats that limit what the numbers say. Plain text: each
+//! renderer escapes it.
+
+use super::format::{config, num};
+use super::stats::{self, Bootstrap, NoiseLevel};
+use super::Cell;
+use crate::runtime::BASELINE;
+use crate::store::{CampaignRow, RuntimeRow, Sample};
+use std::collections::BTreeMap;
+
+/// A need a reader may have, and the metric that answers it (lower is better).
+pub struct Need {
+    pub title: &'static str,
+    pub metric: &'static str,
+    pub phase: &'static str,
+}
+
+pub const NEEDS: &[Need] = &[
+    Need { title: "Scale to zero (fastest cold start)", metric: "cold_start", phase: "" },
+    Need { title: "A fresh instance per request (fastest warm start)", metric: "warm_start", phase: "" },
+    Need { title: "Lowest latency, kept-alive connections", metric: "latency_keepalive", phase: "" },
+    Need { title: "Lowest latency, a new connection per request", metric: "latency_newconn", phase: "" },
+    Need { title: "Most instances per host (least memory after boot)", metric: "memory_pss", phase: "after_boot" },
+    Need { title: "Least CPU to boot", metric: "cpu_time", phase: "boot" },
+];
+
+/// Fewer trials than this per configuration: no lead is called.
+const MIN_TRIALS_FOR_A_CALL: usize = 6;
+
+pub struct Finding {
+    pub need: &'static str,
+    /// The configuration(s) that answer it, or None.
+    pub answer: Option<String>,
+    pub detail: String,
+}
+
+pub struct Summary {
+    pub findings: Vec<Finding>,
+    pub caveats: Vec<String>,
+}
+
+/// Values as shown: memory in MiB rather than KiB.
+pub fn shown(value: f64, unit: &str) -> (f64, &str) {
+    match unit {
+        "KiB" => (value / 1024.0, "MiB"),
+        "us" => (value, "µs"),
+        other => (value, other),
+    }
+}
+
+fn label(c: &Cell) -> String {
+    if c.phase.is_empty() || c.metric != "warm_start" {
+        config(&c.runtime, &c.variant)
+    } else {
+        format!("{} {}", config(&c.runtime, &c.variant), c.phase)
+    }
+}
+
+fn range(values: &[f64], unit: &str) -> String {
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let ((lo, u), (hi, _)) = (shown(lo, unit), shown(hi, unit));
+    let text = if num(lo) == num(hi) { num(lo) } else { format!("{}–{}", num(lo), num(hi)) };
+    if u.is_empty() {
+        text
+    } else {
+        format!("{text} {u}")
+    }
+}
+
+fn list(items: &[String]) -> String {
+    items.join(", ")
+}
+
+fn find_need(need: &Need, cells: &[Cell]) -> Option<Finding> {
+    let relevant = |c: &&Cell| c.metric == need.metric && (c.phase == need.phase || need.metric == "warm_start");
+    let candidates: Vec<&Cell> = cells.iter().filter(relevant).filter(|c| c.runtime != BASELINE && c.n > 0).collect();
+    let baseline: Vec<&Cell> = cells.iter().filter(relevant).filter(|c| c.runtime == BASELINE && c.n > 0).collect();
+    if candidates.is_empty() {
+        if baseline.is_empty() {
+            return None;
+        }
+        let unit = &baseline[0].unit;
+        return Some(Finding {
+            need: need.title,
+            answer: None,
+            detail: format!(
+                "only the native baseline was measured (median {}): there is no runtime to choose between.",
+                range(&baseline.iter().map(|c| c.median).collect::<Vec<_>>(), unit)
+            ),
+        });
+    }
+    let unit = candidates[0].unit.clone();
+    let mut by_workload: BTreeMap<&str, Vec<&Cell>> = BTreeMap::new();
+    for c in &candidates {
+        by_workload.entry(c.workload.as_str()).or_default().push(c);
+    }
+    let mut winners: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let (mut best_medians, mut next_medians, mut leads, mut next_labels) = (vec![], vec![], vec![], vec![]);
+    let (mut clear, mut testable) = (0, 0);
+    for (workload, mut list) in by_workload.clone() {
+        list.sort_by(|a, b| a.median.total_cmp(&b.median));
+        winners.entry(label(list[0])).or_default().push(workload.to_string());
+        best_medians.push(list[0].median);
+        if let Some(next) = list.get(1) {
+            next_medians.push(next.median);
+            next_labels.push(label(next));
+            leads.push(next.median / list[0].median);
+            // A percentile bootstrap of a handful of trials undercovers: no call below 6.
+            if next.trials.len().min(list[0].trials.len()) >= MIN_TRIALS_FOR_A_CALL {
+                testable += 1;
+                let (lo, _) = stats::ratio_of_medians_ci(&next.trials, &list[0].trials, Bootstrap::REPORT);
+                if lo > 1.0 {
+                    clear += 1;
+                }
+            }
+        }
+    }
+    let workloads = by_workload.len();
+    let answer = if winners.len() == 1 {
+        let (who, _) = winners.iter().next().unwrap();
+        if workloads > 1 {
+            format!("{who}, in all {workloads} workloads")
+        } else {
+            who.clone()
+        }
+    } else {
+        winners.iter().map(|(who, w)| format!("{who} for {}", list(w))).collect::<Vec<_>>().join("; ")
+    };
+    let mut detail = format!("median {}", range(&best_medians, &unit));
+    let base_medians: Vec<f64> = baseline.iter().map(|c| c.median).collect();
+    if !base_medians.is_empty() {
+        let ratios: Vec<f64> = by_workload
+            .values()
+            .filter_map(|l| l.iter().min_by(|a, b| a.median.total_cmp(&b.median)))
+            .filter_map(|c| c.ratio.map(|r| r.0))
+            .collect();
+        if !ratios.is_empty() {
+            detail.push_str(&format!(" ({}× native, native {})", range(&ratios, ""), range(&base_medians, &unit)));
+        }
+    }
+    if !leads.is_empty() {
+        next_labels.sort();
+        next_labels.dedup();
+        detail.push_str(&format!(
+            "; next: {} at {} ({}× the best).",
+            list(&next_labels),
+            range(&next_medians, &unit),
+            range(&leads, "")
+        ));
+        if testable == 0 {
+            detail.push_str(&format!(
+                " Too few trials (fewer than {MIN_TRIALS_FOR_A_CALL}) to say whether the lead is real."
+            ));
+        } else {
+            detail.push_str(&format!(
+                " The lead is clear (bootstrap 95% interval of next ÷ best above 1) in {clear} of {testable} workloads."
+            ));
+        }
+    } else {
+        detail.push_str("; no other runtime was measured.");
+    }
+    Some(Finding { need: need.title, answer: Some(answer), detail })
+}
+
+/// How many more repetitions the typical noisy cell needs, or that more
+/// repetitions will not help.
+fn more_hint(noisy: &[&&Cell]) -> String {
+    let mut needed: Vec<f64> = noisy
+        .iter()
+        .filter_map(|c| c.noise.and_then(|n| n.more_for_target.map(|m| (m + n.n) as f64 / n.n as f64)))
+        .collect();
+    if needed.is_empty() {
+        return "more repetitions would narrow them".into();
+    }
+    needed.sort_by(f64::total_cmp);
+    let factor = stats::median(&needed);
+    let reps = noisy.iter().map(|c| c.trials.len()).max().unwrap_or(0);
+    if factor > 10.0 {
+        format!(
+            "the median one would need about {:.0}× the trials for ±5%: reducing the spread between trials (a quieter host; see the outlier table for second modes) helps more than adding trials",
+            factor
+        )
+    } else {
+        format!("the median one needs about {:.0} trials instead of {reps} for ±5%", (factor * reps as f64).ceil())
+    }
+}
+
+fn is_key_cell(c: &Cell) -> bool {
+    NEEDS.iter().any(|n| n.metric == c.metric && n.phase == c.phase)
+}
+
+pub fn summarize(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samples: &[Sample]) -> Summary {
+    let findings = NEEDS.iter().filter_map(|n| find_need(n, cells)).collect();
+    Summary { findings, caveats: caveats(campaign, runtimes, cells, samples) }
+}
+
+fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samples: &[Sample]) -> Vec<String> {
+    let env = &campaign.environment;
+    let mut out = Vec::new();
+    if campaign.status != "finished" {
+        out.push(format!("The campaign is {}: not every trial ran.", campaign.status));
+    }
+    out.push("`native` is the baseline without any isolation, not an option: every ratio is to it.".into());
+    let mode = env["virtualization"]["mode"].as_str().unwrap_or("unknown");
+    if env["virtualization"]["running_under_hypervisor"].as_bool() == Some(true) {
+        out.push(format!(
+            "Measured inside a virtual machine (virtualisation here: {mode}): absolute figures include the hypervisor's costs, and a micro-VM here would be nested. Compare ratios, not absolute times, with bare-metal results."
+        ));
+    }
+    let cpus = env["logical_cpus"].as_u64().unwrap_or(0);
+    if (1..=2).contains(&cpus) {
+        out.push(format!(
+            "{cpus} logical CPUs: the client, the readiness probe and the runtime share them, so latencies include scheduling delays."
+        ));
+    }
+    let load: f64 =
+        env["loadavg_at_start"].as_str().and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
+    if cpus > 0 && load > 0.5 * cpus as f64 {
+        out.push(format!(
+            "Load average {load} when the campaign started on {cpus} CPUs: other work shared the machine, which widens the intervals."
+        ));
+    }
+    let governor = env["governor"].as_str().unwrap_or("unknown");
+    if governor != "performance" {
+        out.push(format!("CPU frequency is not pinned (governor: {governor})."));
+    }
+    out.push("Latency is measured closed-loop (one request at a time), not at a fixed arrival rate: tails under load are not covered.".into());
+    let reps = cells.iter().filter(|c| c.metric == "cold_start" && c.n > 0).map(|c| c.trials.len()).min();
+    if let Some(r) = reps.filter(|r| *r < 6) {
+        out.push(format!(
+            "Only {r} trial(s) per configuration: a median of per-trial values has no 95% interval yet and no difference between runtimes can reach significance. Run with --reps 10 or more."
+        ));
+    }
+    let key: Vec<&Cell> = cells.iter().filter(|c| is_key_cell(c) && c.n > 0).collect();
+    let noisy: Vec<&&Cell> = key
+        .iter()
+        .filter(|c| c.noise.is_some_and(|n| matches!(n.level, NoiseLevel::Noisy | NoiseLevel::VeryNoisy)))
+        .collect();
+    if !noisy.is_empty() {
+        out.push(format!(
+            "{} of {} key cells are noisy (95% interval of the per-trial median wider than ±5%); {} (see Data quality).",
+            noisy.len(),
+            key.len(),
+            more_hint(&noisy)
+        ));
+    }
+    let warm = cells.iter().filter(|c| c.first_k.as_ref().is_some_and(|f| f.flagged)).count();
+    if warm > 0 {
+        out.push(format!("The first values differ from the rest in {warm} cell(s) (warm-up or drift, see Data quality); nothing was dropped."));
+    }
+    let outliers: usize = cells.iter().map(|c| c.outlier_reps.len()).sum();
+    if outliers > 0 {
+        out.push(format!("{outliers} trial value(s) are MAD outliers (modified z beyond ±3.5): flagged in Data quality, kept in every figure."));
+    }
+    let failed = samples.iter().filter(|s| !s.ok && !s.error.starts_with("not applicable")).count();
+    if failed > 0 {
+        out.push(format!("{failed} measurement(s) failed; they are listed under Failures and are in no figure."));
+    }
+    let mut missing: Vec<String> = runtimes
+        .iter()
+        .filter(|r| !r.measured)
+        .map(|r| format!("{} ({})", r.runtime, super::format::short(&r.reason, 160)))
+        .collect();
+    missing.dedup();
+    if !missing.is_empty() {
+        out.push(format!("Not measured: {}.", missing.join("; ")));
+    }
+    out
+}

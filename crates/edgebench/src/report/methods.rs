@@ -1,0 +1,96 @@
+//! The methods section, generated from the campaign: design, order, probe,
+//! statistics. Items are unescaped text with inline Markdown (`code`,
+//! **bold**): the Markdown renderer escapes them for Markdown, the HTML
+//! renderer escapes them before turning that markup into tags.
+
+use super::stats::{Bootstrap, NOISE_TARGET, OUTLIER_Z};
+use crate::store::CampaignRow;
+
+pub fn items(campaign: &CampaignRow, comparisons: usize) -> Vec<String> {
+    let cfg = &campaign.config;
+    let warmup = if cfg["warmup"].as_bool().unwrap_or(false) {
+        "Before measuring, each configuration was launched once, unrecorded (binaries in the page cache, compile caches filled): cold starts here are *process-cold*, not *disk-cold*."
+    } else {
+        "No warm-up launch was made: the first trial of each configuration may include disk and compile-cache misses."
+    };
+    let b = Bootstrap::REPORT;
+    vec![
+        format!(
+            "**Design.** {} trial(s) per runtime × variant × workload; a trial launches one instance (one cold start), then measures {} warm start(s), {} keep-alive and {} new-connection requests (after {} unrecorded warm-up requests each), memory after boot and after the requests, then stops the instance and everything it started.",
+            cfg["reps"], cfg["warm_starts"], cfg["requests"], cfg["requests"], cfg["warmup_requests"]
+        ),
+        format!(
+            "**Order.** All trials of all runtimes ran interleaved in one random order drawn from seed {} (ChaCha8), so that drift of the machine's state spreads over every runtime. {warmup}",
+            campaign.seed
+        ),
+        "**Probe.** The readiness probe connects, sends the workload's request and reads the whole response in a loop, sleeping 25 µs between attempts (timer slack 1 µs); the achieved interval is the `probe_interval` metric.".into(),
+        "**Environment of runtimes.** Every runtime starts with only PATH, LANG and a campaign-private HOME (compile caches start empty); nothing of the user's shell is inherited. All traffic stays on 127.0.0.1.".into(),
+        "**Unit of replication.** The trial: requests and warm starts of one trial share one instance and are not independent. Tests, noise verdicts and outlier flags use one value per trial (its median where it has several).".into(),
+        "**Medians.** Of all successful samples of a cell, with the distribution-free 95% interval from order statistics (binomial, exact coverage ≥ 95%; with fewer than 6 values the whole range, whose lower coverage is stated). For latency cells this interval treats requests as independent and is therefore narrow; the p99 interval below does not.".into(),
+        format!(
+            "**Percentiles.** p90/p99/p99.9 by linear interpolation between order statistics (type 7). The p99 interval is a percentile bootstrap that resamples whole trials ({} resamples, fixed seed {:#x}, 95%).",
+            b.resamples, b.seed
+        ),
+        "**Ratios to native.** Median of the runtime ÷ median of `native` for the same workload, metric and phase, with a percentile-bootstrap 95% interval resampling trials on both sides.".into(),
+        format!(
+            "**Significance against native.** Two-sided Mann–Whitney U on per-trial values: exact null distribution when there are no ties and n1·n2 ≤ 2500, else the normal approximation with tie and continuity corrections. Holm's step-down correction over all {comparisons} comparisons in this report (family-wise α = 0.05). Effect size: Cliff's δ = P(runtime > native) − P(runtime < native), |δ| < 0.147 negligible, < 0.33 small, < 0.474 medium, else large. With fewer than 4 trials per side no two-sided p-value can fall below 0.05."
+        ),
+        format!(
+            "**Outliers.** In cells with at least {} trials, per-trial values with |modified z| = |0.6745 (x − median) / MAD| > {OUTLIER_Z} are flagged (mean absolute deviation × 1.2533 when the MAD is 0). Nothing is dropped: every figure includes them.",
+            super::summary::MIN_TRIALS_FOR_OUTLIERS
+        ),
+        "**Warm-up check.** Cells with one value per trial: the first fifth of trials in time order (at least 2) against the rest, Mann–Whitney. Cells with several values per trial: the first tenth of each trial against the rest of that trial, sign test over trials. Flagged when p < 0.01 and the medians differ by 5% or more; not corrected for multiplicity (about 1% of cells may be flagged by chance): a pointer to look, not a verdict. With 10 trials the across-trial test cannot reach p < 0.01; it needs about 15.".into(),
+        format!(
+            "**Noise.** Per cell: CV of per-trial values, and the half-width of the 95% interval of their median relative to that median: quiet ≤ {:.0}%, noisy ≤ 20%, very noisy above; fewer than 6 trials give no 95% interval. The hint \"about k more repetitions for ±{:.0}%\" assumes the interval narrows as 1/√n: n·(half-width ÷ {:.0}%)² trials are needed.",
+            NOISE_TARGET * 100.0, NOISE_TARGET * 100.0, NOISE_TARGET * 100.0
+        ),
+        format!("**Campaign.** `{}`, status {}, results in `results.sqlite` (every raw sample, with failures as `ok = 0`).", campaign.id, campaign.status),
+    ]
+}
+
+/// Inline Markdown (`code`, **bold**, *emphasis*) to HTML, after escaping.
+pub fn inline_html(item: &str) -> String {
+    let escaped = super::format::html(item);
+    let mut out = String::new();
+    let mut rest = escaped.as_str();
+    let (mut code, mut strong, mut em) = (false, false, false);
+    while let Some(i) = rest.find(['`', '*']) {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        if rest.starts_with('`') {
+            out.push_str(if code { "</code>" } else { "<code>" });
+            code = !code;
+            rest = &rest[1..];
+        } else if code {
+            out.push('*');
+            rest = &rest[1..];
+        } else if rest.starts_with("**") {
+            out.push_str(if strong { "</strong>" } else { "<strong>" });
+            strong = !strong;
+            rest = &rest[2..];
+        } else {
+            out.push_str(if em { "</em>" } else { "<em>" });
+            em = !em;
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    for (open, tag) in [(code, "</code>"), (strong, "</strong>"), (em, "</em>")] {
+        if open {
+            out.push_str(tag);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_markup_becomes_tags_and_html_stays_escaped() {
+        assert_eq!(inline_html("**A.** use `x<y` *now*"), "<strong>A.</strong> use <code>x&lt;y</code> <em>now</em>");
+        assert_eq!(inline_html("`a*b`"), "<code>a*b</code>");
+        assert_eq!(inline_html("<script>**"), "&lt;script&gt;<strong></strong>");
+    }
+}
