@@ -89,6 +89,11 @@ pub struct RunArgs {
     /// Scaling: density stops when the instances' PSS exceeds this (MiB).
     #[arg(long, default_value_t = 4096)]
     pub memory_budget_mib: u64,
+    /// Comma-separated firewall profiles, each a factor of the campaign: off, host, rules-N, set-N
+    /// (N = 10, 100, 1000, 10000), each but off also with -notrack. Any profile but off runs every
+    /// runtime in a network namespace of its own behind a veth (off included, with no rules).
+    #[arg(long, default_value = "off", conflicts_with = "resume")]
+    pub firewall: String,
 }
 
 impl RunArgs {
@@ -127,6 +132,7 @@ impl RunArgs {
         o.scaling.max_concurrent = self.scaling_max;
         o.scaling.max_instances = self.density_max;
         o.scaling.memory_budget_mib = self.memory_budget_mib;
+        o.firewall = crate::network::Profile::parse_list(&self.firewall)?;
         Ok(o)
     }
 }
