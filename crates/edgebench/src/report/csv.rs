@@ -2,7 +2,7 @@
 
 use super::Cell;
 
-const HEADER: &str = "runtime,variant,workload,metric,phase,unit,n,failed,median,median_ci_low,median_ci_high,median_ci_coverage,p90,p99,p999,min,max,mean,cv,ratio_to_native,ratio_ci_low,ratio_ci_high,note";
+const HEADER: &str = "runtime,variant,workload,metric,phase,unit,n,failed,median,median_ci_low,median_ci_high,median_ci_coverage,p90,p99,p999,min,max,mean,cv,ratio_to_native,ratio_ci_low,ratio_ci_high,note,firewall";
 
 pub fn render(cells: &[Cell]) -> String {
     let mut out = String::from(HEADER);
@@ -33,6 +33,7 @@ pub fn render(cells: &[Cell]) -> String {
             num(rlo),
             num(rhi),
             field(&c.note),
+            field(&c.firewall),
         ];
         out.push_str(&fields.join(","));
         out.push('\n');

@@ -29,6 +29,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("open_loop_achieved", "Requests per second actually completed at that offered rate."),
     ("scaling_start", "Cold start of each of K instances launched at once from K threads (phase `k=K`)."),
     ("scaling_rate", "K divided by the time until all K instances answered (instances/s)."),
+    ("firewall_apply", "Time to apply the trial's firewall profile before its cold start: t0 just before starting `nft -j -f -` with the profile's ruleset → t1 `nft` exited (the transaction committed). `off` removes our table."),
     ("density", "Instances running at once when adding one more broke a limit: the memory budget (PSS of all instances), the latency objective (p99 on the newest), a failed start, or the bound. The cause is in the table's note."),
 ];
 
@@ -64,17 +65,35 @@ fn ratio(c: &Cell) -> String {
     }
 }
 
-fn find<'a>(cells: &'a [Cell], key: (&str, &str, &str), metric: &str, phase: &str) -> Option<&'a Cell> {
+type RowKey<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+fn find<'a>(cells: &'a [Cell], key: RowKey<'_>, metric: &str, phase: &str) -> Option<&'a Cell> {
     cells.iter().find(|c| {
-        c.runtime == key.0 && c.variant == key.1 && c.workload == key.2 && c.metric == metric && c.phase == phase
+        c.runtime == key.0
+            && c.variant == key.1
+            && c.workload == key.2
+            && c.firewall == key.3
+            && c.metric == metric
+            && c.phase == phase
     })
+}
+
+/// The variant, with the firewall profile when there is one.
+fn variant_label(variant: &str, firewall: &str) -> String {
+    if firewall == "off" {
+        esc(variant)
+    } else {
+        format!("{}, firewall {}", esc(variant), esc(firewall))
+    }
 }
 
 /// Runtime × variant × workload rows with the main figures.
 pub fn headline_table(cells: &[Cell]) -> String {
-    let mut keys: Vec<(&str, &str, &str)> =
-        cells.iter().map(|c| (c.runtime.as_str(), c.variant.as_str(), c.workload.as_str())).collect();
-    keys.sort_by_key(|k| (k.2, k.0, k.1));
+    let mut keys: Vec<RowKey<'_>> = cells
+        .iter()
+        .map(|c| (c.runtime.as_str(), c.variant.as_str(), c.workload.as_str(), c.firewall.as_str()))
+        .collect();
+    keys.sort_by_key(|k| (k.2, k.0, k.1, super::firewall::profile_order(k.3)));
     keys.dedup();
     let mut out = String::from(
         "| workload | runtime | variant | cold start ms, median [95% CI] | × native | warm start ms | keep-alive p50 / p99 ms | new-conn p50 ms | PSS after boot MiB |\n|---|---|---|---|---|---|---|---|---|\n",
@@ -107,7 +126,7 @@ pub fn headline_table(cells: &[Cell]) -> String {
             "| {} | {} | {} | {cold_s} | {cold_r} | {warm} | {ka} | {nc} | {pss} |",
             esc(key.2),
             esc(key.0),
-            esc(key.1)
+            variant_label(key.1, key.3)
         );
     }
     out
@@ -152,8 +171,8 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
         let _ = writeln!(out, "\n### {metric} ({unit})\n\n{definition}\n");
         out.push_str("| workload | runtime | variant | phase | n (failed) | median [95% CI] | p90 | p99 | max | CV | × native [95% CI] | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         let mut rows = rows;
-        rows.sort_by(|a, b| {
-            (&a.workload, &a.runtime, &a.variant, &a.phase).cmp(&(&b.workload, &b.runtime, &b.variant, &b.phase))
+        rows.sort_by_key(|c| {
+            (&c.workload, &c.runtime, &c.variant, super::firewall::profile_order(&c.firewall), &c.phase)
         });
         for c in rows {
             if c.n == 0 {
@@ -162,7 +181,7 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
                     "| {} | {} | {} | {} | 0 ({}) | {} | | | | | | |",
                     esc(&c.workload),
                     esc(&c.runtime),
-                    esc(&c.variant),
+                    variant_label(&c.variant, &c.firewall),
                     esc(&c.phase),
                     c.failed,
                     esc(&short(&c.note))
@@ -174,7 +193,7 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
                 "| {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {:.1}% | {} | {} |",
                 esc(&c.workload),
                 esc(&c.runtime),
-                esc(&c.variant),
+                variant_label(&c.variant, &c.firewall),
                 esc(&c.phase),
                 c.n,
                 c.failed,
@@ -227,7 +246,11 @@ pub fn render(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], s
         }
     );
     out.push_str("- **Probe.** The readiness probe connects, sends the workload's request and reads the whole response in a loop, sleeping 50 µs between attempts (timer slack 1 µs). The achieved interval is the `probe_interval` metric.\n");
-    out.push_str("- **Environment of runtimes.** Every runtime starts with only PATH, LANG and a campaign-private HOME (compile caches start empty); nothing of the user's shell is inherited. All traffic stays on 127.0.0.1.\n");
+    if cfg["firewall"].as_array().is_some_and(|p| p.iter().any(|p| p != "off")) {
+        out.push_str("- **Environment of runtimes.** Every runtime starts with only PATH, LANG and a campaign-private HOME (compile caches start empty); nothing of the user's shell is inherited. Traffic goes only into the campaign's own network namespace over its veth pair, or to 127.0.0.1 (see *Behind a host firewall*).\n");
+    } else {
+        out.push_str("- **Environment of runtimes.** Every runtime starts with only PATH, LANG and a campaign-private HOME (compile caches start empty); nothing of the user's shell is inherited. All traffic stays on 127.0.0.1.\n");
+    }
     out.push_str("- **Statistics.** Medians with a distribution-free 95% interval from order statistics (binomial); p90/p99/p99.9 by linear interpolation (type 7); ratios to `native` as the ratio of medians with a percentile-bootstrap 95% interval (1000 resamples, fixed seed). Latency samples of all trials are pooled per cell. CV is the coefficient of variation. No sample is discarded as an outlier.\n");
     out.push_str("\n### Metric definitions\n\n");
     for (metric, definition) in METRICS {

@@ -2,6 +2,7 @@
 //! campaign's SQLite file, so a report can be made again at any time.
 
 mod csv;
+pub mod firewall;
 mod markdown;
 pub mod stats;
 mod summary;
@@ -24,10 +25,31 @@ pub fn write(dir: &Path) -> Result<PathBuf> {
     let runtimes = store.runtimes(&campaign.id)?;
     let cells = summarize(&samples);
     std::fs::write(dir.join(SUMMARY_CSV), csv::render(&cells))?;
-    let report = markdown::render(&campaign, &runtimes, &cells, &samples);
+    let mut report = markdown::render(&campaign, &runtimes, &cells, &samples);
+    write_firewall(dir, &store, &campaign.id, &cells, &mut report)?;
     let path = dir.join(REPORT_MD);
     std::fs::write(&path, report)?;
     Ok(path)
+}
+
+/// The firewall section (before Methods) and its data and chart files, when
+/// the campaign ran firewall profiles.
+fn write_firewall(dir: &Path, store: &Store, campaign: &str, cells: &[Cell], report: &mut String) -> Result<()> {
+    let section = firewall::section(
+        cells,
+        &store.firewall_profiles(campaign)?,
+        &store.networks(campaign)?,
+        &store.host_rulesets(campaign)?,
+    );
+    if section.is_empty() {
+        return Ok(());
+    }
+    let at = report.find("\n## Methods\n").unwrap_or(report.len());
+    report.insert_str(at, &section);
+    let deltas = firewall::deltas(cells);
+    std::fs::write(dir.join(firewall::DELTAS_CSV), firewall::deltas_csv(&deltas))?;
+    std::fs::write(dir.join(firewall::DELTAS_SVG), firewall::chart_svg(&deltas))?;
+    Ok(())
 }
 
 /// The key figures, as printed at the end of `edgebench run`.

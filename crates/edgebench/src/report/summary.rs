@@ -1,4 +1,5 @@
-//! One summary cell per runtime × variant × workload × metric × phase.
+//! One summary cell per runtime × variant × workload × metric × phase ×
+//! firewall profile.
 
 use super::stats;
 use crate::runtime::BASELINE;
@@ -12,6 +13,8 @@ pub struct Cell {
     pub workload: String,
     pub metric: String,
     pub phase: String,
+    /// The firewall profile (`off`: none).
+    pub firewall: String,
     pub unit: String,
     /// Successful samples.
     pub n: usize,
@@ -27,34 +30,41 @@ pub struct Cell {
     pub max: f64,
     pub mean: f64,
     pub cv: f64,
-    /// median / the baseline's median for the same workload, metric and phase,
-    /// with a bootstrap 95% interval.
+    /// median / the baseline's median for the same workload, metric, phase
+    /// and firewall profile, with a bootstrap 95% interval.
     pub ratio: Option<(f64, f64, f64)>,
     /// The first error if any sample failed, else the first detail text.
     pub note: String,
     pub values: Vec<f64>,
 }
 
-type Key = (String, String, String, String, String);
+type Key = (String, String, String, String, String, String);
 
 pub fn summarize(samples: &[Sample]) -> Vec<Cell> {
     let mut groups: BTreeMap<Key, Vec<&Sample>> = BTreeMap::new();
     for s in samples {
-        let key = (s.runtime.clone(), s.variant.clone(), s.workload.clone(), s.metric.clone(), s.phase.clone());
+        let key = (
+            s.runtime.clone(),
+            s.variant.clone(),
+            s.workload.clone(),
+            s.metric.clone(),
+            s.phase.clone(),
+            s.firewall.clone(),
+        );
         groups.entry(key).or_default().push(s);
     }
     let mut cells: Vec<Cell> = groups.into_iter().map(|(key, group)| cell(key, &group)).collect();
 
-    let baseline: BTreeMap<(String, String, String), Vec<f64>> = cells
+    let baseline: BTreeMap<(String, String, String, String), Vec<f64>> = cells
         .iter()
         .filter(|c| c.runtime == BASELINE && c.n > 0)
-        .map(|c| ((c.workload.clone(), c.metric.clone(), c.phase.clone()), c.values.clone()))
+        .map(|c| ((c.workload.clone(), c.metric.clone(), c.phase.clone(), c.firewall.clone()), c.values.clone()))
         .collect();
     for c in cells.iter_mut() {
         if c.n == 0 {
             continue;
         }
-        if let Some(base) = baseline.get(&(c.workload.clone(), c.metric.clone(), c.phase.clone())) {
+        if let Some(base) = baseline.get(&(c.workload.clone(), c.metric.clone(), c.phase.clone(), c.firewall.clone())) {
             let base_median = stats::median(base);
             if base_median > 0.0 {
                 let (lo, hi) = stats::ratio_of_medians_ci(&c.values, base, 0.95, 1000, 0x0ed6e);
@@ -77,13 +87,14 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
         .map(|s| s.error.clone())
         .unwrap_or_default();
     let unit = group.iter().find(|s| s.ok).map(|s| s.unit.clone()).unwrap_or_default();
-    let (runtime, variant, workload, metric, phase) = key;
+    let (runtime, variant, workload, metric, phase, firewall) = key;
     let mut c = Cell {
         runtime,
         variant,
         workload,
         metric,
         phase,
+        firewall,
         unit,
         n: values.len(),
         failed,
