@@ -105,14 +105,16 @@ pub fn record_start(store: &Store, campaign: &str, network: &Network) -> Result<
             ts_ns: now_ns(),
             moment: "before".into(),
             sha256: before.sha256.clone(),
-            tables: serde_json::to_value(&before.tables)?,
+            parts: serde_json::to_value(&before.parts)?,
             changed: String::new(),
+            docker: String::new(),
         },
     )
 }
 
 /// Removes namespace, veth and tables, stores the host's ruleset after, and
-/// returns the host tables that changed (none when all is well).
+/// returns the parts of the host's ruleset that changed unexplained (none
+/// when all is well).
 pub fn finish(store: &Store, campaign: &str, network: Network) -> Result<Vec<String>> {
     let check = network.finish()?;
     store.insert_host_ruleset(
@@ -121,9 +123,17 @@ pub fn finish(store: &Store, campaign: &str, network: Network) -> Result<Vec<Str
             ts_ns: now_ns(),
             moment: "after".into(),
             sha256: check.after.sha256.clone(),
-            tables: serde_json::to_value(&check.after.tables)?,
-            changed: check.changed.join(", "),
+            parts: serde_json::to_value(&check.after.parts)?,
+            changed: check.changes.unexplained.join(", "),
+            docker: check.changes.docker.join(", "),
         },
     )?;
-    Ok(check.changed)
+    if !check.changes.docker.is_empty() {
+        eprintln!(
+            "edgebench: warning: Docker changed its per-container rules during the campaign ({}): containers were \
+             started or stopped meanwhile (by this campaign or by someone else)",
+            check.changes.docker.join(", ")
+        );
+    }
+    Ok(check.changes.unexplained)
 }

@@ -157,9 +157,9 @@ impl Campaign {
         report::write(&self.dir)?;
         if !host_changed.is_empty() {
             bail!(
-                "the host's nftables ruleset changed during the campaign in table(s) {}: edgebench only creates and \
-                 removes its own `{}*` tables, so another process (e.g. Docker starting containers) changed them; \
-                 the samples are kept, but check that nothing else ran",
+                "the host's nftables ruleset changed during the campaign in {}: edgebench only creates and removes \
+                 its own `{}*` tables, so something else changed the host's firewall while measuring; the samples \
+                 are kept (see the host_ruleset table), but check what ran",
                 host_changed.join(", "),
                 network::nft::PREFIX
             );

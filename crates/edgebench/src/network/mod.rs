@@ -8,7 +8,7 @@ pub mod nft;
 pub mod profiles;
 pub mod topology;
 
-pub use nft::HostSnapshot;
+pub use nft::{HostChanges, HostSnapshot};
 pub use profiles::{Profile, Scope, Target};
 pub use topology::Topology;
 
@@ -86,8 +86,7 @@ pub struct Applied {
 pub struct HostCheck {
     pub before: HostSnapshot,
     pub after: HostSnapshot,
-    /// Tables other than ours that were added, removed or changed.
-    pub changed: Vec<String>,
+    pub changes: HostChanges,
 }
 
 impl Network {
@@ -186,8 +185,8 @@ impl Network {
     pub fn finish(mut self) -> Result<HostCheck> {
         self.topology.remove()?;
         let after = HostSnapshot::take().context("listing the host's ruleset")?;
-        let changed = after.changed_since(&self.host_before);
-        Ok(HostCheck { before: self.host_before.clone(), after, changed })
+        let changes = after.changed_since(&self.host_before);
+        Ok(HostCheck { before: self.host_before.clone(), after, changes })
     }
 }
 

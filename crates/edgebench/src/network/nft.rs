@@ -122,36 +122,67 @@ pub fn tables(ruleset: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The host's ruleset apart from ours: a hash per table and of the whole.
+/// The host's ruleset apart from ours: a hash of the whole and one per
+/// part, a part being a table's declarations (`family table`) or the rules
+/// of one chain (`family table chain`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostSnapshot {
     pub sha256: String,
-    pub tables: BTreeMap<String, String>,
+    pub parts: BTreeMap<String, String>,
+}
+
+/// How the host's ruleset differs from an earlier snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostChanges {
+    /// Parts that changed and that no known agent explains: a failure.
+    pub unexplained: Vec<String>,
+    /// Rules of Docker's per-container chains (`DOCKER`, nat `POSTROUTING`),
+    /// which Docker rewrites whenever any container with a published port
+    /// starts or stops, ours or not: reported, not a failure.
+    pub docker: Vec<String>,
+}
+
+/// Chains whose rules Docker's daemon adds and removes per container.
+fn docker_managed(part: &str) -> bool {
+    let fields: Vec<&str> = part.split(' ').collect();
+    matches!(fields.as_slice(), [family, _, "DOCKER"] | [family, "nat", "POSTROUTING"] if *family == "ip" || *family == "ip6")
 }
 
 impl HostSnapshot {
     pub fn take() -> Result<HostSnapshot> {
         let ruleset = list_ruleset(Netns::Host)?;
-        let mut by_table: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let mut parts: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for item in canonical(&ruleset) {
             let Some(table) = table_of(&item) else { continue };
             if table.split_once(' ').is_some_and(|(_, name)| name.starts_with(PREFIX)) {
                 continue;
             }
-            by_table.entry(table).or_default().push(item);
+            let part = match item.get("rule").and_then(|r| r.get("chain")).and_then(Value::as_str) {
+                Some(chain) => format!("{table} {chain}"),
+                None => table,
+            };
+            parts.entry(part).or_default().push(item);
         }
         Ok(HostSnapshot {
-            sha256: sha256(&by_table),
-            tables: by_table.iter().map(|(t, items)| (t.clone(), sha256(items))).collect(),
+            sha256: sha256(&parts),
+            parts: parts.iter().map(|(p, items)| (p.clone(), sha256(items))).collect(),
         })
     }
 
-    /// Tables added, removed or changed since `before`.
-    pub fn changed_since(&self, before: &HostSnapshot) -> Vec<String> {
-        let mut names: Vec<&String> = before.tables.keys().chain(self.tables.keys()).collect();
+    /// Parts added, removed or changed since `before`.
+    pub fn changed_since(&self, before: &HostSnapshot) -> HostChanges {
+        let mut names: Vec<&String> = before.parts.keys().chain(self.parts.keys()).collect();
         names.sort();
         names.dedup();
-        names.into_iter().filter(|t| before.tables.get(*t) != self.tables.get(*t)).cloned().collect()
+        let mut changes = HostChanges::default();
+        for part in names.into_iter().filter(|p| before.parts.get(*p) != self.parts.get(*p)) {
+            if docker_managed(part) {
+                changes.docker.push(part.clone());
+            } else {
+                changes.unexplained.push(part.clone());
+            }
+        }
+        changes
     }
 }
 
@@ -177,5 +208,20 @@ mod tests {
         let c =
             json!({"nftables": [{"table": {"family": "inet", "name": "t"}}, {"table": {"family": "ip", "name": "u"}}]});
         assert_ne!(sha256(&canonical(&a)), sha256(&canonical(&c)));
+    }
+
+    #[test]
+    fn only_dockers_per_container_chains_are_explained() {
+        let snapshot = |parts: &[(&str, &str)]| HostSnapshot {
+            sha256: String::new(),
+            parts: parts.iter().map(|(p, h)| (p.to_string(), h.to_string())).collect(),
+        };
+        let before = snapshot(&[("ip nat", "1"), ("ip nat DOCKER", "2"), ("ip filter INPUT", "3")]);
+        let after =
+            snapshot(&[("ip nat", "1"), ("ip nat DOCKER", "9"), ("ip nat POSTROUTING", "4"), ("ip filter INPUT", "5")]);
+        let changes = after.changed_since(&before);
+        assert_eq!(changes.docker, vec!["ip nat DOCKER", "ip nat POSTROUTING"]);
+        assert_eq!(changes.unexplained, vec!["ip filter INPUT"]);
+        assert_eq!(before.changed_since(&before), HostChanges::default());
     }
 }

@@ -194,15 +194,28 @@ pub fn section(
     );
 
     out.push_str("\n### The host's ruleset\n\n");
+    out.push_str("`nft -j -s list ruleset` of the host namespace without our tables, hashed (SHA-256, handles and counters left out) per table and per chain:\n\n");
     for r in host {
-        let changed =
-            if r.changed.is_empty() { String::new() } else { format!(" — **changed: {}**", esc(&r.changed)) };
+        let mut notes = String::new();
+        if !r.changed.is_empty() {
+            let _ = write!(notes, " — **changed: {}**", esc(&r.changed));
+        }
+        if !r.docker.is_empty() {
+            let _ = write!(
+                notes,
+                " — Docker's per-container chains changed (containers started or stopped meanwhile): {}",
+                esc(&r.docker)
+            );
+        }
+        if r.moment == "after" && notes.is_empty() {
+            notes.push_str(" — identical");
+        }
         let _ = writeln!(
             out,
-            "- {} the campaign: `{}` ({} tables, ours excluded){changed}",
+            "- {} the campaign: `{}` ({} parts){notes}",
             if r.moment == "before" { "before" } else { "after" },
             &r.sha256[..16.min(r.sha256.len())],
-            r.tables.as_object().map(|t| t.len()).unwrap_or(0)
+            r.parts.as_object().map(|t| t.len()).unwrap_or(0)
         );
     }
 

@@ -34,8 +34,9 @@ CREATE TABLE IF NOT EXISTS host_ruleset (
     ts_ns     INTEGER NOT NULL,
     moment    TEXT NOT NULL,             -- before | after
     sha256    TEXT NOT NULL,             -- the host's ruleset without our tables
-    tables    TEXT NOT NULL,             -- JSON object: table -> sha256
-    changed   TEXT NOT NULL DEFAULT '',  -- after: tables that differ from before
+    parts     TEXT NOT NULL,             -- JSON object: `family table [chain]` -> sha256
+    changed   TEXT NOT NULL DEFAULT '',  -- after: parts that differ from before, unexplained (a failure)
+    docker    TEXT NOT NULL DEFAULT '',  -- after: Docker's per-container chains that differ (explained)
     PRIMARY KEY (campaign, ts_ns, moment)
 );
 "#;
@@ -66,8 +67,9 @@ pub struct HostRulesetRow {
     pub ts_ns: i64,
     pub moment: String,
     pub sha256: String,
-    pub tables: serde_json::Value,
+    pub parts: serde_json::Value,
     pub changed: String,
+    pub docker: String,
 }
 
 impl Store {
@@ -146,23 +148,24 @@ impl Store {
 
     pub fn insert_host_ruleset(&self, campaign: &str, r: &HostRulesetRow) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO host_ruleset (campaign, ts_ns, moment, sha256, tables, changed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![campaign, r.ts_ns, r.moment, r.sha256, r.tables.to_string(), r.changed],
+            "INSERT INTO host_ruleset (campaign, ts_ns, moment, sha256, parts, changed, docker) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![campaign, r.ts_ns, r.moment, r.sha256, r.parts.to_string(), r.changed, r.docker],
         )?;
         Ok(())
     }
 
     pub fn host_rulesets(&self, campaign: &str) -> Result<Vec<HostRulesetRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT ts_ns, moment, sha256, tables, changed FROM host_ruleset WHERE campaign = ?1 ORDER BY ts_ns, moment DESC",
+            "SELECT ts_ns, moment, sha256, parts, changed, docker FROM host_ruleset WHERE campaign = ?1 ORDER BY ts_ns, moment DESC",
         )?;
         let rows = stmt.query_map([campaign], |r| {
             Ok(HostRulesetRow {
                 ts_ns: r.get(0)?,
                 moment: r.get(1)?,
                 sha256: r.get(2)?,
-                tables: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+                parts: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
                 changed: r.get(4)?,
+                docker: r.get(5)?,
             })
         })?;
         rows.collect::<Result<_, _>>().map_err(Into::into)
