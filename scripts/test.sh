@@ -15,5 +15,5 @@ cargo clippy -p edgebench-workload-wasi-http --target wasm32-wasip2 -- -D warnin
 # Workload artifacts and the embedded Wasmtime host (release), used by the tests.
 cargo run --release -q -p edgebench -- build
 
-export EDGEBENCH_REQUIRE="${EDGEBENCH_REQUIRE:-wasmtime}"
+export EDGEBENCH_REQUIRE="${EDGEBENCH_REQUIRE:-wasmtime,nftables}"
 cargo nextest run --no-fail-fast

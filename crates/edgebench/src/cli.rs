@@ -22,7 +22,7 @@ pub enum Command {
     /// Builds every workload artifact (adds the rustup targets it needs).
     Build,
     /// Runs a campaign (default: every runtime detected, every workload) and writes its report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Writes report.md and summary.csv for a campaign directory.
     Report {
         /// A directory written by `edgebench run`.
@@ -150,7 +150,7 @@ pub fn execute(cli: Cli) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
-        Command::Run(args) => run(args, artifacts),
+        Command::Run(args) => run(*args, artifacts),
         Command::Conformance { runtimes } => conformance_all(runtimes, artifacts),
     }
 }

@@ -55,6 +55,8 @@ pub struct Campaign {
     artifacts: Artifacts,
     /// The backends to choose from (default: `runtime::all()`).
     backends: Option<Vec<Box<dyn Runtime>>>,
+    /// The firewall profiles applied in this run.
+    profiles: firewall::Profiles,
 }
 
 impl Campaign {
@@ -67,7 +69,7 @@ impl Campaign {
         }
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let store = Store::open(&dir.join(RESULTS_FILE))?;
-        Ok(Campaign { id, dir, options, store, artifacts, backends: None })
+        Ok(Campaign { id, dir, options, store, artifacts, backends: None, profiles: Default::default() })
     }
 
     /// Reopens an interrupted campaign with its stored options and seed.
@@ -76,7 +78,15 @@ impl Campaign {
         let row = store.campaign()?.with_context(|| format!("{} holds no campaign", dir.display()))?;
         let options: Options = serde_json::from_value(row.config.clone())
             .context("the stored campaign options are unreadable (written by another edgebench version?)")?;
-        Ok(Campaign { id: row.id, dir: dir.to_path_buf(), options, store, artifacts, backends: None })
+        Ok(Campaign {
+            id: row.id,
+            dir: dir.to_path_buf(),
+            options,
+            store,
+            artifacts,
+            backends: None,
+            profiles: Default::default(),
+        })
     }
 
     /// Uses these backends instead of every built-in one (for embedders and
@@ -192,7 +202,6 @@ impl Campaign {
         if self.options.warmup {
             self.warm_up(ctx, available, interrupted, network);
         }
-        let mut profiles = firewall::Profiles::default();
 
         let bar = ProgressBar::new(pending.len() as u64);
         bar.set_style(
@@ -208,7 +217,7 @@ impl Campaign {
             let db_key = key.db_key();
             self.store.delete_partial_trial(&self.id, db_key, false)?;
             let runtime = by_name[key.runtime.as_str()];
-            let result = match profiles.apply(&mut self.store, &self.id, network, runtime, key) {
+            let result = match self.profiles.apply(&mut self.store, &self.id, network, runtime, key) {
                 Ok(()) => trial::Trial { runtime, key, options: &self.options, ctx, interrupted, network }
                     .run(&mut self.store, &self.id),
                 Err(e) => Err(e),
@@ -227,8 +236,7 @@ impl Campaign {
         }
         bar.finish_and_clear();
         if self.options.wants(Metric::Scaling) && !interrupted.load(Ordering::SeqCst) {
-            failures +=
-                self.run_scaling(ctx, available, trials.len(), &finished, interrupted, network, &mut profiles)?;
+            failures += self.run_scaling(ctx, available, trials.len(), &finished, interrupted, network)?;
         }
         Ok(failures)
     }
@@ -243,7 +251,6 @@ impl Campaign {
         finished: &std::collections::HashSet<usize>,
         interrupted: &AtomicBool,
         network: Option<&Network>,
-        profiles: &mut firewall::Profiles,
     ) -> Result<usize> {
         let o = &self.options;
         let reps = o.scaling.reps.min(o.reps).max(1);
@@ -259,7 +266,7 @@ impl Campaign {
             let db_key = key.db_key();
             self.store.delete_partial_trial(&self.id, db_key, true)?;
             let runtime = by_name[key.runtime.as_str()];
-            let applied = profiles.apply(&mut self.store, &self.id, network, runtime, key);
+            let applied = self.profiles.apply(&mut self.store, &self.id, network, runtime, key);
             let (store, id) = (&mut self.store, self.id.as_str());
             let mut write = |samples: Vec<crate::store::Sample>| {
                 store.insert_samples(id, &samples).map_err(|e| trial::Failure::Failed(format!("store: {e:#}")))
