@@ -6,7 +6,8 @@
 
 use super::{stats, Cell};
 use crate::network::Profile;
-use crate::store::{FirewallProfileRow, HostRulesetRow, NetworkRow};
+use crate::store::{FirewallProfileRow, HostRulesetRow, NetworkRow, Sample};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 pub const DELTAS_CSV: &str = "firewall_deltas.csv";
@@ -43,7 +44,8 @@ pub struct Delta {
     pub median: f64,
     pub median_ci: (f64, f64),
     pub off_median: f64,
-    /// median − off's median, with a percentile-bootstrap 95% interval.
+    /// median − off's median, with a 95% interval from a bootstrap over
+    /// trials (see [`stats::difference_of_medians_cluster_ci`]).
     pub delta: f64,
     pub delta_ci: (f64, f64),
 }
@@ -54,9 +56,27 @@ impl Delta {
     }
 }
 
+type CellKey<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// The ok values of each cell, one cluster per trial (repetition).
+fn trials_by_cell(samples: &[Sample]) -> HashMap<CellKey<'_>, Vec<Vec<f64>>> {
+    let mut by_cell: HashMap<CellKey<'_>, BTreeMap<u32, Vec<f64>>> = HashMap::new();
+    for s in samples.iter().filter(|s| s.ok && METRICS.contains(&s.metric.as_str())) {
+        let Some(value) = s.value else { continue };
+        let key = (&*s.runtime, &*s.variant, &*s.workload, &*s.metric, &*s.phase, &*s.firewall);
+        by_cell.entry(key).or_default().entry(s.repetition).or_default().push(value);
+    }
+    by_cell.into_iter().map(|(k, trials)| (k, trials.into_values().collect())).collect()
+}
+
 /// Every compared metric under every profile but `off`, where `off` was
 /// measured for the same configuration.
-pub fn deltas(cells: &[Cell]) -> Vec<Delta> {
+pub fn deltas(cells: &[Cell], samples: &[Sample]) -> Vec<Delta> {
+    let trials = trials_by_cell(samples);
+    let clusters = |c: &Cell| -> Vec<Vec<f64>> {
+        let key = (&*c.runtime, &*c.variant, &*c.workload, &*c.metric, &*c.phase, &*c.firewall);
+        trials.get(&key).cloned().unwrap_or_default()
+    };
     let mut out = Vec::new();
     for c in cells.iter().filter(|c| c.firewall != "off" && c.n > 0 && METRICS.contains(&c.metric.as_str())) {
         let Some(off) = cells.iter().find(|o| {
@@ -80,7 +100,7 @@ pub fn deltas(cells: &[Cell]) -> Vec<Delta> {
             median_ci: c.median_ci,
             off_median: off.median,
             delta: c.median - off.median,
-            delta_ci: stats::difference_of_medians_ci(&c.values, &off.values, 0.95, RESAMPLES, SEED),
+            delta_ci: stats::difference_of_medians_cluster_ci(&clusters(c), &clusters(off), 0.95, RESAMPLES, SEED),
         });
     }
     let metric_order = |m: &str| METRICS.iter().position(|x| *x == m).unwrap_or(METRICS.len());
@@ -126,6 +146,7 @@ fn esc(s: &str) -> String {
 /// The report.md section; empty when the campaign ran no profile but `off`.
 pub fn section(
     cells: &[Cell],
+    samples: &[Sample],
     profiles: &[FirewallProfileRow],
     networks: &[NetworkRow],
     host: &[HostRulesetRow],
@@ -156,9 +177,11 @@ pub fn section(
          the `ct state established,related accept` and before the service-port accept, so with conntrack only a \
          connection's first packets walk them; `set-N` looks the same N addresses up in one set; `-notrack` profiles \
          untrack every packet, so every packet walks the chain. Δ is the profile's median minus `off`'s median for the \
-         same runtime, variant and workload, with a percentile-bootstrap 95% interval (1000 resamples of both \
-         samples, fixed seed); latency samples of all trials are pooled, as in the tables above, so the interval \
-         does not include trial-to-trial variation.\n\n",
+         same runtime, variant and workload, with a 95% interval from a bootstrap over trials (1000 resamples, fixed \
+         seed): each resample draws the trials of both sides with replacement and pools their samples, so the \
+         interval includes the variation between trials (e.g. a trial's CPU placement), not only between requests; \
+         for one-per-trial metrics (cold start) it is the plain bootstrap. With few trials these intervals are wide, \
+         and honestly so.\n\n",
     );
 
     out.push_str(
@@ -219,7 +242,7 @@ pub fn section(
         );
     }
 
-    let deltas = deltas(cells);
+    let deltas = deltas(cells, samples);
     out.push_str("\n### Difference to `off`\n\n");
     let _ = writeln!(out, "![Δ to off per profile, % of off's median, with 95% intervals]({DELTAS_SVG})\n");
     let _ = writeln!(out, "Data of the chart and of this table: `{DELTAS_CSV}`.\n");
@@ -402,7 +425,28 @@ mod tests {
             cell("host", "memory_pss", vec![1.0]),
             cell("host", "latency_keepalive", vec![0.02; 5]),
         ];
-        let d = deltas(&cells);
+        // One sample per trial, as cold starts are stored.
+        let samples: Vec<Sample> = cells
+            .iter()
+            .flat_map(|c| {
+                c.values.iter().enumerate().map(|(i, v)| Sample {
+                    runtime: c.runtime.clone(),
+                    variant: c.variant.clone(),
+                    workload: c.workload.clone(),
+                    metric: c.metric.clone(),
+                    phase: c.phase.clone(),
+                    firewall: c.firewall.clone(),
+                    repetition: i as u32 + 1,
+                    seq: 0,
+                    value: Some(*v),
+                    unit: c.unit.clone(),
+                    ts_ns: 0,
+                    ok: true,
+                    error: String::new(),
+                })
+            })
+            .collect();
+        let d = deltas(&cells, &samples);
         assert_eq!(d.len(), 1, "memory is not compared; latency has no off cell: {d:?}");
         assert!((d[0].delta - 0.5).abs() < 1e-12);
         assert!(d[0].delta_ci.0 > 0.0 && d[0].delta_ci.1 < 1.0, "{:?}", d[0].delta_ci);
@@ -411,9 +455,9 @@ mod tests {
         assert!(csv.lines().nth(1).unwrap().starts_with("cold_start,,ms,hello,native,v,rules-1000,5,1.5"), "{csv}");
         let svg = chart_svg(&d);
         assert!(svg.starts_with("<svg") && svg.contains("hello · native · rules-1000"), "{svg}");
-        let md = section(&cells, &[], &[], &[]);
+        let md = section(&cells, &samples, &[], &[], &[]);
         assert!(md.contains("| cold_start ms | hello | native | v | rules-1000 | 5 |"), "{md}");
-        assert!(section(&cells[..1], &[], &[], &[]).is_empty(), "no section without profiles");
+        assert!(section(&cells[..1], &samples, &[], &[], &[]).is_empty(), "no section without profiles");
         let mut names = vec!["set-10", "off", "rules-100-notrack", "host", "rules-100", "rules-10"];
         names.sort_by_key(|n| profile_order(n));
         assert_eq!(names, ["off", "host", "rules-10", "rules-100", "rules-100-notrack", "set-10"]);

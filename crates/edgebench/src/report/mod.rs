@@ -26,7 +26,7 @@ pub fn write(dir: &Path) -> Result<PathBuf> {
     let cells = summarize(&samples);
     std::fs::write(dir.join(SUMMARY_CSV), csv::render(&cells))?;
     let mut report = markdown::render(&campaign, &runtimes, &cells, &samples);
-    write_firewall(dir, &store, &campaign.id, &cells, &mut report)?;
+    write_firewall(dir, &store, &campaign.id, &cells, &samples, &mut report)?;
     let path = dir.join(REPORT_MD);
     std::fs::write(&path, report)?;
     Ok(path)
@@ -34,9 +34,17 @@ pub fn write(dir: &Path) -> Result<PathBuf> {
 
 /// The firewall section (before Methods) and its data and chart files, when
 /// the campaign ran firewall profiles.
-fn write_firewall(dir: &Path, store: &Store, campaign: &str, cells: &[Cell], report: &mut String) -> Result<()> {
+fn write_firewall(
+    dir: &Path,
+    store: &Store,
+    campaign: &str,
+    cells: &[Cell],
+    samples: &[crate::store::Sample],
+    report: &mut String,
+) -> Result<()> {
     let section = firewall::section(
         cells,
+        samples,
         &store.firewall_profiles(campaign)?,
         &store.networks(campaign)?,
         &store.host_rulesets(campaign)?,
@@ -46,7 +54,7 @@ fn write_firewall(dir: &Path, store: &Store, campaign: &str, cells: &[Cell], rep
     }
     let at = report.find("\n## Methods\n").unwrap_or(report.len());
     report.insert_str(at, &section);
-    let deltas = firewall::deltas(cells);
+    let deltas = firewall::deltas(cells, samples);
     std::fs::write(dir.join(firewall::DELTAS_CSV), firewall::deltas_csv(&deltas))?;
     std::fs::write(dir.join(firewall::DELTAS_SVG), firewall::chart_svg(&deltas))?;
     Ok(())

@@ -146,6 +146,40 @@ pub fn difference_of_medians_ci(a: &[f64], b: &[f64], confidence: f64, resamples
     (quantile(&differences, alpha / 2.0), quantile(&differences, 1.0 - alpha / 2.0))
 }
 
+/// Cluster-bootstrap interval of median(a) − median(b) where each sample is
+/// made of clusters (e.g. the latency samples of one trial each): every
+/// resample draws whole clusters with replacement and pools their values, so
+/// the interval includes the variation between clusters, not only within.
+/// With one value per cluster it is [`difference_of_medians_ci`] exactly.
+pub fn difference_of_medians_cluster_ci(
+    a: &[Vec<f64>],
+    b: &[Vec<f64>],
+    confidence: f64,
+    resamples: usize,
+    seed: u64,
+) -> (f64, f64) {
+    let a: Vec<&Vec<f64>> = a.iter().filter(|c| !c.is_empty()).collect();
+    let b: Vec<&Vec<f64>> = b.iter().filter(|c| !c.is_empty()).collect();
+    if a.is_empty() || b.is_empty() || resamples == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut differences = Vec::with_capacity(resamples);
+    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    for _ in 0..resamples {
+        for (clusters, pooled) in [(&a, &mut ra), (&b, &mut rb)] {
+            pooled.clear();
+            for _ in 0..clusters.len() {
+                pooled.extend_from_slice(clusters[rng.gen_range(0..clusters.len())]);
+            }
+        }
+        differences.push(median_unsorted(&mut ra) - median_unsorted(&mut rb));
+    }
+    differences.sort_by(f64::total_cmp);
+    let alpha = 1.0 - confidence;
+    (quantile(&differences, alpha / 2.0), quantile(&differences, 1.0 - alpha / 2.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +272,28 @@ mod tests {
         assert!(((hi - lo) / expected_width - 1.0).abs() < 0.25, "width {} vs {expected_width}", hi - lo);
         let mut even = [4.0, 1.0, 3.0, 2.0];
         assert_eq!(median_unsorted(&mut even), 2.5);
+    }
+
+    #[test]
+    fn cluster_interval_includes_the_variation_between_clusters() {
+        // One value per cluster: the same draws, the same interval as the plain bootstrap.
+        let a = [1.0, 2.0, 4.0, 7.0, 11.0];
+        let b = [0.0, 1.0, 3.0];
+        let singletons = |x: &[f64]| x.iter().map(|v| vec![*v]).collect::<Vec<_>>();
+        assert_eq!(
+            difference_of_medians_cluster_ci(&singletons(&a), &singletons(&b), 0.95, 20_000, 7),
+            difference_of_medians_ci(&a, &b, 0.95, 20_000, 7)
+        );
+        // Six trials of 100 samples each, trials shifted by up to ±1: pooling
+        // ignores the shift between trials (narrow), clusters do not (wide).
+        let trials = |offset: f64| -> Vec<Vec<f64>> {
+            (0..6).map(|t| (0..100).map(|i| offset + (t as f64 - 2.5) * 0.4 + i as f64 * 0.001).collect()).collect()
+        };
+        let (a, b) = (trials(10.0), trials(10.0));
+        let pooled = |c: &[Vec<f64>]| c.concat();
+        let (plo, phi) = difference_of_medians_ci(&pooled(&a), &pooled(&b), 0.95, 2000, 3);
+        let (clo, chi) = difference_of_medians_cluster_ci(&a, &b, 0.95, 2000, 3);
+        assert!(clo <= 0.0 && 0.0 <= chi, "[{clo}, {chi}]");
+        assert!(chi - clo > 3.0 * (phi - plo), "cluster [{clo}, {chi}] vs pooled [{plo}, {phi}]");
     }
 }
