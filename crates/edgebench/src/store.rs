@@ -9,6 +9,9 @@ use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
+mod firewall;
+pub use firewall::{FirewallProfileRow, HostRulesetRow, NetworkRow};
+
 pub const RESULTS_FILE: &str = "results.sqlite";
 const SCHEMA_VERSION: i64 = 1;
 
@@ -58,12 +61,23 @@ CREATE TABLE IF NOT EXISTS trials (
     variant     TEXT NOT NULL,
     workload    TEXT NOT NULL,
     repetition  INTEGER NOT NULL,
+    firewall    TEXT NOT NULL DEFAULT 'off',  -- the trial's firewall profile
     status      TEXT NOT NULL,                -- done | failed | interrupted
     error       TEXT NOT NULL,
     finished_ns INTEGER NOT NULL,
     PRIMARY KEY (campaign, trial)
 );
 "#;
+
+/// What identifies a trial (and its samples) besides its campaign.
+#[derive(Clone, Copy, Debug)]
+pub struct TrialRow<'a> {
+    pub runtime: &'a str,
+    pub variant: &'a str,
+    pub workload: &'a str,
+    pub repetition: u32,
+    pub firewall: &'a str,
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
@@ -119,6 +133,11 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        // Files written before firewall profiles: add the trials' column.
+        if conn.prepare("SELECT firewall FROM trials LIMIT 0").is_err() {
+            conn.execute_batch("ALTER TABLE trials ADD COLUMN firewall TEXT NOT NULL DEFAULT 'off'")?;
+        }
+        conn.execute_batch(firewall::SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Store { conn })
     }
@@ -259,14 +278,25 @@ impl Store {
         &self,
         campaign: &str,
         trial: usize,
-        key: (&str, &str, &str, u32),
+        key: TrialRow<'_>,
         status: &str,
         error: &str,
     ) -> Result<()> {
         self.conn.execute(
-            "INSERT OR REPLACE INTO trials (campaign, trial, runtime, variant, workload, repetition, status, error, finished_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![campaign, trial as i64, key.0, key.1, key.2, key.3, status, error, now_ns()],
+            "INSERT OR REPLACE INTO trials (campaign, trial, runtime, variant, workload, repetition, firewall, status, error, finished_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                campaign,
+                trial as i64,
+                key.runtime,
+                key.variant,
+                key.workload,
+                key.repetition,
+                key.firewall,
+                status,
+                error,
+                now_ns()
+            ],
         )?;
         Ok(())
     }
@@ -283,17 +313,17 @@ impl Store {
     /// (or, with `scaling`, those of a scaling experiment) stay in the file
     /// but are marked failed with "superseded", so that statistics count the
     /// re-run only and nothing measured is lost.
-    pub fn supersede_partial_trial(&self, campaign: &str, key: (&str, &str, &str, u32), scaling: bool) -> Result<()> {
+    pub fn supersede_partial_trial(&self, campaign: &str, key: TrialRow<'_>, scaling: bool) -> Result<()> {
         let scaling_metrics = "metric IN ('scaling_start', 'scaling_rate', 'density')";
         let filter = if scaling { scaling_metrics.to_string() } else { format!("NOT ({scaling_metrics})") };
         self.conn.execute(
             &format!(
                 "UPDATE samples SET ok = 0, error = 'superseded: the trial was interrupted and ran again' || \
                  CASE WHEN error = '' THEN '' ELSE '; ' || error END
-                 WHERE campaign = ?1 AND runtime = ?2 AND variant = ?3 AND workload = ?4 AND repetition = ?5 AND {filter}
-                 AND error NOT LIKE 'superseded:%'"
+                 WHERE campaign = ?1 AND runtime = ?2 AND variant = ?3 AND workload = ?4 AND repetition = ?5
+                 AND firewall = ?6 AND {filter} AND error NOT LIKE 'superseded:%'"
             ),
-            params![campaign, key.0, key.1, key.2, key.3],
+            params![campaign, key.runtime, key.variant, key.workload, key.repetition, key.firewall],
         )?;
         Ok(())
     }

@@ -2,16 +2,18 @@
 //! as one trial each, in a seeded random order, every sample stored as soon as
 //! it is measured.
 
+mod firewall;
 mod options;
 mod plan;
 mod scaling;
 mod trial;
 
 pub use options::{parse_workloads, Metric, Options};
-pub use plan::{plan, TrialKey};
-pub use trial::{free_loopback_addr, launch_until_ready, Failure};
+pub use plan::{plan, plan_with_firewall, TrialKey};
+pub use trial::{free_loopback_addr, launch_until_ready, launch_until_ready_in, Failure};
 
 use crate::artifacts::Artifacts;
+use crate::network::{self, Network};
 use crate::runtime::{self, Context, Detection, Runtime};
 use crate::store::{now_ns, CampaignRow, RuntimeRow, Store, RESULTS_FILE};
 use crate::{environment, report, Workload};
@@ -37,6 +39,7 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
     let _ = ctrlc::set_handler(move || {
         if f.swap(true, Ordering::SeqCst) {
             eprintln!("edgebench: interrupted twice, exiting now (instances die with edgebench)");
+            network::emergency_cleanup();
             std::process::exit(130);
         }
         eprintln!("edgebench: interrupted: stopping after cleaning up; resume with `edgebench run --resume DIR`");
@@ -52,6 +55,8 @@ pub struct Campaign {
     artifacts: Artifacts,
     /// The backends to choose from (default: `runtime::all()`).
     backends: Option<Vec<Box<dyn Runtime>>>,
+    /// The firewall profiles applied in this run.
+    profiles: firewall::Profiles,
 }
 
 impl Campaign {
@@ -64,7 +69,7 @@ impl Campaign {
         }
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let store = Store::open(&dir.join(RESULTS_FILE))?;
-        Ok(Campaign { id, dir, options, store, artifacts, backends: None })
+        Ok(Campaign { id, dir, options, store, artifacts, backends: None, profiles: Default::default() })
     }
 
     /// Reopens an interrupted campaign with its stored options and seed.
@@ -73,7 +78,15 @@ impl Campaign {
         let row = store.campaign()?.with_context(|| format!("{} holds no campaign", dir.display()))?;
         let options: Options = serde_json::from_value(row.config.clone())
             .context("the stored campaign options are unreadable (written by another edgebench version?)")?;
-        Ok(Campaign { id: row.id, dir: dir.to_path_buf(), options, store, artifacts, backends: None })
+        Ok(Campaign {
+            id: row.id,
+            dir: dir.to_path_buf(),
+            options,
+            store,
+            artifacts,
+            backends: None,
+            profiles: Default::default(),
+        })
     }
 
     /// Uses these backends instead of every built-in one (for embedders and
@@ -102,6 +115,8 @@ impl Campaign {
         let resuming = self.store.campaign()?.is_some();
         let runtimes = self.select_runtimes()?;
         let detections = self.detect(&runtimes)?;
+        // Before anything is stored: a campaign that cannot have its firewall does not start.
+        let network = if self.options.uses_firewall() { Some(Network::start(&self.id)?) } else { None };
         if !resuming {
             self.store.insert_campaign(&CampaignRow {
                 id: self.id.clone(),
@@ -116,15 +131,19 @@ impl Campaign {
             self.store.set_campaign_status(&self.id, "running", None)?;
         }
         self.record_runtimes(&runtimes, &detections)?;
+        if let Some(net) = &network {
+            firewall::record_start(&self.store, &self.id, net)?;
+        }
 
         let available: Vec<(&dyn Runtime, &'static str)> = runtimes
             .iter()
             .flat_map(|r| r.variants().iter().map(move |v| (r.as_ref(), *v)))
             .filter(|(r, _)| detections[r.name()].available)
             .collect();
-        let trials = plan(&available, &self.options.workloads, self.options.reps, self.options.seed);
+        let o = &self.options;
+        let trials = plan_with_firewall(&available, &o.workloads, &o.firewall, o.reps, o.seed);
 
-        let result = self.run_trials(&ctx, &available, &trials, interrupted);
+        let result = self.run_trials(&ctx, &available, &trials, interrupted, network.as_ref());
         for r in &runtimes {
             if detections[r.name()].available {
                 r.teardown(&ctx);
@@ -132,6 +151,11 @@ impl Campaign {
         }
         let _ = std::fs::remove_dir_all(work_dir.join("state"));
         let _ = std::fs::remove_dir_all(work_dir.join("home"));
+        // Namespace, veth and tables go on every path; then the host's ruleset is compared.
+        let host_changed = match network {
+            Some(net) => firewall::finish(&self.store, &self.id, net)?,
+            None => Vec::new(),
+        };
         let failures = result?;
 
         let outcome = if interrupted.load(Ordering::SeqCst) { Outcome::Interrupted } else { Outcome::Finished };
@@ -141,6 +165,15 @@ impl Campaign {
             eprintln!("edgebench: {failures} trial(s) failed; their samples are stored with ok=0 and the error");
         }
         report::write(&self.dir)?;
+        if !host_changed.is_empty() {
+            bail!(
+                "the host's nftables ruleset changed during the campaign in {}: edgebench only creates and removes \
+                 its own `{}*` tables, so something else changed the host's firewall while measuring; the samples \
+                 are kept (see the host_ruleset table), but check what ran",
+                host_changed.join(", "),
+                network::nft::PREFIX
+            );
+        }
         Ok(outcome)
     }
 
@@ -152,6 +185,7 @@ impl Campaign {
         available: &[(&dyn Runtime, &'static str)],
         trials: &[TrialKey],
         interrupted: &AtomicBool,
+        network: Option<&Network>,
     ) -> Result<usize> {
         let mut set_up = std::collections::HashSet::new();
         for (runtime, variant) in available {
@@ -166,7 +200,7 @@ impl Campaign {
         let pending: Vec<(usize, &TrialKey)> =
             trials.iter().enumerate().filter(|(i, _)| !finished.contains(i)).collect();
         if self.options.warmup {
-            self.warm_up(ctx, available, interrupted);
+            self.warm_up(ctx, available, interrupted, network);
         }
 
         let bar = ProgressBar::new(pending.len() as u64);
@@ -180,11 +214,14 @@ impl Campaign {
                 break;
             }
             bar.set_message(key.label());
-            let db_key = (key.runtime.as_str(), key.variant.as_str(), key.workload.name(), key.repetition);
+            let db_key = key.db_key();
             self.store.supersede_partial_trial(&self.id, db_key, false)?;
             let runtime = by_name[key.runtime.as_str()];
-            let result =
-                trial::Trial { runtime, key, options: &self.options, ctx, interrupted }.run(&mut self.store, &self.id);
+            let result = match self.profiles.apply(&mut self.store, &self.id, network, runtime, key) {
+                Ok(()) => trial::Trial { runtime, key, options: &self.options, ctx, interrupted, network }
+                    .run(&mut self.store, &self.id),
+                Err(e) => Err(e),
+            };
             let (status, error) = match result {
                 Ok(()) => ("done", String::new()),
                 Err(trial::Failure::Interrupted) => ("interrupted", "interrupted".to_string()),
@@ -199,7 +236,7 @@ impl Campaign {
         }
         bar.finish_and_clear();
         if self.options.wants(Metric::Scaling) && !interrupted.load(Ordering::SeqCst) {
-            failures += self.run_scaling(ctx, available, trials.len(), &finished, interrupted)?;
+            failures += self.run_scaling(ctx, available, trials.len(), &finished, interrupted, network)?;
         }
         Ok(failures)
     }
@@ -213,9 +250,11 @@ impl Campaign {
         first_index: usize,
         finished: &std::collections::HashSet<usize>,
         interrupted: &AtomicBool,
+        network: Option<&Network>,
     ) -> Result<usize> {
-        let reps = self.options.scaling.reps.min(self.options.reps).max(1);
-        let experiments = plan(available, &self.options.workloads, reps, self.options.seed ^ 0x5ca1e);
+        let o = &self.options;
+        let reps = o.scaling.reps.min(o.reps).max(1);
+        let experiments = plan_with_firewall(available, &o.workloads, &o.firewall, reps, o.seed ^ 0x5ca1e);
         let by_name: HashMap<&str, &dyn Runtime> = available.iter().map(|(r, _)| (r.name(), *r)).collect();
         let mut failures = 0;
         for (j, key) in experiments.iter().enumerate() {
@@ -224,13 +263,16 @@ impl Campaign {
                 continue;
             }
             eprintln!("edgebench: scaling {}", key.label());
-            let db_key = (key.runtime.as_str(), key.variant.as_str(), key.workload.name(), key.repetition);
+            let db_key = key.db_key();
             self.store.supersede_partial_trial(&self.id, db_key, true)?;
+            let runtime = by_name[key.runtime.as_str()];
+            let applied = self.profiles.apply(&mut self.store, &self.id, network, runtime, key);
             let (store, id) = (&mut self.store, self.id.as_str());
             let mut write = |samples: Vec<crate::store::Sample>| {
                 store.insert_samples(id, &samples).map_err(|e| trial::Failure::Failed(format!("store: {e:#}")))
             };
-            let result = scaling::run(by_name[key.runtime.as_str()], key, &self.options, ctx, interrupted, &mut write);
+            let result =
+                applied.and_then(|()| scaling::run(runtime, key, &self.options, ctx, interrupted, network, &mut write));
             let (status, error) = match result {
                 Ok(()) => ("done", String::new()),
                 Err(trial::Failure::Interrupted) => ("interrupted", "interrupted".to_string()),
@@ -294,11 +336,17 @@ impl Campaign {
 
     /// One unrecorded launch per configuration, so that binaries are in the
     /// page cache and compile caches are filled before anything is measured.
-    fn warm_up(&self, ctx: &Context<'_>, available: &[(&dyn Runtime, &'static str)], interrupted: &AtomicBool) {
+    fn warm_up(
+        &self,
+        ctx: &Context<'_>,
+        available: &[(&dyn Runtime, &'static str)],
+        interrupted: &AtomicBool,
+        network: Option<&Network>,
+    ) {
         for (runtime, variant) in available {
             for &workload in &self.options.workloads {
                 let key = TrialKey::new(runtime.name(), variant, workload, 0).with_label_suffix("warmup");
-                if let Err(e) = trial::warm_up(*runtime, &key, ctx, interrupted) {
+                if let Err(e) = trial::warm_up(*runtime, &key, ctx, interrupted, network) {
                     eprintln!("edgebench: warm-up of {} failed: {e}", key.label());
                 }
             }

@@ -116,6 +116,14 @@ pub struct Options {
     pub load: LoadOptions,
     #[serde(default)]
     pub scaling: ScalingOptions,
+    /// Firewall profiles, each a factor of the plan (`off` alone: no
+    /// namespace and no rules, everything on 127.0.0.1 as before profiles).
+    #[serde(default = "default_firewall")]
+    pub firewall: Vec<String>,
+}
+
+fn default_firewall() -> Vec<String> {
+    vec!["off".into()]
 }
 
 /// Throughput runs (per trial, with `--metrics throughput`).
@@ -173,6 +181,7 @@ impl Default for Options {
             warmup: true,
             load: LoadOptions::default(),
             scaling: ScalingOptions::default(),
+            firewall: default_firewall(),
         }
     }
 }
@@ -180,6 +189,13 @@ impl Default for Options {
 impl Options {
     pub fn wants(&self, metric: Metric) -> bool {
         self.metrics.contains(&metric)
+    }
+
+    /// Whether the campaign runs in its own namespace behind firewall
+    /// profiles (then `off` is measured there too, with no rules, so that
+    /// every delta compares the same path with and without rules).
+    pub fn uses_firewall(&self) -> bool {
+        self.firewall.iter().any(|p| p != "off")
     }
 }
 
@@ -204,5 +220,11 @@ mod tests {
         let back: Options = serde_json::from_value(serde_json::to_value(&o).unwrap()).unwrap();
         assert_eq!(back.workloads, vec![Workload::Kv]);
         assert_eq!(back.metrics, o.metrics);
+        // Options stored before firewall profiles existed read as `off` only.
+        let mut old = serde_json::to_value(&o).unwrap();
+        old.as_object_mut().unwrap().remove("firewall");
+        let back: Options = serde_json::from_value(old).unwrap();
+        assert_eq!(back.firewall, vec!["off"]);
+        assert!(!back.uses_firewall());
     }
 }

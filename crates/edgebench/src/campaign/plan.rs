@@ -15,13 +15,38 @@ pub struct TrialKey {
     pub workload: Workload,
     /// 1-based.
     pub repetition: u32,
+    /// The firewall profile the trial runs under (`off`: none).
+    pub firewall: String,
     /// Tells apart the instances of one experiment in logs and scratch names.
     pub label_suffix: String,
 }
 
 impl TrialKey {
     pub fn new(runtime: &str, variant: &str, workload: Workload, repetition: u32) -> TrialKey {
-        TrialKey { runtime: runtime.into(), variant: variant.into(), workload, repetition, label_suffix: String::new() }
+        TrialKey {
+            runtime: runtime.into(),
+            variant: variant.into(),
+            workload,
+            repetition,
+            firewall: "off".into(),
+            label_suffix: String::new(),
+        }
+    }
+
+    pub fn with_firewall(mut self, profile: &str) -> TrialKey {
+        self.firewall = profile.into();
+        self
+    }
+
+    /// The key of its rows in the `trials` table and of its samples.
+    pub fn db_key(&self) -> crate::store::TrialRow<'_> {
+        crate::store::TrialRow {
+            runtime: &self.runtime,
+            variant: &self.variant,
+            workload: self.workload.name(),
+            repetition: self.repetition,
+            firewall: &self.firewall,
+        }
     }
 
     pub fn with_label_suffix(mut self, suffix: &str) -> TrialKey {
@@ -30,7 +55,10 @@ impl TrialKey {
     }
 
     pub fn label(&self) -> String {
-        let base = format!("{}-{}-{}-r{}", self.runtime, self.variant, self.workload, self.repetition);
+        let mut base = format!("{}-{}-{}-r{}", self.runtime, self.variant, self.workload, self.repetition);
+        if self.firewall != "off" {
+            base = format!("{base}-fw-{}", self.firewall);
+        }
         if self.label_suffix.is_empty() {
             base
         } else {
@@ -40,11 +68,26 @@ impl TrialKey {
 }
 
 pub fn plan(configs: &[(&dyn Runtime, &str)], workloads: &[Workload], reps: u32, seed: u64) -> Vec<TrialKey> {
+    plan_with_firewall(configs, workloads, &["off".to_string()], reps, seed)
+}
+
+/// Every configuration × workload × firewall profile × repetition, all
+/// interleaved in one seeded order (with the single profile `off`, exactly
+/// the order of [`plan`] before profiles existed, so old campaigns resume).
+pub fn plan_with_firewall(
+    configs: &[(&dyn Runtime, &str)],
+    workloads: &[Workload],
+    profiles: &[String],
+    reps: u32,
+    seed: u64,
+) -> Vec<TrialKey> {
     let mut trials = Vec::new();
     for (runtime, variant) in configs {
         for &workload in workloads {
-            for repetition in 1..=reps {
-                trials.push(TrialKey::new(runtime.name(), variant, workload, repetition));
+            for profile in profiles {
+                for repetition in 1..=reps {
+                    trials.push(TrialKey::new(runtime.name(), variant, workload, repetition).with_firewall(profile));
+                }
             }
         }
     }
@@ -72,5 +115,22 @@ mod tests {
         let first = &a[0].runtime;
         let prefix = a.iter().take_while(|t| &t.runtime == first).count();
         assert!(prefix < 10, "trials are not interleaved: {prefix} in a row");
+    }
+
+    #[test]
+    fn profiles_are_a_factor_interleaved_with_the_rest() {
+        let runtimes = configs();
+        let c: Vec<(&dyn Runtime, &str)> = runtimes.iter().map(|r| (r.as_ref(), r.variants()[0])).collect();
+        let off = ["off".to_string()];
+        assert_eq!(plan_with_firewall(&c, &[Workload::Hello], &off, 4, 3), plan(&c, &[Workload::Hello], 4, 3));
+        let profiles: Vec<String> = ["off", "host", "set-100"].iter().map(|s| s.to_string()).collect();
+        let a = plan_with_firewall(&c, &[Workload::Hello], &profiles, 5, 3);
+        assert_eq!(a.len(), c.len() * 3 * 5);
+        for p in &profiles {
+            assert_eq!(a.iter().filter(|t| &t.firewall == p).count(), c.len() * 5);
+        }
+        let prefix = a.iter().take_while(|t| t.firewall == a[0].firewall).count();
+        assert!(prefix < 8, "profiles are not interleaved: {prefix} in a row");
+        assert!(a.iter().any(|t| t.label().ends_with("-fw-set-100")));
     }
 }

@@ -16,9 +16,10 @@
 
 use super::options::Options;
 use super::plan::TrialKey;
-use super::trial::{failed, launch_until_ready, sample, Failure};
+use super::trial::{failed, launch_until_ready_in, sample, Failure};
 use crate::measure::latency::Run;
 use crate::measure::{http, resources};
+use crate::network::Network;
 use crate::runtime::{Context, Instance, Runtime};
 use crate::store::Sample;
 use crate::workload::latency_request;
@@ -31,10 +32,26 @@ pub fn run(
     options: &Options,
     ctx: &Context<'_>,
     interrupted: &AtomicBool,
+    network: Option<&Network>,
     write: &mut dyn FnMut(Vec<Sample>) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
-    concurrent_starts(runtime, key, options, ctx, interrupted, write)?;
-    write(vec![density(runtime, key, options, ctx, interrupted)?])
+    let launcher = Launcher { runtime, ctx, interrupted, network };
+    concurrent_starts(&launcher, key, options, write)?;
+    write(vec![density(&launcher, key, options)?])
+}
+
+/// Launches instances of one configuration where the campaign places them.
+struct Launcher<'a> {
+    runtime: &'a dyn Runtime,
+    ctx: &'a Context<'a>,
+    interrupted: &'a AtomicBool,
+    network: Option<&'a Network>,
+}
+
+impl Launcher<'_> {
+    fn launch(&self, key: &TrialKey) -> Result<(Box<dyn Instance>, crate::measure::probe::Ready), Failure> {
+        launch_until_ready_in(self.runtime, key, self.ctx, self.interrupted, self.network)
+    }
 }
 
 fn instance_key(key: &TrialKey, tag: &str) -> TrialKey {
@@ -42,11 +59,9 @@ fn instance_key(key: &TrialKey, tag: &str) -> TrialKey {
 }
 
 fn concurrent_starts(
-    runtime: &dyn Runtime,
+    launcher: &Launcher<'_>,
     key: &TrialKey,
     options: &Options,
-    ctx: &Context<'_>,
-    interrupted: &AtomicBool,
     write: &mut dyn FnMut(Vec<Sample>) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     let mut k = 1;
@@ -57,7 +72,7 @@ fn concurrent_starts(
             let handles: Vec<_> = (0..k)
                 .map(|i| {
                     let key = instance_key(key, &format!("k{k}-{i}"));
-                    scope.spawn(move || launch_until_ready(runtime, &key, ctx, interrupted))
+                    scope.spawn(move || launcher.launch(&key))
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Failure::Failed("panicked".into())))).collect()
@@ -96,13 +111,8 @@ fn concurrent_starts(
     Ok(())
 }
 
-fn density(
-    runtime: &dyn Runtime,
-    key: &TrialKey,
-    options: &Options,
-    ctx: &Context<'_>,
-    interrupted: &AtomicBool,
-) -> Result<Sample, Failure> {
+fn density(launcher: &Launcher<'_>, key: &TrialKey, options: &Options) -> Result<Sample, Failure> {
+    let interrupted = launcher.interrupted;
     let o = &options.scaling;
     let budget_kib = o.memory_budget_mib * 1024;
     let mut instances: Vec<Box<dyn Instance>> = Vec::new();
@@ -111,15 +121,14 @@ fn density(
         if instances.len() >= o.max_instances {
             break (instances.len(), format!("instance bound: {} instances (--scaling bound)", o.max_instances));
         }
-        let instance =
-            match launch_until_ready(runtime, &instance_key(key, &format!("d{}", instances.len())), ctx, interrupted) {
-                Ok((instance, _)) => instance,
-                Err(Failure::Interrupted) => {
-                    stop_all(instances);
-                    return Err(Failure::Interrupted);
-                }
-                Err(Failure::Failed(e)) => break (instances.len(), format!("start failed: {e}")),
-            };
+        let instance = match launcher.launch(&instance_key(key, &format!("d{}", instances.len()))) {
+            Ok((instance, _)) => instance,
+            Err(Failure::Interrupted) => {
+                stop_all(instances);
+                return Err(Failure::Interrupted);
+            }
+            Err(Failure::Failed(e)) => break (instances.len(), format!("start failed: {e}")),
+        };
         instances.push(instance);
         pss_kib = instances.iter().map(|i| resources::memory(&i.pids()).pss_kib).sum::<u64>();
         if pss_kib > budget_kib {

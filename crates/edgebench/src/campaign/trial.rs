@@ -20,6 +20,7 @@ use crate::measure::latency::Run;
 use crate::measure::load::{self, Load, Search, Target};
 use crate::measure::probe::{NotReady, Probe};
 use crate::measure::{http, resources};
+use crate::network::Network;
 use crate::runtime::{Context, Instance, LaunchSpec, Runtime, WarmStart};
 use crate::store::{now_ns, Sample, Store};
 use crate::workload::{expected_probe_body, latency_request, probe_request};
@@ -41,6 +42,8 @@ pub struct Trial<'a> {
     pub options: &'a Options,
     pub ctx: &'a Context<'a>,
     pub interrupted: &'a AtomicBool,
+    /// The campaign's namespace and firewall, when it runs profiles.
+    pub network: Option<&'a Network>,
 }
 
 /// A free port on loopback, for one instance.
@@ -58,7 +61,8 @@ impl Trial<'_> {
         let mut write = |samples: Vec<Sample>| {
             store.insert_samples(campaign, &samples).map_err(|e| Failure::Failed(format!("store: {e:#}")))
         };
-        let (mut instance, ready) = match launch_until_ready(self.runtime, self.key, self.ctx, self.interrupted) {
+        let launched = launch_until_ready_in(self.runtime, self.key, self.ctx, self.interrupted, self.network);
+        let (mut instance, ready) = match launched {
             Ok(x) => x,
             Err(Failure::Failed(e)) => {
                 write(vec![self.failed("cold_start", "", &e)])?;
@@ -272,7 +276,7 @@ pub fn sample(key: &TrialKey, metric: &str, phase: &str, seq: u32, value: f64, u
         workload: key.workload.name().into(),
         metric: metric.into(),
         phase: phase.into(),
-        firewall: "off".into(),
+        firewall: key.firewall.clone(),
         repetition: key.repetition,
         seq,
         value: Some(value),
@@ -287,15 +291,30 @@ pub fn failed(key: &TrialKey, metric: &str, phase: &str, error: &str) -> Sample 
     Sample { value: None, ok: false, error: error.into(), ..sample(key, metric, phase, 0, 0.0, "") }
 }
 
-/// Launches an instance and waits for its first correct answer.
+/// Launches an instance on 127.0.0.1 and waits for its first correct answer.
 pub fn launch_until_ready(
     runtime: &dyn Runtime,
     key: &TrialKey,
     ctx: &Context<'_>,
     interrupted: &AtomicBool,
 ) -> Result<(Box<dyn Instance>, crate::measure::probe::Ready), Failure> {
-    let addr = free_loopback_addr().map_err(|e| Failure::Failed(format!("no free port: {e}")))?;
-    let spec = LaunchSpec { workload: key.workload, variant: &key.variant, addr, label: key.label() };
+    launch_until_ready_in(runtime, key, ctx, interrupted, None)
+}
+
+/// Launches an instance where `network` places it (none: 127.0.0.1) and
+/// waits for its first correct answer.
+pub fn launch_until_ready_in(
+    runtime: &dyn Runtime,
+    key: &TrialKey,
+    ctx: &Context<'_>,
+    interrupted: &AtomicBool,
+    network: Option<&Network>,
+) -> Result<(Box<dyn Instance>, crate::measure::probe::Ready), Failure> {
+    let (addr, netns) = match network {
+        None => (free_loopback_addr().map_err(|e| Failure::Failed(format!("no free port: {e}")))?, None),
+        Some(net) => net.instance_addr(runtime.network_placement()).map_err(|e| Failure::Failed(format!("{e:#}")))?,
+    };
+    let spec = LaunchSpec { workload: key.workload, variant: &key.variant, addr, label: key.label(), netns };
     let request = http::encode(&probe_request(key.workload), &addr.to_string(), false);
     let expected = expected_probe_body(key.workload);
     let probe = Probe {
@@ -327,8 +346,9 @@ pub fn warm_up(
     key: &TrialKey,
     ctx: &Context<'_>,
     interrupted: &AtomicBool,
+    network: Option<&Network>,
 ) -> Result<(), String> {
-    match launch_until_ready(runtime, key, ctx, interrupted) {
+    match launch_until_ready_in(runtime, key, ctx, interrupted, network) {
         Ok((mut instance, _)) => instance.stop().map_err(|e| e.to_string()),
         Err(Failure::Failed(e)) => Err(e),
         Err(Failure::Interrupted) => Ok(()),

@@ -29,6 +29,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("open_loop_achieved", "Requests per second actually completed at that offered rate."),
     ("scaling_start", "Cold start of each of K instances launched at once from K threads (phase `k=K`)."),
     ("scaling_rate", "K divided by the time until all K instances answered (instances/s)."),
+    ("firewall_apply", "Time to apply the trial's firewall profile before its cold start: t0 just before starting `nft -j -f -` with the profile's ruleset → t1 `nft` exited (the transaction committed). `off` removes our table."),
     ("density", "Instances running at once when adding one more broke a limit: the memory budget (PSS of all instances), the latency objective (p99 on the newest), a failed start, or the bound. The cause is in the table's note."),
 ];
 
@@ -36,17 +37,35 @@ use super::findings::Summary;
 use super::format::{config, md as esc, median_with_ci, num as fmt, p99_with_ci, ratio, short};
 use super::significance::magnitude;
 
-fn find<'a>(cells: &'a [Cell], key: (&str, &str, &str), metric: &str, phase: &str) -> Option<&'a Cell> {
+type RowKey<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+fn find<'a>(cells: &'a [Cell], key: RowKey<'_>, metric: &str, phase: &str) -> Option<&'a Cell> {
     cells.iter().find(|c| {
-        c.runtime == key.0 && c.variant == key.1 && c.workload == key.2 && c.metric == metric && c.phase == phase
+        c.runtime == key.0
+            && c.variant == key.1
+            && c.workload == key.2
+            && c.firewall == key.3
+            && c.metric == metric
+            && c.phase == phase
     })
+}
+
+/// The variant, with the firewall profile when there is one.
+fn variant_label(variant: &str, firewall: &str) -> String {
+    if firewall == "off" {
+        esc(variant)
+    } else {
+        format!("{}, firewall {}", esc(variant), esc(firewall))
+    }
 }
 
 /// Runtime × variant × workload rows with the main figures.
 pub fn headline_table(cells: &[Cell]) -> String {
-    let mut keys: Vec<(&str, &str, &str)> =
-        cells.iter().map(|c| (c.runtime.as_str(), c.variant.as_str(), c.workload.as_str())).collect();
-    keys.sort_by_key(|k| (k.2, k.0, k.1));
+    let mut keys: Vec<RowKey<'_>> = cells
+        .iter()
+        .map(|c| (c.runtime.as_str(), c.variant.as_str(), c.workload.as_str(), c.firewall.as_str()))
+        .collect();
+    keys.sort_by_key(|k| (k.2, k.0, k.1, super::firewall::profile_order(k.3)));
     keys.dedup();
     let mut out = String::from(
         "| workload | runtime | variant | cold start ms, median [95% CI] | × native | warm start ms | keep-alive p50 / p99 ms | new-conn p50 ms | PSS after boot MiB |\n|---|---|---|---|---|---|---|---|---|\n",
@@ -58,7 +77,8 @@ pub fn headline_table(cells: &[Cell]) -> String {
         let warm_cells: Vec<&Cell> = cells
             .iter()
             .filter(|c| {
-                (c.runtime.as_str(), c.variant.as_str(), c.workload.as_str()) == key && c.metric == "warm_start"
+                (c.runtime.as_str(), c.variant.as_str(), c.workload.as_str(), c.firewall.as_str()) == key
+                    && c.metric == "warm_start"
             })
             .collect();
         let warm = if warm_cells.is_empty() {
@@ -100,7 +120,7 @@ pub fn headline_table(cells: &[Cell]) -> String {
             "| {} | {} | {} | {cold_s} | {cold_r} | {warm} | {ka} | {nc} | {pss} |",
             esc(key.2),
             esc(key.0),
-            esc(key.1)
+            variant_label(key.1, key.3)
         );
     }
     out
@@ -155,8 +175,8 @@ pub fn render(i: &Inputs) -> String {
         let _ = writeln!(out, "\n### {metric} ({unit})\n\n{definition}\n");
         out.push_str("| workload | runtime (variant) | phase | n (failed) | median [95% CI] | p99 [95% CI] | × native [95% CI] | p (Holm) | δ | noise | trials for ±5% | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         let mut rows = rows;
-        rows.sort_by(|a, b| {
-            (&a.workload, &a.runtime, &a.variant, &a.phase).cmp(&(&b.workload, &b.runtime, &b.variant, &b.phase))
+        rows.sort_by_key(|c| {
+            (&c.workload, &c.runtime, &c.variant, super::firewall::profile_order(&c.firewall), &c.phase)
         });
         for c in rows {
             if c.n == 0 {
@@ -164,7 +184,7 @@ pub fn render(i: &Inputs) -> String {
                     out,
                     "| {} | {} | {} | 0 ({}) | {} | | | | | | | |",
                     esc(&c.workload),
-                    esc(&config(&c.runtime, &c.variant)),
+                    esc(&config_under(c)),
                     esc(&c.phase),
                     c.failed,
                     esc(&short(&c.note, 300))
@@ -182,7 +202,7 @@ pub fn render(i: &Inputs) -> String {
                 out,
                 "| {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} |",
                 esc(&c.workload),
-                esc(&config(&c.runtime, &c.variant)),
+                esc(&config_under(c)),
                 esc(&c.phase),
                 c.n,
                 c.failed,
@@ -306,5 +326,15 @@ mod tests {
     fn escapes_table_breaking_text() {
         assert_eq!(esc("a|b<script>\nc"), "a\\|b&lt;script&gt; c");
         assert_eq!(fmt(1234.5), "1234");
+    }
+}
+
+/// "runtime (variant)", with the firewall profile when there is one.
+fn config_under(c: &Cell) -> String {
+    let base = config(&c.runtime, &c.variant);
+    if c.firewall == "off" {
+        base
+    } else {
+        format!("{base} · firewall {}", c.firewall)
     }
 }

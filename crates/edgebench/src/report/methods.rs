@@ -24,14 +24,18 @@ pub fn items(campaign: &CampaignRow, comparisons: usize) -> Vec<String> {
             campaign.seed
         ),
         "**Probe.** The readiness probe connects, sends the workload's request and reads the whole response in a loop, sleeping 25 µs between attempts (timer slack 1 µs); the achieved interval is the `probe_interval` metric.".into(),
-        "**Environment of runtimes.** Every runtime starts with only PATH, LANG and a campaign-private HOME (compile caches start empty); nothing of the user's shell is inherited. All traffic stays on 127.0.0.1.".into(),
+        if cfg["firewall"].as_array().is_some_and(|p| p.iter().any(|p| p != "off")) {
+            "**Environment of runtimes.** Every runtime starts with only PATH, LANG and a campaign-private HOME (compile caches start empty); nothing of the user's shell is inherited. Traffic goes only into the campaign's own network namespace over its veth pair, or to 127.0.0.1 (see *Behind a host firewall*).".into()
+        } else {
+            "**Environment of runtimes.** Every runtime starts with only PATH, LANG and a campaign-private HOME (compile caches start empty); nothing of the user's shell is inherited. All traffic stays on 127.0.0.1.".into()
+        },
         "**Unit of replication.** The trial: requests and warm starts of one trial share one instance and are not independent. Tests, noise verdicts and outlier flags use one value per trial (its median where it has several).".into(),
         "**Medians.** Of all successful samples of a cell, with the distribution-free 95% interval from order statistics (binomial, exact coverage ≥ 95%; with fewer than 6 values the whole range, whose lower coverage is stated). For latency cells this interval treats requests as independent and is therefore narrow; the p99 interval below does not.".into(),
         format!(
             "**Percentiles.** p90/p99/p99.9 by linear interpolation between order statistics (type 7). The p99 interval is a percentile bootstrap that resamples whole trials ({} resamples, fixed seed {:#x}, 95%).",
             b.resamples, b.seed
         ),
-        "**Ratios to native.** Median of the runtime ÷ median of `native` for the same workload, metric and phase, with a percentile-bootstrap 95% interval resampling trials on both sides.".into(),
+        "**Ratios to native.** Median of the runtime ÷ median of `native` for the same workload, metric, phase and firewall profile, with a percentile-bootstrap 95% interval resampling trials on both sides.".into(),
         format!(
             "**Significance against native.** Two-sided Mann–Whitney U on per-trial values: exact null distribution when there are no ties and n1·n2 ≤ 2500, else the normal approximation with tie and continuity corrections. Holm's step-down correction over all {comparisons} comparisons in this report (family-wise α = 0.05). Effect size: Cliff's δ = P(runtime > native) − P(runtime < native), |δ| < 0.147 negligible, < 0.33 small, < 0.474 medium, else large. With fewer than 4 trials per side no two-sided p-value can fall below 0.05."
         ),

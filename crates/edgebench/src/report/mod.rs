@@ -5,6 +5,7 @@ mod checks;
 pub mod compare;
 mod csv;
 mod findings;
+pub mod firewall;
 mod format;
 mod html;
 mod markdown;
@@ -54,7 +55,7 @@ pub fn write(dir: &Path) -> Result<PathBuf> {
     let summary = findings::summarize(&l.campaign, &l.runtimes, &l.cells, &l.samples);
     let comparisons = l.cells.iter().filter(|c| c.vs_baseline.is_some()).count();
     let methods = methods::items(&l.campaign, comparisons);
-    let md = markdown::render(&markdown::Inputs {
+    let mut md = markdown::render(&markdown::Inputs {
         campaign: &l.campaign,
         runtimes: &l.runtimes,
         cells: &l.cells,
@@ -62,6 +63,8 @@ pub fn write(dir: &Path) -> Result<PathBuf> {
         summary: &summary,
         methods: &methods,
     });
+    let store = Store::open_existing(dir)?;
+    write_firewall(dir, &store, &l.campaign.id, &l.cells, &l.samples, &mut md)?;
     std::fs::write(dir.join(REPORT_MD), md)?;
     let page = html::render(&html::Page {
         campaign: &l.campaign,
@@ -74,6 +77,34 @@ pub fn write(dir: &Path) -> Result<PathBuf> {
     let path = dir.join(REPORT_HTML);
     std::fs::write(&path, page)?;
     Ok(path)
+}
+
+/// The firewall section (before Methods) and its data and chart files, when
+/// the campaign ran firewall profiles.
+fn write_firewall(
+    dir: &Path,
+    store: &Store,
+    campaign: &str,
+    cells: &[Cell],
+    samples: &[crate::store::Sample],
+    report: &mut String,
+) -> Result<()> {
+    let section = firewall::section(
+        cells,
+        samples,
+        &store.firewall_profiles(campaign)?,
+        &store.networks(campaign)?,
+        &store.host_rulesets(campaign)?,
+    );
+    if section.is_empty() {
+        return Ok(());
+    }
+    let at = report.find("\n## Methods\n").unwrap_or(report.len());
+    report.insert_str(at, &section);
+    let deltas = firewall::deltas(cells, samples);
+    std::fs::write(dir.join(firewall::DELTAS_CSV), firewall::deltas_csv(&deltas))?;
+    std::fs::write(dir.join(firewall::DELTAS_SVG), firewall::chart_svg(&deltas))?;
+    Ok(())
 }
 
 /// The key figures, as printed at the end of `edgebench run`.

@@ -42,9 +42,13 @@ pub fn against_baseline(cells: &mut [Cell]) {
         if c.runtime == BASELINE || c.trial_values.is_empty() {
             continue;
         }
-        let base = cells
-            .iter()
-            .find(|b| b.runtime == BASELINE && b.workload == c.workload && b.metric == c.metric && b.phase == c.phase);
+        let base = cells.iter().find(|b| {
+            b.runtime == BASELINE
+                && b.workload == c.workload
+                && b.metric == c.metric
+                && b.phase == c.phase
+                && b.firewall == c.firewall
+        });
         let Some(base) = base.filter(|b| !b.trial_values.is_empty()) else { continue };
         if let Some(t) = stats::mann_whitney(&c.trial_values, &base.trial_values) {
             tests.push((i, t));

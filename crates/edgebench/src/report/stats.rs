@@ -382,6 +382,77 @@ pub fn noise(values: &[f64]) -> Option<Noise> {
     Some(Noise { n, cv: cv(values), rel_half_width, coverage, level, more_for_target })
 }
 
+/// Median of unsorted data in O(n) (type 7, as [`median`]); reorders it.
+fn median_unsorted(data: &mut [f64]) -> f64 {
+    let n = data.len();
+    let (_, middle, upper) = data.select_nth_unstable_by((n - 1) / 2, f64::total_cmp);
+    let middle = *middle;
+    if n % 2 == 1 {
+        middle
+    } else {
+        (middle + upper.iter().copied().fold(f64::INFINITY, f64::min)) / 2.0
+    }
+}
+
+/// Percentile-bootstrap interval of median(a) − median(b): each resample
+/// draws both samples anew with replacement; fixed seed, so a report is
+/// reproducible.
+pub fn difference_of_medians_ci(a: &[f64], b: &[f64], confidence: f64, resamples: usize, seed: u64) -> (f64, f64) {
+    if a.is_empty() || b.is_empty() || resamples == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut differences = Vec::with_capacity(resamples);
+    let mut ra = vec![0.0; a.len()];
+    let mut rb = vec![0.0; b.len()];
+    for _ in 0..resamples {
+        for x in ra.iter_mut() {
+            *x = a[rng.gen_range(0..a.len())];
+        }
+        for x in rb.iter_mut() {
+            *x = b[rng.gen_range(0..b.len())];
+        }
+        differences.push(median_unsorted(&mut ra) - median_unsorted(&mut rb));
+    }
+    differences.sort_by(f64::total_cmp);
+    let alpha = 1.0 - confidence;
+    (quantile(&differences, alpha / 2.0), quantile(&differences, 1.0 - alpha / 2.0))
+}
+
+/// Cluster-bootstrap interval of median(a) − median(b) where each sample is
+/// made of clusters (e.g. the latency samples of one trial each): every
+/// resample draws whole clusters with replacement and pools their values, so
+/// the interval includes the variation between clusters, not only within.
+/// With one value per cluster it is [`difference_of_medians_ci`] exactly.
+pub fn difference_of_medians_cluster_ci(
+    a: &[Vec<f64>],
+    b: &[Vec<f64>],
+    confidence: f64,
+    resamples: usize,
+    seed: u64,
+) -> (f64, f64) {
+    let a: Vec<&Vec<f64>> = a.iter().filter(|c| !c.is_empty()).collect();
+    let b: Vec<&Vec<f64>> = b.iter().filter(|c| !c.is_empty()).collect();
+    if a.is_empty() || b.is_empty() || resamples == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut differences = Vec::with_capacity(resamples);
+    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    for _ in 0..resamples {
+        for (clusters, pooled) in [(&a, &mut ra), (&b, &mut rb)] {
+            pooled.clear();
+            for _ in 0..clusters.len() {
+                pooled.extend_from_slice(clusters[rng.gen_range(0..clusters.len())]);
+            }
+        }
+        differences.push(median_unsorted(&mut ra) - median_unsorted(&mut rb));
+    }
+    differences.sort_by(f64::total_cmp);
+    let alpha = 1.0 - confidence;
+    (quantile(&differences, alpha / 2.0), quantile(&differences, 1.0 - alpha / 2.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,5 +677,59 @@ mod tests {
         let n = noise(&[1.0, 1.01, 1.02]).unwrap();
         assert_eq!((n.level, n.more_for_target), (NoiseLevel::TooFew, Some(3)));
         assert!(noise(&[]).is_none());
+    }
+
+    #[test]
+    fn difference_interval_matches_the_exact_bootstrap_distribution() {
+        // The exact bootstrap distribution of median(a*) − median(b*), worked
+        // out apart (Python, by enumeration: P(median* ≤ x(k)) =
+        // P(Binomial(n, k/n) ≥ (n+1)/2), then the convolution of both):
+        // P(≤ −2) = 0.0150, P(≤ −1) = 0.0823, P(≤ 8) = 0.9571,
+        // P(≤ 10) = 0.9850, so its 2.5% and 97.5% quantiles are −1 and 10.
+        let a = [1.0, 2.0, 4.0, 7.0, 11.0];
+        let b = [0.0, 1.0, 3.0];
+        assert_eq!(difference_of_medians_ci(&a, &b, 0.95, 20_000, 7), (-1.0, 10.0));
+        // Constant samples: the difference itself, with no spread.
+        assert_eq!(difference_of_medians_ci(&[5.0; 9], &[3.0; 4], 0.95, 500, 1), (2.0, 2.0));
+        // Large normal-ish samples: the interval covers the true difference
+        // (1.0) and is about 2 × 1.96 × sqrt(2) × 1.2533 σ/√n wide (σ = 1, n = 4000).
+        let normal = |shift: f64, seed: u64| -> Vec<f64> {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            (0..4000)
+                .map(|_| {
+                    let (u1, u2): (f64, f64) = (rng.gen_range(1e-12..1.0), rng.gen());
+                    shift + (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+                })
+                .collect()
+        };
+        let (lo, hi) = difference_of_medians_ci(&normal(1.0, 3), &normal(0.0, 4), 0.95, 2000, 5);
+        assert!(lo < 1.0 && 1.0 < hi, "[{lo}, {hi}]");
+        let expected_width = 2.0 * 1.96 * 2f64.sqrt() * 1.2533 / 4000f64.sqrt();
+        assert!(((hi - lo) / expected_width - 1.0).abs() < 0.25, "width {} vs {expected_width}", hi - lo);
+        let mut even = [4.0, 1.0, 3.0, 2.0];
+        assert_eq!(median_unsorted(&mut even), 2.5);
+    }
+
+    #[test]
+    fn cluster_interval_includes_the_variation_between_clusters() {
+        // One value per cluster: the same draws, the same interval as the plain bootstrap.
+        let a = [1.0, 2.0, 4.0, 7.0, 11.0];
+        let b = [0.0, 1.0, 3.0];
+        let singletons = |x: &[f64]| x.iter().map(|v| vec![*v]).collect::<Vec<_>>();
+        assert_eq!(
+            difference_of_medians_cluster_ci(&singletons(&a), &singletons(&b), 0.95, 20_000, 7),
+            difference_of_medians_ci(&a, &b, 0.95, 20_000, 7)
+        );
+        // Six trials of 100 samples each, trials shifted by up to ±1: pooling
+        // ignores the shift between trials (narrow), clusters do not (wide).
+        let trials = |offset: f64| -> Vec<Vec<f64>> {
+            (0..6).map(|t| (0..100).map(|i| offset + (t as f64 - 2.5) * 0.4 + i as f64 * 0.001).collect()).collect()
+        };
+        let (a, b) = (trials(10.0), trials(10.0));
+        let pooled = |c: &[Vec<f64>]| c.concat();
+        let (plo, phi) = difference_of_medians_ci(&pooled(&a), &pooled(&b), 0.95, 2000, 3);
+        let (clo, chi) = difference_of_medians_cluster_ci(&a, &b, 0.95, 2000, 3);
+        assert!(clo <= 0.0 && 0.0 <= chi, "[{clo}, {chi}]");
+        assert!(chi - clo > 3.0 * (phi - plo), "cluster [{clo}, {chi}] vs pooled [{plo}, {phi}]");
     }
 }

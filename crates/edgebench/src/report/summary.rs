@@ -1,4 +1,5 @@
-//! One summary cell per runtime × variant × workload × metric × phase.
+//! One summary cell per runtime × variant × workload × metric × phase ×
+//! firewall profile.
 
 use super::checks::{self, FirstK};
 use super::significance::{self, Versus};
@@ -14,6 +15,8 @@ pub struct Cell {
     pub workload: String,
     pub metric: String,
     pub phase: String,
+    /// The firewall profile (`off`: none).
+    pub firewall: String,
     pub unit: String,
     /// Successful samples.
     pub n: usize,
@@ -31,8 +34,8 @@ pub struct Cell {
     pub max: f64,
     pub mean: f64,
     pub cv: f64,
-    /// median / the baseline's median for the same workload, metric and phase,
-    /// with a bootstrap 95% interval (trials resampled).
+    /// median / the baseline's median for the same workload, metric, phase
+    /// and firewall profile, with a bootstrap 95% interval (trials resampled).
     pub ratio: Option<(f64, f64, f64)>,
     /// The first error if any sample failed, else the first detail text.
     pub note: String,
@@ -64,7 +67,7 @@ impl Cell {
     }
 }
 
-type Key = (String, String, String, String, String);
+type Key = (String, String, String, String, String, String);
 
 /// With fewer trials a median absolute deviation says little: no flags.
 pub const MIN_TRIALS_FOR_OUTLIERS: usize = 5;
@@ -72,7 +75,14 @@ pub const MIN_TRIALS_FOR_OUTLIERS: usize = 5;
 pub fn summarize(samples: &[Sample]) -> Vec<Cell> {
     let mut groups: BTreeMap<Key, Vec<&Sample>> = BTreeMap::new();
     for s in samples {
-        let key = (s.runtime.clone(), s.variant.clone(), s.workload.clone(), s.metric.clone(), s.phase.clone());
+        let key = (
+            s.runtime.clone(),
+            s.variant.clone(),
+            s.workload.clone(),
+            s.metric.clone(),
+            s.phase.clone(),
+            s.firewall.clone(),
+        );
         groups.entry(key).or_default().push(s);
     }
     let mut cells: Vec<Cell> = groups.into_iter().map(|(key, group)| cell(key, &group)).collect();
@@ -82,13 +92,14 @@ pub fn summarize(samples: &[Sample]) -> Vec<Cell> {
 }
 
 fn add_ratios(cells: &mut [Cell]) {
-    let baseline: BTreeMap<(String, String, String), Vec<Vec<f64>>> = cells
+    let baseline: BTreeMap<(String, String, String, String), Vec<Vec<f64>>> = cells
         .iter()
         .filter(|c| c.runtime == BASELINE && c.n > 0)
-        .map(|c| ((c.workload.clone(), c.metric.clone(), c.phase.clone()), c.trials.clone()))
+        .map(|c| ((c.workload.clone(), c.metric.clone(), c.phase.clone(), c.firewall.clone()), c.trials.clone()))
         .collect();
     for c in cells.iter_mut().filter(|c| c.n > 0) {
-        let Some(base) = baseline.get(&(c.workload.clone(), c.metric.clone(), c.phase.clone())) else { continue };
+        let key = (c.workload.clone(), c.metric.clone(), c.phase.clone(), c.firewall.clone());
+        let Some(base) = baseline.get(&key) else { continue };
         let mut pooled: Vec<f64> = base.concat();
         pooled.sort_by(f64::total_cmp);
         let base_median = stats::median(&pooled);
@@ -132,7 +143,7 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
         .map(|s| s.error.clone())
         .unwrap_or_default();
     let unit = group.iter().find(|s| s.ok).map(|s| s.unit.clone()).unwrap_or_default();
-    let (runtime, variant, workload, metric, phase) = key;
+    let (runtime, variant, workload, metric, phase, firewall) = key;
     let (trial_reps, trials) = trials_in_time_order(&group);
     let nan2 = (f64::NAN, f64::NAN);
     let mut c = Cell {
@@ -141,6 +152,7 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
         workload,
         metric,
         phase,
+        firewall,
         unit,
         n: values.len(),
         failed,

@@ -135,6 +135,13 @@ impl Docker {
 }
 
 impl Runtime for Docker {
+    /// Containers are reached through Docker's own path (a port published on
+    /// 127.0.0.1 through its NAT rules and proxy): firewall profiles are
+    /// applied where that traffic passes, in the host namespace.
+    fn network_placement(&self) -> super::Placement {
+        super::Placement::HostLoopback
+    }
+
     fn name(&self) -> &'static str {
         "docker"
     }

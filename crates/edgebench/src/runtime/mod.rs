@@ -10,11 +10,12 @@ mod wasmtime_embedded;
 
 use crate::artifacts::Artifacts;
 use crate::measure::http;
+pub use crate::network::Placement;
 use crate::workload::{latency_request, HttpRequest};
 use crate::Workload;
 use anyhow::Result;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Every runtime edgebench knows, in report order.
@@ -69,6 +70,21 @@ pub struct LaunchSpec<'a> {
     pub addr: SocketAddr,
     /// Names this instance's log and scratch files.
     pub label: String,
+    /// The network namespace (a /run/netns path) the instance must start in,
+    /// when the campaign runs firewall profiles and the runtime's placement
+    /// is [`Placement::ServerNamespace`]; `addr` is then inside it.
+    pub netns: Option<&'a Path>,
+}
+
+impl LaunchSpec<'_> {
+    /// Makes `command` start inside `netns` when there is one (`setns`
+    /// between fork and exec): every process runtime calls this.
+    pub fn place(&self, command: &mut std::process::Command) -> Result<()> {
+        match self.netns {
+            Some(netns) => crate::network::topology::enter_netns(command, netns),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Warm starts: a new instance of the workload on a runtime whose process
@@ -128,6 +144,15 @@ pub trait Runtime: Sync {
     }
     /// Once per campaign at the end, on every path (stop what `setup` started).
     fn teardown(&self, _ctx: &Context<'_>) {}
+    /// Where instances listen when the campaign runs firewall profiles.
+    /// Process runtimes start inside the server namespace (they call
+    /// [`LaunchSpec::place`]); a runtime with its own network path (Docker's
+    /// port published on 127.0.0.1 through its NAT) returns
+    /// [`Placement::HostLoopback`], and the profile is then applied in the
+    /// host namespace, in our own table, on the packets to its port.
+    fn network_placement(&self) -> Placement {
+        Placement::ServerNamespace
+    }
 }
 
 /// A running instance of a workload.

@@ -35,6 +35,7 @@ impl Runtime for Native {
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
         let mut command = Command::new(ctx.artifacts.native_server());
         command.arg(spec.workload.name()).arg(spec.addr.to_string());
+        spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))
     }

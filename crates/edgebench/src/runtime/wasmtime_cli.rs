@@ -100,6 +100,7 @@ impl Runtime for WasmtimeCli {
             None
         };
         command.arg(ctx.artifacts.component(spec.workload));
+        spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, scratch, WarmMode::PerRequest { internal_header: None })?))
     }

@@ -52,6 +52,7 @@ impl Runtime for WasmtimeEmbedded {
         } else {
             None
         };
+        spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         Ok(Box::new(spawn(
             command,

@@ -62,6 +62,12 @@ impl Wasmcloud {
 }
 
 impl Runtime for Wasmcloud {
+    /// The host needs the campaign's NATS server and registry on 127.0.0.1:
+    /// it stays in the host namespace, behind the host-side profile.
+    fn network_placement(&self) -> super::Placement {
+        super::Placement::HostLoopback
+    }
+
     fn name(&self) -> &'static str {
         "wasmcloud"
     }
