@@ -33,6 +33,7 @@ fn spec(workload: Workload, variant: &str) -> LaunchSpec<'_> {
         variant,
         addr: free_loopback_addr().unwrap(),
         label: format!("wasmcloud-{variant}-{workload}-test"),
+        netns: None,
     }
 }
 

@@ -413,6 +413,14 @@ mod tests {
             cv: 0.0,
             ratio: None,
             note: String::new(),
+            p99_ci: (0.0, 0.0),
+            trials: values.iter().map(|v| vec![*v]).collect(),
+            trial_reps: (1..=values.len() as u32).collect(),
+            trial_values: values.clone(),
+            noise: None,
+            outlier_reps: Vec::new(),
+            first_k: None,
+            vs_baseline: None,
             values,
         }
     }

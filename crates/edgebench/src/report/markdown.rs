@@ -318,6 +318,16 @@ pub fn summary_section(s: &Summary) -> String {
     out
 }
 
+/// "runtime (variant)", with the firewall profile when there is one.
+fn config_under(c: &Cell) -> String {
+    let base = config(&c.runtime, &c.variant);
+    if c.firewall == "off" {
+        base
+    } else {
+        format!("{base} · firewall {}", c.firewall)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,15 +336,5 @@ mod tests {
     fn escapes_table_breaking_text() {
         assert_eq!(esc("a|b<script>\nc"), "a\\|b&lt;script&gt; c");
         assert_eq!(fmt(1234.5), "1234");
-    }
-}
-
-/// "runtime (variant)", with the firewall profile when there is one.
-fn config_under(c: &Cell) -> String {
-    let base = config(&c.runtime, &c.variant);
-    if c.firewall == "off" {
-        base
-    } else {
-        format!("{base} · firewall {}", c.firewall)
     }
 }
