@@ -263,12 +263,17 @@ fn a_crashed_campaign_is_cleaned_up_by_the_next() {
         .args(["--reps", "200", "--no-build", "--no-warmup", "--out"])
         .arg(dir.path())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
         .spawn()
         .unwrap();
     let db = dir.path().join("results.sqlite");
     let mut name = None;
-    for _ in 0..2000 {
+    // Bounded: a minute, checking that the campaign is still running.
+    for _ in 0..6000 {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+            panic!("the campaign ended before applying a profile ({status}): {log}");
+        }
         std::thread::sleep(Duration::from_millis(10));
         let applied = rusqlite::Connection::open(&db)
             .and_then(|c| {

@@ -86,7 +86,9 @@ fn throughput_and_scaling_metrics_are_recorded() {
     // The search either found a rate or says which rates failed the objective.
     let open = throughput.iter().find(|s| s.phase.starts_with("open")).unwrap();
     assert!(open.ok || open.error.starts_with("no rate tried met"), "{open:?}");
-    assert_eq!(ok_values(&samples, "native", "hello", "open_loop_p99").len(), 3);
+    // The search stops early when the first step (the ceiling) already passes.
+    let steps = ok_values(&samples, "native", "hello", "open_loop_p99").len();
+    assert!((1..=3).contains(&steps), "{steps} search steps");
     let starts = ok_values(&samples, "native", "hello", "scaling_start");
     assert_eq!(starts.len(), 1 + 2 + 4, "K = 1, 2, 4");
     assert_eq!(ok_values(&samples, "native", "hello", "scaling_rate").len(), 3);
