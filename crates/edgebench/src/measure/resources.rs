@@ -3,7 +3,7 @@
 //! Memory: `smaps_rollup` of every process (PSS splits shared pages fairly
 //! between the processes that map them; anonymous and file-backed PSS are
 //! kept apart because runtimes differ most in shared-library pages).
-//! CPU: the sum of every live thread's run time from `schedstat` (ns).
+//! CPU: each process's CPU clock (ns), exited threads included.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -75,21 +75,27 @@ pub fn parse_smaps_rollup(text: &str) -> Memory {
     m
 }
 
-/// CPU time of every live thread of `pids`, in nanoseconds.
+/// CPU time of the processes `pids`, in nanoseconds: each process's CPU
+/// clock (`clock_getcpuclockid`), which counts every thread it ever ran, the
+/// ones that have exited too (a thread-per-connection server's threads end
+/// with their connections). Falls back to the live threads' `schedstat`.
 pub fn cpu_ns(pids: &[u32]) -> u64 {
-    let mut total = 0;
-    for pid in pids {
-        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { continue };
-        for task in tasks.flatten() {
-            let path = task.path().join("schedstat");
-            if let Some(ns) =
-                fs::read_to_string(path).ok().and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-            {
-                total += ns;
-            }
-        }
-    }
-    total
+    pids.iter().map(|&pid| process_cpu_ns(pid).unwrap_or_else(|| live_threads_cpu_ns(pid))).sum()
+}
+
+fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let clock = nix::time::clock_getcpuclockid(nix::unistd::Pid::from_raw(pid as i32)).ok()?;
+    let t = nix::time::clock_gettime(clock).ok()?;
+    Some(t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+}
+
+fn live_threads_cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 #[cfg(test)]
@@ -102,7 +108,17 @@ mod tests {
         assert!(process_tree(me).contains(&me));
         let m = memory(&[me]);
         assert!(m.rss_kib > 0 && m.pss_kib > 0 && m.pss_kib <= m.rss_kib, "{m:?}");
-        assert!(cpu_ns(&[me]) > 0);
+        let before = cpu_ns(&[me]);
+        // A thread that burns 10 ms of its own CPU time and exits still counts.
+        std::thread::spawn(|| {
+            let own = || nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
+            let start = own();
+            while (own() - start) < nix::sys::time::TimeSpec::from(std::time::Duration::from_millis(10)) {}
+        })
+        .join()
+        .unwrap();
+        assert!(cpu_ns(&[me]) >= before + 10_000_000, "exited threads' CPU is counted");
+        assert!(live_threads_cpu_ns(me) > 0);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("memory_pss_anon", "Anonymous part of the PSS (heap, stacks, instance memory)."),
     ("memory_pss_file", "File-backed part of the PSS (binaries and shared libraries)."),
     ("memory_rss", "Resident set size summed over every process of the instance (shared pages counted in full)."),
-    ("cpu_time", "Run time of all threads of the instance (/proc/PID/task/*/schedstat) during the phase: `boot` = launch → ready, `latency` = warm starts and latency runs."),
+    ("cpu_time", "CPU time of the instance's processes (each process's CPU clock, exited threads included) during the phase: `boot` = launch → ready, `latency` = warm starts and latency runs."),
     ("cpu_idle", "CPU time the started instance uses while idle (no requests for 250 ms), per second."),
     ("throughput", "Requests per second: phase `closed-cN` = N connections sending as fast as answers come (maximum rate); phase `open-p99<Xms` = the highest fixed arrival rate whose p99 stayed under X ms with nothing dropped, found by bisection."),
     ("throughput_p50", "Median latency during the closed-loop throughput run."),
