@@ -17,7 +17,7 @@ pub const DELTAS_SVG: &str = "firewall_deltas.svg";
 const METRICS: [&str; 6] =
     ["cold_start", "warm_start", "latency_keepalive", "latency_newconn", "throughput", "firewall_apply"];
 /// The metrics drawn in the chart.
-const CHART_METRICS: [&str; 4] = ["cold_start", "warm_start", "latency_keepalive", "latency_newconn"];
+pub const CHART_METRICS: [&str; 4] = ["cold_start", "warm_start", "latency_keepalive", "latency_newconn"];
 const RESAMPLES: usize = 1000;
 const SEED: u64 = 0xf1ae;
 
