@@ -50,6 +50,10 @@ figcaption { font-size: 0.85rem; color: var(--muted); margin-top: 4px; }
 .sig { font-weight: 600; }
 details { margin: 6px 0; }
 summary { cursor: pointer; color: var(--accent); }
+figure.fixed { max-width: 800px; }
+figure.fixed svg { width: auto; max-width: 100%; }
+.legend { font-size: 0.85rem; margin: 2px 0 0 8px; }
+.legend .key { margin-right: 14px; white-space: nowrap; }
 footer { margin-top: 48px; font-size: 0.85rem; color: var(--muted); }
 "#;
 
@@ -133,20 +137,15 @@ fn td_num(s: &str) -> String {
     format!("<td class=\"num\">{}</td>", esc(s))
 }
 
-type Config<'a> = (&'a str, &'a str, &'a str);
-
-fn configs(cells: &[Cell]) -> Vec<Config<'_>> {
-    let mut keys: Vec<Config> =
-        cells.iter().map(|c| (c.workload.as_str(), c.runtime.as_str(), c.variant.as_str())).collect();
-    keys.sort();
-    keys.dedup();
+/// Every workload × runtime × variant × firewall profile, in report order.
+fn configs(cells: &[Cell]) -> Vec<Config4<'_>> {
+    let mut keys: Vec<Config4> = cells.iter().map(config4_of).collect();
+    sort_configs(&mut keys);
     keys
 }
 
-fn find<'a>(cells: &'a [Cell], key: Config, metric: &str, phase: &str) -> Option<&'a Cell> {
-    cells.iter().find(|c| {
-        c.workload == key.0 && c.runtime == key.1 && c.variant == key.2 && c.metric == metric && c.phase == phase
-    })
+fn find<'a>(cells: &'a [Cell], key: Config4, metric: &str, phase: &str) -> Option<&'a Cell> {
+    cells.iter().find(|c| config4_of(c) == key && c.metric == metric && c.phase == phase)
 }
 
 fn key_figures(out: &mut String, cells: &[Cell]) {
@@ -173,7 +172,7 @@ fn key_figures(out: &mut String, cells: &[Cell]) {
             out,
             "<tr>{}{}{}{}{}{}{}{}</tr>",
             td(key.0),
-            td(&config(key.1, key.2)),
+            td(&profile_config(key.1, key.2, key.3)),
             td_num(&cold_s),
             td_num(&ratio_s),
             td_num(&warm),
@@ -185,35 +184,39 @@ fn key_figures(out: &mut String, cells: &[Cell]) {
     out.push_str("</tbody></table></div></section>\n");
 }
 
-/// A stable colour per runtime × variant, the baseline first.
-fn color_index(cells: &[Cell]) -> BTreeMap<(String, String), usize> {
-    let mut keys: Vec<(String, String)> = cells.iter().map(|c| (c.runtime.clone(), c.variant.clone())).collect();
-    keys.sort_by_key(|k| (k.0 != BASELINE, k.clone()));
-    keys.dedup();
-    keys.into_iter().enumerate().map(|(i, k)| (k, i)).collect()
-}
-
 fn figure(svg: String, caption: &str) -> String {
     format!("<figure>{svg}<figcaption>{}</figcaption></figure>\n", esc(caption))
 }
 
+/// A figure drawn at its own size (text in the SVG at its set size).
+fn fixed_figure(svg: String, caption: &str) -> String {
+    format!("<figure class=\"fixed\">{svg}<figcaption>{}</figcaption></figure>\n", esc(caption))
+}
+
+/// A figure of an x–y plot, its legend between plot and caption.
+fn xy_figure(svg: String, series: &[plots::Series], caption: &str) -> String {
+    format!("<figure>{svg}{}<figcaption>{}</figcaption></figure>\n", plots::legend_html(series), esc(caption))
+}
+
 fn plots_section(out: &mut String, cells: &[Cell]) {
     out.push_str("<section id=\"plots\"><h2>Plots</h2>\n");
-    let colors = color_index(cells);
-    let color = |c: &Cell| colors[&(c.runtime.clone(), c.variant.clone())];
+    let colors = config_colors(cells);
+    let color = |c: &Cell| color_of(&colors, config4_of(c));
     let rows_of = |metric: &str, phase: &str| -> Vec<&Cell> {
         let mut v: Vec<&Cell> = cells.iter().filter(|c| c.metric == metric && c.phase == phase && c.n > 0).collect();
         v.sort_by(|a, b| {
-            (&a.workload, a.runtime != BASELINE, &a.runtime, &a.variant).cmp(&(
-                &b.workload,
-                b.runtime != BASELINE,
-                &b.runtime,
-                &b.variant,
-            ))
+            (&a.workload, a.runtime != BASELINE, &a.runtime, &a.variant, super::firewall::profile_order(&a.firewall))
+                .cmp(&(
+                    &b.workload,
+                    b.runtime != BASELINE,
+                    &b.runtime,
+                    &b.variant,
+                    super::firewall::profile_order(&b.firewall),
+                ))
         });
         v
     };
-    let row_label = |c: &Cell| format!("{} · {}", c.workload, config(&c.runtime, &c.variant));
+    let row_label = |c: &Cell| format!("{} · {}", c.workload, profile_config(&c.runtime, &c.variant, &c.firewall));
 
     out.push_str("<h3>Cold start</h3>\n");
     let cold = rows_of("cold_start", "");
@@ -240,7 +243,11 @@ fn plots_section(out: &mut String, cells: &[Cell]) {
             let curves: Vec<Curve> = rows_of(metric, "")
                 .into_iter()
                 .filter(|c| c.workload == w)
-                .map(|c| Curve { label: config(&c.runtime, &c.variant), color: color(c), values: c.values.clone() })
+                .map(|c| Curve {
+                    label: profile_config(&c.runtime, &c.variant, &c.firewall),
+                    color: color(c),
+                    values: c.values.clone(),
+                })
                 .collect();
             out.push_str(&figure(
                 plots::ecdf(&format!("{w}: latency, {name}"), "ms", &curves),
@@ -337,7 +344,7 @@ fn metric_tables(out: &mut String, cells: &[Cell]) {
                     out,
                     "<tr>{}{}{phase}{}<td colspan=\"7\" class=\"muted\">{}</td></tr>",
                     td(&c.workload),
-                    td(&config(&c.runtime, &c.variant)),
+                    td(&profile_config(&c.runtime, &c.variant, &c.firewall)),
                     td_num(&format!("0 ({} failed)", c.failed)),
                     esc(&format::short(&c.note, 200))
                 );
@@ -349,7 +356,7 @@ fn metric_tables(out: &mut String, cells: &[Cell]) {
                 out,
                 "<tr>{}{}{phase}{}{}{}{}<td class=\"num{}\">{}</td>{}{}{}</tr>",
                 td(&c.workload),
-                td(&config(&c.runtime, &c.variant)),
+                td(&profile_config(&c.runtime, &c.variant, &c.firewall)),
                 td_num(&n_text(c)),
                 td_num(&format::median_with_ci(c)),
                 td_num(&format::p99_with_ci(c)),
@@ -396,7 +403,7 @@ fn quality_section(out: &mut String, cells: &[Cell], samples: &[Sample]) {
                 "<tr>{}{}{}{}{}{}{}</tr>",
                 td(format!("{} {}", c.metric, c.phase).trim_end()),
                 td(&c.workload),
-                td(&config(&c.runtime, &c.variant)),
+                td(&profile_config(&c.runtime, &c.variant, &c.firewall)),
                 td_num(&n.n.to_string()),
                 td_num(&format::percent(n.cv)),
                 td_num(&format::noise_text(c)),
@@ -429,7 +436,7 @@ fn quality_section(out: &mut String, cells: &[Cell], samples: &[Sample]) {
                 "<tr>{}{}{}{}{}{}</tr>",
                 td(&c.metric),
                 td(&c.workload),
-                td(&config(&c.runtime, &c.variant)),
+                td(&profile_config(&c.runtime, &c.variant, &c.firewall)),
                 td(&f.what),
                 td_num(&format!("{}×", num(f.ratio))),
                 td_num(&format::p_value(f.p))
@@ -479,7 +486,7 @@ fn outliers(out: &mut String, cells: &[Cell]) {
             "<tr>{}{}{}{}{}{}{}</tr>",
             td(format!("{} {}", c.metric, c.phase).trim_end()),
             td(&c.workload),
-            td(&config(&c.runtime, &c.variant)),
+            td(&profile_config(&c.runtime, &c.variant, &c.firewall)),
             td(&reps.join(", ")),
             td_num(&format!("{} {unit}", num(value))),
             td_num(&format!("{:+.1}%", deviation * 100.0)),
@@ -489,10 +496,13 @@ fn outliers(out: &mut String, cells: &[Cell]) {
     out.push_str("</tbody></table></div></details>\n");
 }
 
+/// Runtime, variant, firewall profile, workload, metric.
+type FailureKey<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
 fn failures(out: &mut String, samples: &[Sample]) {
-    let mut grouped: BTreeMap<(&str, &str, &str, &str), (usize, &str)> = BTreeMap::new();
+    let mut grouped: BTreeMap<FailureKey, (usize, &str)> = BTreeMap::new();
     for s in samples.iter().filter(|s| !s.ok && !s.error.starts_with("not applicable")) {
-        let e = grouped.entry((&s.runtime, &s.variant, &s.workload, &s.metric)).or_insert((0, &s.error));
+        let e = grouped.entry((&s.runtime, &s.variant, &s.firewall, &s.workload, &s.metric)).or_insert((0, &s.error));
         e.0 += 1;
     }
     out.push_str("<h3>Failures</h3>\n");
@@ -503,12 +513,12 @@ fn failures(out: &mut String, samples: &[Sample]) {
     out.push_str(
         "<p>Failed measurements are stored with <code>ok = 0</code> and their error, and are in no figure.</p><ul>\n",
     );
-    for ((runtime, variant, workload, metric), (count, first)) in grouped {
+    for ((runtime, variant, firewall, workload, metric), (count, first)) in grouped {
         let _ = writeln!(
             out,
             "<li>{} · {} {}: {count} failed; first: <code>{}</code></li>",
             esc(workload),
-            esc(&config(runtime, variant)),
+            esc(&profile_config(runtime, variant, firewall)),
             esc(metric),
             esc(&format::short(first, 300))
         );
@@ -588,18 +598,10 @@ fn objective_ms(phase: &str) -> Option<f64> {
     phase.strip_prefix("open-p99<")?.strip_suffix("ms")?.parse().ok()
 }
 
-/// Median [95% interval] (n), or why there is none.
-fn median_cell(c: Option<&Cell>, scale: f64) -> String {
+/// Median [95% interval], or why there is none.
+fn median_cell(c: Option<&Cell>) -> String {
     match c {
-        Some(c) if c.n > 0 => {
-            let trials = c.trial_values.len();
-            let failed = if c.failed > 0 { format!(", {} failed", c.failed) } else { String::new() };
-            format!(
-                "{} {} (n={trials}{failed})",
-                num(c.median * scale),
-                format::interval(c.median_ci.0 * scale, c.median_ci.1 * scale)
-            )
-        }
+        Some(c) if c.n > 0 => format!("{} {}", num(c.median), format::interval(c.median_ci.0, c.median_ci.1)),
         Some(c) if c.failed > 0 => format!("failed ({})", c.failed),
         _ => "–".into(),
     }
@@ -620,7 +622,7 @@ pub fn throughput_section(cells: &[Cell], samples: &[Sample]) -> String {
         .filter(|c| c.metric == "throughput")
         .find_map(|c| objective_ms(&c.phase))
         .or_else(|| samples.iter().filter(|s| s.metric == "throughput").find_map(|s| objective_ms(&s.phase)));
-    let objective_text = objective.map(|x| format!("p99 &lt; {} ms", esc(&num(x)))).unwrap_or("the objective".into());
+    let objective_text = objective.map(|x| format!("p99 &lt; {x} ms")).unwrap_or("the objective".into());
 
     // The table.
     let mut keys: Vec<Config4> = cells
@@ -636,12 +638,12 @@ pub fn throughput_section(cells: &[Cell], samples: &[Sample]) -> String {
     let connections = closed_phase.map(|n| format!(", {} connections", esc(&n))).unwrap_or_default();
     let _ = writeln!(
         out,
-        "<p class=\"def\">Closed loop: every connection sends its next request as soon as the answer arrives{connections}; its rate is the most the configuration answered. Open loop: requests at a fixed arrival rate; the rate is the highest found by bisection whose p99 (from each request's intended send time) met {objective_text} with nothing dropped. Medians over trials with their 95% interval; n = trials.</p>"
+        "<p class=\"def\">Closed loop: every connection sends its next request as soon as the answer arrives{connections}; its rate is the most the configuration answered. Open loop: requests at a fixed arrival rate; the rate is the highest found by bisection whose p99 (from each request's intended send time) met {objective_text} with nothing dropped. Medians over trials with their 95% interval (with fewer than 6 trials, the whole range).</p>"
     );
     if !keys.is_empty() {
         let _ = writeln!(
             out,
-            "<div class=\"scroll\"><table>\n<thead><tr><th>workload</th><th>runtime (variant)</th><th>closed loop: max req/s</th><th>open loop: req/s meeting {objective_text}</th><th>CPU per request µs</th><th>closed loop p50 ms</th><th>closed loop p99 ms</th></tr></thead><tbody>"
+            "<div class=\"scroll\"><table>\n<thead><tr><th>workload</th><th>runtime (variant)</th><th>trials</th><th>closed loop: max req/s</th><th>open loop: req/s meeting {objective_text}</th><th>CPU per request µs</th><th>closed loop p50 ms</th><th>closed loop p99 ms</th></tr></thead><tbody>"
         );
         for key in &keys {
             let get = |metric: &str, open: bool| {
@@ -656,20 +658,28 @@ pub fn throughput_section(cells: &[Cell], samples: &[Sample]) -> String {
                     format!("none met it in {} trial{}", c.failed, if c.failed == 1 { "" } else { "s" })
                 }
                 Some(c) if c.failed > 0 => {
-                    format!("{}; none met it in {} trial{}", median_cell(Some(c), 1.0), c.failed, if c.failed == 1 { "" } else { "s" })
+                    format!(
+                        "{}; none met it in {} trial{}",
+                        median_cell(Some(c)),
+                        c.failed,
+                        if c.failed == 1 { "" } else { "s" }
+                    )
                 }
-                other => median_cell(other, 1.0),
+                other => median_cell(other),
             };
+            let closed = get("throughput", false);
+            let trials = closed.map(|c| c.trial_values.len() + c.failed).unwrap_or(0);
             let _ = writeln!(
                 out,
-                "<tr>{}{}{}{}{}{}{}</tr>",
+                "<tr>{}{}{}{}{}{}{}{}</tr>",
                 td(key.0),
                 td(&profile_config(key.1, key.2, key.3)),
-                td_num(&median_cell(get("throughput", false), 1.0)),
+                td_num(&trials.to_string()),
+                td_num(&median_cell(closed)),
                 td_num(&open),
-                td_num(&median_cell(get("cpu_per_request", false), 1.0)),
-                td_num(&median_cell(get("throughput_p50", false), 1.0)),
-                td_num(&median_cell(get("throughput_p99", false), 1.0)),
+                td_num(&median_cell(get("cpu_per_request", false))),
+                td_num(&median_cell(get("throughput_p50", false))),
+                td_num(&median_cell(get("throughput_p99", false))),
             );
         }
         out.push_str("</tbody></table></div>\n");
@@ -687,7 +697,8 @@ pub fn throughput_section(cells: &[Cell], samples: &[Sample]) -> String {
             })
             .collect();
         if !reasons.is_empty() {
-            let _ = writeln!(out, "<p>Trials without a rate, first reason each:</p><ul>\n{}\n</ul>", reasons.join("\n"));
+            let _ =
+                writeln!(out, "<p>Trials without a rate, first reason each:</p><ul>\n{}\n</ul>", reasons.join("\n"));
         }
     }
 
@@ -712,7 +723,7 @@ pub fn throughput_section(cells: &[Cell], samples: &[Sample]) -> String {
     let colors = config_colors(cells);
     let mut curve_keys: Vec<Config4> = steps.keys().map(|k| k.0).collect();
     sort_configs(&mut curve_keys);
-    let hline = objective.map(|y| plots::HLine { y, label: format!("objective: p99 < {} ms", num(y)) });
+    let hline = objective.map(|y| plots::HLine { y, label: format!("objective: p99 < {y} ms") });
     out.push_str("<div class=\"plots\">\n");
     for key in &curve_keys {
         let mut series = Vec::new();
@@ -729,8 +740,9 @@ pub fn throughput_section(cells: &[Cell], samples: &[Sample]) -> String {
             let _ = rep;
         }
         let title = format!("{} · {}", key.0, profile_config(key.1, key.2, key.3));
-        out.push_str(&figure(
+        out.push_str(&xy_figure(
             plots::xy(&title, "offered rate, req/s", "p99 latency, ms", &series, hline.as_ref(), 1.0),
+            &series,
             "Every step of the open-loop search, one line per trial (steps in rate order; the search visits them by bisection). Hollow points: fewer than 95% of the offered requests per second completed. Dashed line: the objective.",
         ));
     }
@@ -820,14 +832,23 @@ pub fn scaling_section(cells: &[Cell], samples: &[Sample]) -> String {
                 }
             }
             if start_series.iter().any(|s| !s.points.is_empty()) {
-                out.push_str(&figure(
+                out.push_str(&xy_figure(
                     plots::xy(&format!("{w}: cold start with K at once"), "K (instances launched at once)", "cold start, ms", &start_series, None, 20.0),
+                    &start_series,
                     "Solid: median over every instance of every trial at that K; dashed: the slowest instance; pale dots: every instance.",
                 ));
             }
             if rate_series.iter().any(|s| !s.points.is_empty()) {
-                out.push_str(&figure(
-                    plots::xy(&format!("{w}: creation rate"), "K (instances launched at once)", "instances/s", &rate_series, None, 20.0),
+                out.push_str(&xy_figure(
+                    plots::xy(
+                        &format!("{w}: creation rate"),
+                        "K (instances launched at once)",
+                        "instances/s",
+                        &rate_series,
+                        None,
+                        20.0,
+                    ),
+                    &rate_series,
                     "Solid: median over trials; pale dots: each trial. K ÷ time until all K instances answered.",
                 ));
             }
@@ -850,11 +871,15 @@ pub fn scaling_section(cells: &[Cell], samples: &[Sample]) -> String {
             })
             .collect();
         if !failed.is_empty() {
-            let _ = writeln!(out, "<p>Starts that failed (not in the curves; larger K was not tried after a failure):</p><ul>\n{}\n</ul>", failed.join("\n"));
+            let _ = writeln!(
+                out,
+                "<p>Starts that failed (not in the curves; larger K was not tried after a failure):</p><ul>\n{}\n</ul>",
+                failed.join("\n")
+            );
         }
     }
 
-    out.push_str("<h3>Density</h3>\n<p class=\"def\">Instances of one configuration added one at a time until one more broke a limit: the memory budget (PSS of all instances together), the latency objective (p99 of the newest instance), a failed start, or the instance bound (no limit reached). Mean PSS per instance: the instances' total PSS at the stop ÷ their count. The single-instance PSS after boot (the memory plot above) is given for comparison.</p>\n");
+    out.push_str("<h3>Density</h3>\n<p class=\"def\">Instances of one configuration added one at a time until one more broke a limit: the memory budget (PSS of all instances together), the latency objective (p99 of the newest instance), a failed start, or the instance bound (no limit reached). Mean PSS per instance: the instances' total PSS at the stop ÷ their count. The single-instance PSS after boot (the memory plot above) is given for comparison: with several instances, pages they share are split between them, so the per-instance figure can be the smaller one.</p>\n");
     let mut density: BTreeMap<Config4, Vec<&Sample>> = BTreeMap::new();
     for s in samples.iter().filter(|s| s.metric == "density" && !s.error.starts_with("superseded")) {
         density.entry(sample_config(s)).or_default().push(s);
@@ -956,7 +981,7 @@ pub fn firewall_section(cells: &[Cell], samples: &[Sample]) -> String {
         return out;
     }
     if deltas.iter().any(|d| super::firewall::CHART_METRICS.contains(&d.metric.as_str()) && d.off_median > 0.0) {
-        out.push_str(&figure(
+        out.push_str(&fixed_figure(
             super::firewall::chart_svg(&deltas),
             "Δ to off in % of off's median: the point is the difference of medians, the bar its 95% interval; the axis of each metric is symmetric about zero.",
         ));
@@ -965,7 +990,22 @@ pub fn firewall_section(cells: &[Cell], samples: &[Sample]) -> String {
     for d in &deltas {
         let metric = if d.phase.is_empty() { d.metric.clone() } else { format!("{} ({})", d.metric, d.phase) };
         let pct = |x: f64| if d.off_median != 0.0 { 100.0 * x / d.off_median } else { f64::NAN };
-        let signed = |x: f64| if x > 0.0 { format!("+{}", num(x)) } else { num(x) };
+        // Δ with as many decimals as off's median is shown with.
+        let decimals = match d.off_median.abs() {
+            m if m >= 100.0 => 0,
+            m if m >= 10.0 => 1,
+            m if m >= 1.0 => 2,
+            _ => 3,
+        };
+        let signed = |x: f64| {
+            if !x.is_finite() {
+                "–".to_string()
+            } else if d.off_median.abs() < 0.01 {
+                format!("{}{}", if x > 0.0 { "+" } else { "" }, num(x))
+            } else {
+                format!("{x:+.decimals$}")
+            }
+        };
         let class = if d.delta_ci.0 > 0.0 {
             " class=\"flag\""
         } else if d.delta_ci.1 < 0.0 {
@@ -984,7 +1024,7 @@ pub fn firewall_section(cells: &[Cell], samples: &[Sample]) -> String {
             td_num(&format!("{} {}", num(d.median), format::interval(d.median_ci.0, d.median_ci.1))),
             td_num(&num(d.off_median)),
             esc(&format!("{} [{}, {}]", signed(d.delta), signed(d.delta_ci.0), signed(d.delta_ci.1))),
-            td_num(&format!("{}%", signed(pct(d.delta)))),
+            td_num(&format!("{:+.1}%", pct(d.delta))),
         );
     }
     out.push_str("</tbody></table></div>\n</section>\n");
@@ -1117,6 +1157,221 @@ mod tests {
             assert!(!page.contains(external), "{external} in the page");
         }
         assert!(page.contains("id=\"firewall\"") && page.contains("id=\"scaling\""));
-        assert!(page.matches("class=\"no-data\"").count() >= 3, "plots, firewall and scaling say there is no data");
+        assert!(page.contains("id=\"throughput\""));
+        assert!(
+            page.matches("class=\"no-data\"").count() >= 4,
+            "plots, throughput, scaling and firewall say there is no data"
+        );
+    }
+
+    /// One sample as the campaign stores it.
+    #[allow(clippy::too_many_arguments)]
+    fn sample(
+        runtime: &str,
+        firewall: &str,
+        metric: &str,
+        phase: &str,
+        rep: u32,
+        seq: u32,
+        value: Option<f64>,
+        error: &str,
+    ) -> Sample {
+        let unit = match metric {
+            "throughput" | "open_loop_achieved" => "req/s",
+            "scaling_rate" => "instances/s",
+            "density" => "instances",
+            "cpu_per_request" => "us",
+            "memory_pss" => "KiB",
+            _ => "ms",
+        };
+        Sample {
+            runtime: runtime.into(),
+            variant: if runtime == BASELINE { "static-musl".into() } else { "precompiled-pooling".into() },
+            workload: "hello".into(),
+            metric: metric.into(),
+            phase: phase.into(),
+            firewall: firewall.into(),
+            repetition: rep,
+            seq,
+            value,
+            unit: unit.into(),
+            ts_ns: i64::from(rep * 1000 + seq),
+            ok: value.is_some() && !error.starts_with("no rate") && !error.starts_with("start failed"),
+            error: error.into(),
+        }
+    }
+
+    /// Shaped like /tmp campaigns of `--metrics throughput,scaling,memory`
+    /// (values from one such run, rounded); the second runtime's second
+    /// trial met no rate, its K = 4 had a failed start.
+    fn throughput_and_scaling_samples() -> Vec<Sample> {
+        let mut v = Vec::new();
+        for (rt, closed, open, steps) in [
+            (
+                "native",
+                [67532.0, 47600.0],
+                [Some(34821.0), Some(3273.0)],
+                [(74285.0, 191.4), (37143.0, 23.3), (18571.0, 5.55), (27857.0, 1.50)],
+            ),
+            (
+                "wasmtime-embedded",
+                [11302.0, 4681.0],
+                [Some(2331.0), None],
+                [(12432.0, 186.9), (6216.0, 304.1), (3108.0, 10.9), (1554.0, 1.59)],
+            ),
+        ] {
+            for rep in 1..=2u32 {
+                let i = rep as usize - 1;
+                v.push(sample(rt, "off", "throughput", "closed-c16", rep, 0, Some(closed[i]), ""));
+                v.push(sample(rt, "off", "throughput_p50", "closed-c16", rep, 0, Some(0.22 * rep as f64), ""));
+                v.push(sample(rt, "off", "throughput_p99", "closed-c16", rep, 0, Some(2.1 * rep as f64), ""));
+                v.push(sample(rt, "off", "cpu_per_request", "closed-c16", rep, 0, Some(76.9), ""));
+                for (seq, (rate, p99)) in steps.iter().enumerate() {
+                    let phase = format!("rate={rate:.0}");
+                    v.push(sample(rt, "off", "open_loop_p99", &phase, rep, seq as u32, Some(p99 * rep as f64), ""));
+                    let achieved = if *p99 > 100.0 { rate * 0.6 } else { *rate };
+                    v.push(sample(rt, "off", "open_loop_achieved", &phase, rep, seq as u32, Some(achieved), ""));
+                }
+                match open[i] {
+                    Some(r) => v.push(sample(rt, "off", "throughput", "open-p99<10ms", rep, 0, Some(r), "")),
+                    None => v.push(sample(
+                        rt,
+                        "off",
+                        "throughput",
+                        "open-p99<10ms",
+                        rep,
+                        0,
+                        None,
+                        "no rate tried met p99 < 10 ms (lowest tried 1287 req/s: p99 11.2 ms)",
+                    )),
+                }
+                v.push(sample(
+                    rt,
+                    "off",
+                    "memory_pss",
+                    "after_boot",
+                    rep,
+                    0,
+                    Some(if rt == BASELINE { 618.0 } else { 5500.0 }),
+                    "",
+                ));
+            }
+            for (k, start, rate) in [(1u32, 11.7, 83.0), (2, 14.2, 106.7), (4, 13.1, 278.8)] {
+                let phase = format!("k={k}");
+                for i in 0..k {
+                    if rt != BASELINE && k == 4 && i == 3 {
+                        v.push(sample(
+                            rt,
+                            "off",
+                            "scaling_start",
+                            &phase,
+                            1,
+                            0,
+                            None,
+                            "start failed: <b>out of memory</b>",
+                        ));
+                    } else {
+                        v.push(sample(rt, "off", "scaling_start", &phase, 1, i, Some(start + f64::from(i)), ""));
+                    }
+                }
+                if rt == BASELINE || k < 4 {
+                    v.push(sample(rt, "off", "scaling_rate", &phase, 1, 0, Some(rate), ""));
+                }
+            }
+        }
+        v.push(sample(
+            "native",
+            "off",
+            "density",
+            "",
+            1,
+            0,
+            Some(6.0),
+            "instance bound: 6 instances (--scaling bound); mean PSS per instance 130 KiB",
+        ));
+        v.push(sample(
+            "wasmtime-embedded",
+            "off",
+            "density",
+            "",
+            1,
+            0,
+            Some(0.0),
+            "latency objective: p99 11.55 ms > 10 ms with 1 instances <script>; mean PSS per instance 5460 KiB",
+        ));
+        v
+    }
+
+    #[test]
+    fn throughput_section_draws_the_search_steps_and_tabulates_the_rates() {
+        let samples = throughput_and_scaling_samples();
+        let cells = crate::report::summarize(&samples);
+        let html = throughput_section(&cells, &samples);
+        assert!(!html.contains("no-data"), "{html}");
+        assert_eq!(html.matches("<svg").count(), 2, "one curve per runtime × variant × workload");
+        assert!(html.contains("objective: p99 &lt; 10 ms"), "the objective line is drawn and labelled");
+        assert!(html.contains("p99 latency, ms (log scale)"));
+        assert!(html.contains("\n74285\n") || html.contains("\n60000\n"), "offered rates on x");
+        // Closed loop: median of 67532 and 47600; open loop: the one trial that met it, and the one that did not.
+        assert!(html.contains("57566 [47600, 67532]"), "{html}");
+        assert!(html.contains("2331 [2331, 2331]; none met it in 1 trial"), "{html}");
+        assert!(html.contains("no rate tried met p99 &lt; 10 ms"), "the reason is shown, escaped");
+        assert!(html.contains("2 trials"), "legend counts trials");
+        let empty = throughput_section(&[], &[]);
+        assert!(empty.contains("class=\"no-data\""));
+    }
+
+    #[test]
+    fn scaling_section_draws_k_curves_and_the_density_table() {
+        let samples = throughput_and_scaling_samples();
+        let cells = crate::report::summarize(&samples);
+        let html = scaling_section(&cells, &samples);
+        assert_eq!(html.matches("<svg").count(), 2, "cold start and creation rate against K: {html}");
+        assert!(html.contains("native (static-musl): median") && html.contains("native (static-musl): max"));
+        assert!(
+            html.contains("1 of 4 instances failed") && html.contains("&lt;b&gt;out of memory&lt;/b&gt;"),
+            "{html}"
+        );
+        assert!(html.contains("instance bound: 6 instances (--scaling bound)"));
+        assert!(html.contains("with 1 instances &lt;script&gt;") && !html.contains("<script"), "error text is escaped");
+        // 5460 KiB per instance = 5.33 MiB; after boot 5500 KiB = 5.37 MiB.
+        assert!(html.contains(">5.33<") && html.contains(">5.37<") && html.contains(">0.127<"), "{html}");
+        let empty = scaling_section(&[], &[]);
+        assert!(empty.contains("class=\"no-data\""));
+    }
+
+    #[test]
+    fn firewall_section_shows_deltas_to_off() {
+        let mut samples = Vec::new();
+        for rep in 1..=4u32 {
+            for (profile, base) in [("off", 5.0), ("rules-100", 8.0)] {
+                samples.push(sample(
+                    "native",
+                    profile,
+                    "cold_start",
+                    "",
+                    rep,
+                    0,
+                    Some(base + f64::from(rep) * 0.1),
+                    "",
+                ));
+                samples.push(sample("native", profile, "firewall_apply", "", rep, 0, Some(30.0 + f64::from(rep)), ""));
+            }
+        }
+        let cells = crate::report::summarize(&samples);
+        let html = firewall_section(&cells, &samples);
+        assert!(
+            html.contains("<svg") && html.contains("hello · native · rules-100"),
+            "the chart of firewall.rs: {html}"
+        );
+        assert!(
+            html.contains("<td>rules-100</td>") && html.contains("+3.00 [+2.80, +3.20]") && html.contains("+57.1%"),
+            "Δ of 3 ms on 5.25 ms: {html}"
+        );
+        assert!(html.contains("class=\"flag\""), "an interval above zero is marked");
+        assert!(html.contains("Time to apply each profile"));
+        let off_only: Vec<Sample> = samples.iter().filter(|s| s.firewall == "off").cloned().collect();
+        let html = firewall_section(&crate::report::summarize(&off_only), &off_only);
+        assert!(html.contains("class=\"no-data\"") && !html.contains("<svg"));
     }
 }

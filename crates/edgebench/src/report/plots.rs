@@ -118,7 +118,7 @@ fn finite_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 
 fn label_area(rows: &[Row]) -> u32 {
     let chars = rows.iter().map(|r| r.label.chars().count()).max().unwrap_or(0) as u32;
-    (chars * 7 + 16).clamp(60, 300)
+    (chars * 8 + 16).clamp(60, 420)
 }
 
 fn render(size: (u32, u32), draw: impl FnOnce(&Area) -> DrawResult) -> String {
@@ -320,6 +320,32 @@ pub struct HLine {
     pub label: String,
 }
 
+/// The legend of an [`xy`] plot as HTML (below the plot, so that it never
+/// hides a point): one swatch and label per series that has a label.
+pub fn legend_html(series: &[Series]) -> String {
+    let items: Vec<String> = series
+        .iter()
+        .filter_map(|s| {
+            let label = s.label.as_ref()?;
+            let RGBColor(r, g, b) = color(s.color);
+            let swatch = match s.mark {
+                Mark::Line => "━━●",
+                Mark::Dashed => "╺ ╺ ╸",
+                Mark::Dots => "· · ·",
+            };
+            Some(format!(
+                "<span class=\"key\"><span style=\"color:#{r:02x}{g:02x}{b:02x}\">{swatch}</span> {}</span>",
+                super::format::html(label)
+            ))
+        })
+        .collect();
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!("<div class=\"legend\">{}</div>", items.join(" "))
+    }
+}
+
 /// x tick labels: whole numbers without decimals (instance counts, rates).
 fn x_label(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e9 {
@@ -375,10 +401,8 @@ pub fn xy(title: &str, x_desc: &str, y_desc: &str, series: &[Series], hline: Opt
             let style = TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
             for t in log_ticks(10f64.powf(y_range.start), 10f64.powf(y_range.end)) {
                 let y = t.log10();
-                chart.draw_series(std::iter::once(PathElement::new(
-                    vec![(x_range.start, y), (x_range.end, y)],
-                    GRID,
-                )))?;
+                chart
+                    .draw_series(std::iter::once(PathElement::new(vec![(x_range.start, y), (x_range.end, y)], GRID)))?;
                 let (px, py) = chart.backend_coord(&(x_range.start, y));
                 root.draw(&PathElement::new(vec![(px - 5, py), (px, py)], BLACK))?;
                 root.draw(&Text::new(num(t), (px - 8, py), style.clone()))?;
@@ -397,12 +421,11 @@ pub fn xy(title: &str, x_desc: &str, y_desc: &str, series: &[Series], hline: Opt
             let (px, py) = chart.backend_coord(&(x_range.end, y));
             root.draw(&Text::new(h.label.clone(), (px - 4, py - 3), style))?;
         }
-        let mut legend = false;
         for s in series {
             let c = color(s.color);
             let pts: Vec<(f64, f64)> =
                 s.points.iter().filter(|p| p.0.is_finite() && p.1.is_finite()).map(|p| (p.0, y_scale.x(p.1))).collect();
-            let drawn = match s.mark {
+            match s.mark {
                 Mark::Line => {
                     let hollow = |i: usize| s.hollow.get(i).copied().unwrap_or(false);
                     chart.draw_series(pts.iter().enumerate().map(|(i, p)| {
@@ -412,28 +435,15 @@ pub fn xy(title: &str, x_desc: &str, y_desc: &str, series: &[Series], hline: Opt
                             Circle::new(*p, 3, c.filled())
                         }
                     }))?;
-                    chart.draw_series(LineSeries::new(pts, c.stroke_width(2)))?
+                    chart.draw_series(LineSeries::new(pts, c.stroke_width(2)))?;
                 }
-                Mark::Dashed => chart.draw_series(DashedLineSeries::new(pts, 7, 4, c.stroke_width(2)))?,
-                Mark::Dots => chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 2, c.mix(0.35).filled())))?,
-            };
-            if let Some(label) = &s.label {
-                legend = true;
-                let mark = s.mark;
-                drawn.label(label.clone()).legend(move |(x, y)| match mark {
-                    Mark::Dashed => PathElement::new(vec![(x, y), (x + 6, y)], c.stroke_width(2)),
-                    _ => PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3)),
-                });
+                Mark::Dashed => {
+                    chart.draw_series(DashedLineSeries::new(pts, 7, 4, c.stroke_width(2)))?;
+                }
+                Mark::Dots => {
+                    chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 2, c.mix(0.4).filled())))?;
+                }
             }
-        }
-        if legend {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(0xbb, 0xbb, 0xbb))
-                .label_font((FONT, 14))
-                .draw()?;
         }
         Ok(())
     })
@@ -484,8 +494,9 @@ mod tests {
             hollow: vec![false, false, true],
         };
         let objective = HLine { y: 10.0, label: "objective".into() };
-        let curve = xy("Throughput", "offered req/s", "p99 ms", &[line], Some(&objective), 1.0);
-        assert!(curve.starts_with("<svg") && curve.contains("\nnative (static)\n"), "{curve}");
+        let curve = xy("Throughput", "offered req/s", "p99 ms", std::slice::from_ref(&line), Some(&objective), 1.0);
+        assert!(curve.starts_with("<svg"), "{curve}");
+        assert!(legend_html(&[line]).contains("#333333\">━━●</span> native (static)"));
         assert!(curve.contains("p99 ms (log scale)") && curve.contains("\n10.0\n") && curve.contains("\n0.200\n"));
         assert!(curve.contains("\nobjective\n") && curve.contains("\n4000\n"), "{curve}");
     }
