@@ -40,7 +40,7 @@ tbody tr:hover { background: #fafbfc; }
 .needs .need { font-weight: 600; }
 .needs .answer { font-weight: 600; color: var(--accent); }
 .caveats li { margin: 3px 0; }
-.plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 16px; }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 8px; background: #fff; }
 figure svg { width: 100%; height: auto; display: block; }
 figcaption { font-size: 0.85rem; color: var(--muted); margin-top: 4px; }

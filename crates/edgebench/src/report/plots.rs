@@ -373,6 +373,9 @@ pub fn xy(title: &str, x_desc: &str, y_desc: &str, series: &[Series], hline: Opt
         }
     }
     let x_range = Scale { log: false }.range(0.0, x_hi.max(1e-9), true);
+    // Counts on x (K instances): no labels between whole numbers.
+    let whole_x = points().all(|p| p.0.fract() == 0.0);
+    let x_tick = move |v: &f64| if whole_x && v.fract() != 0.0 { String::new() } else { x_label(*v) };
     let y_range = y_scale.range(y_lo, y_hi, true);
     render((580, 360), |root| {
         let mut chart = ChartBuilder::on(root)
@@ -389,7 +392,7 @@ pub fn xy(title: &str, x_desc: &str, y_desc: &str, series: &[Series], hline: Opt
                 .y_desc(y_scale.describe(y_desc))
                 .max_light_lines(1)
                 .x_labels(7)
-                .x_label_formatter(&|v| x_label(*v));
+                .x_label_formatter(&x_tick);
             if y_scale.log {
                 mesh.disable_y_mesh().y_labels(0);
             } else {
