@@ -74,12 +74,13 @@ fn run_chromium(chromium: &Path, page: &Path, extra: &[String]) -> (String, Stri
     (std::fs::read_to_string(out.path()).unwrap(), std::fs::read_to_string(err.path()).unwrap())
 }
 
-/// A real campaign: the native server only, 2 trials, a few requests.
+/// A real campaign: the native server only, 2 trials, a few requests,
+/// short throughput runs and small scaling experiments.
 fn small_campaign(artifacts: Artifacts, dir: &Path) {
-    let options = Options {
+    let mut options = Options {
         runtimes: Some(vec!["native".into()]),
         workloads: vec![Workload::Hello],
-        metrics: Metric::DEFAULT.to_vec(),
+        metrics: Metric::DEFAULT.iter().copied().chain([Metric::Throughput, Metric::Scaling]).collect(),
         reps: 2,
         requests: 30,
         warmup_requests: 5,
@@ -89,6 +90,10 @@ fn small_campaign(artifacts: Artifacts, dir: &Path) {
         warmup: true,
         ..Options::default()
     };
+    options.load.duration_ms = 150;
+    options.load.search_steps = 3;
+    options.scaling.max_concurrent = 2;
+    options.scaling.max_instances = 2;
     let mut campaign = Campaign::create(options, artifacts).expect("creating the campaign");
     campaign.run(&AtomicBool::new(false)).expect("running the campaign");
 }
@@ -113,12 +118,15 @@ fn report_html_renders_in_headless_chromium() {
     let (dom, log) = run_chromium(&chromium, &page, &["--dump-dom".into()]);
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
     assert!(console.is_empty(), "console messages: {console:#?}");
-    for section in ["summary", "key", "plots", "metrics", "quality", "firewall", "scaling", "methods"] {
+    for section in ["summary", "key", "plots", "metrics", "quality", "throughput", "scaling", "firewall", "methods"] {
         assert!(dom.contains(&format!("id=\"{section}\"")), "section {section} is missing");
     }
     // Cold-start strip, two latency ECDFs (keep-alive, new connection), memory bars.
+    // Throughput: one open-loop curve; scaling: cold start and creation rate against K.
     let plots = dom.matches("<svg").count();
-    assert!(plots >= 4, "{plots} plots rendered, expected at least 4");
+    assert!(plots >= 7, "{plots} plots rendered, expected at least 7");
+    assert!(dom.contains("objective: p99 &lt; 10 ms"), "the throughput curve has its objective");
+    assert!(dom.contains("stopped by"), "the density table is there");
     assert!(!dom.contains("plot failed"), "a plot failed to render");
     for external in ["<img", "<link", "<script", "src=\"http", "href=\"http"] {
         assert!(!dom.contains(external), "the page loads something: {external}");

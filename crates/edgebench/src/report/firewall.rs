@@ -17,7 +17,7 @@ pub const DELTAS_SVG: &str = "firewall_deltas.svg";
 const METRICS: [&str; 6] =
     ["cold_start", "warm_start", "latency_keepalive", "latency_newconn", "throughput", "firewall_apply"];
 /// The metrics drawn in the chart.
-const CHART_METRICS: [&str; 4] = ["cold_start", "warm_start", "latency_keepalive", "latency_newconn"];
+pub const CHART_METRICS: [&str; 4] = ["cold_start", "warm_start", "latency_keepalive", "latency_newconn"];
 const RESAMPLES: usize = 1000;
 const SEED: u64 = 0xf1ae;
 
@@ -378,7 +378,8 @@ pub fn chart_svg(deltas: &[Delta]) -> String {
         y += 24.0;
     }
     format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{:.0}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n{body}</svg>\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{:.0}\" viewBox=\"0 0 {WIDTH} {:.0}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n{body}</svg>\n",
+        y + 10.0,
         y + 10.0
     )
 }

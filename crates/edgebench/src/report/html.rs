@@ -40,7 +40,7 @@ tbody tr:hover { background: #fafbfc; }
 .needs .need { font-weight: 600; }
 .needs .answer { font-weight: 600; color: var(--accent); }
 .caveats li { margin: 3px 0; }
-.plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 16px; }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 8px; background: #fff; }
 figure svg { width: 100%; height: auto; display: block; }
 figcaption { font-size: 0.85rem; color: var(--muted); margin-top: 4px; }
@@ -50,6 +50,10 @@ figcaption { font-size: 0.85rem; color: var(--muted); margin-top: 4px; }
 .sig { font-weight: 600; }
 details { margin: 6px 0; }
 summary { cursor: pointer; color: var(--accent); }
+figure.fixed { max-width: 800px; }
+figure.fixed svg { width: auto; max-width: 100%; }
+.legend { font-size: 0.85rem; margin: 2px 0 0 8px; }
+.legend .key { margin-right: 14px; white-space: nowrap; }
 footer { margin-top: 48px; font-size: 0.85rem; color: var(--muted); }
 "#;
 
@@ -87,14 +91,15 @@ pub fn render(p: &Page) -> String {
         esc(env["virtualization"]["mode"].as_str().unwrap_or("unknown")),
         esc(env["edgebench_commit"].as_str().unwrap_or("unknown")),
     );
-    out.push_str("<nav><a href=\"#summary\">Summary</a><a href=\"#key\">Key figures</a><a href=\"#plots\">Plots</a><a href=\"#metrics\">All metrics</a><a href=\"#quality\">Data quality</a><a href=\"#firewall\">Firewall</a><a href=\"#scaling\">Scaling</a><a href=\"#methods\">Methods</a></nav>\n");
+    out.push_str("<nav><a href=\"#summary\">Summary</a><a href=\"#key\">Key figures</a><a href=\"#plots\">Plots</a><a href=\"#metrics\">All metrics</a><a href=\"#quality\">Data quality</a><a href=\"#throughput\">Throughput</a><a href=\"#scaling\">Scaling</a><a href=\"#firewall\">Firewall</a><a href=\"#methods\">Methods</a></nav>\n");
     summary_section(&mut out, p.summary);
     key_figures(&mut out, p.cells);
     plots_section(&mut out, p.cells);
     metric_tables(&mut out, p.cells);
     quality_section(&mut out, p.cells, p.samples);
-    out.push_str(&firewall_section(p.samples));
-    out.push_str(&scaling_section(p.samples));
+    out.push_str(&throughput_section(p.cells, p.samples));
+    out.push_str(&scaling_section(p.cells, p.samples));
+    out.push_str(&firewall_section(p.cells, p.samples));
     methods_section(&mut out, p);
     let _ = writeln!(
         out,
@@ -132,20 +137,15 @@ fn td_num(s: &str) -> String {
     format!("<td class=\"num\">{}</td>", esc(s))
 }
 
-type Config<'a> = (&'a str, &'a str, &'a str);
-
-fn configs(cells: &[Cell]) -> Vec<Config<'_>> {
-    let mut keys: Vec<Config> =
-        cells.iter().map(|c| (c.workload.as_str(), c.runtime.as_str(), c.variant.as_str())).collect();
-    keys.sort();
-    keys.dedup();
+/// Every workload × runtime × variant × firewall profile, in report order.
+fn configs(cells: &[Cell]) -> Vec<Config4<'_>> {
+    let mut keys: Vec<Config4> = cells.iter().map(config4_of).collect();
+    sort_configs(&mut keys);
     keys
 }
 
-fn find<'a>(cells: &'a [Cell], key: Config, metric: &str, phase: &str) -> Option<&'a Cell> {
-    cells.iter().find(|c| {
-        c.workload == key.0 && c.runtime == key.1 && c.variant == key.2 && c.metric == metric && c.phase == phase
-    })
+fn find<'a>(cells: &'a [Cell], key: Config4, metric: &str, phase: &str) -> Option<&'a Cell> {
+    cells.iter().find(|c| config4_of(c) == key && c.metric == metric && c.phase == phase)
 }
 
 fn key_figures(out: &mut String, cells: &[Cell]) {
@@ -172,7 +172,7 @@ fn key_figures(out: &mut String, cells: &[Cell]) {
             out,
             "<tr>{}{}{}{}{}{}{}{}</tr>",
             td(key.0),
-            td(&config(key.1, key.2)),
+            td(&profile_config(key.1, key.2, key.3)),
             td_num(&cold_s),
             td_num(&ratio_s),
             td_num(&warm),
@@ -184,35 +184,39 @@ fn key_figures(out: &mut String, cells: &[Cell]) {
     out.push_str("</tbody></table></div></section>\n");
 }
 
-/// A stable colour per runtime × variant, the baseline first.
-fn color_index(cells: &[Cell]) -> BTreeMap<(String, String), usize> {
-    let mut keys: Vec<(String, String)> = cells.iter().map(|c| (c.runtime.clone(), c.variant.clone())).collect();
-    keys.sort_by_key(|k| (k.0 != BASELINE, k.clone()));
-    keys.dedup();
-    keys.into_iter().enumerate().map(|(i, k)| (k, i)).collect()
-}
-
 fn figure(svg: String, caption: &str) -> String {
     format!("<figure>{svg}<figcaption>{}</figcaption></figure>\n", esc(caption))
 }
 
+/// A figure drawn at its own size (text in the SVG at its set size).
+fn fixed_figure(svg: String, caption: &str) -> String {
+    format!("<figure class=\"fixed\">{svg}<figcaption>{}</figcaption></figure>\n", esc(caption))
+}
+
+/// A figure of an x–y plot, its legend between plot and caption.
+fn xy_figure(svg: String, series: &[plots::Series], caption: &str) -> String {
+    format!("<figure>{svg}{}<figcaption>{}</figcaption></figure>\n", plots::legend_html(series), esc(caption))
+}
+
 fn plots_section(out: &mut String, cells: &[Cell]) {
     out.push_str("<section id=\"plots\"><h2>Plots</h2>\n");
-    let colors = color_index(cells);
-    let color = |c: &Cell| colors[&(c.runtime.clone(), c.variant.clone())];
+    let colors = config_colors(cells);
+    let color = |c: &Cell| color_of(&colors, config4_of(c));
     let rows_of = |metric: &str, phase: &str| -> Vec<&Cell> {
         let mut v: Vec<&Cell> = cells.iter().filter(|c| c.metric == metric && c.phase == phase && c.n > 0).collect();
         v.sort_by(|a, b| {
-            (&a.workload, a.runtime != BASELINE, &a.runtime, &a.variant).cmp(&(
-                &b.workload,
-                b.runtime != BASELINE,
-                &b.runtime,
-                &b.variant,
-            ))
+            (&a.workload, a.runtime != BASELINE, &a.runtime, &a.variant, super::firewall::profile_order(&a.firewall))
+                .cmp(&(
+                    &b.workload,
+                    b.runtime != BASELINE,
+                    &b.runtime,
+                    &b.variant,
+                    super::firewall::profile_order(&b.firewall),
+                ))
         });
         v
     };
-    let row_label = |c: &Cell| format!("{} · {}", c.workload, config(&c.runtime, &c.variant));
+    let row_label = |c: &Cell| format!("{} · {}", c.workload, profile_config(&c.runtime, &c.variant, &c.firewall));
 
     out.push_str("<h3>Cold start</h3>\n");
     let cold = rows_of("cold_start", "");
@@ -239,7 +243,11 @@ fn plots_section(out: &mut String, cells: &[Cell]) {
             let curves: Vec<Curve> = rows_of(metric, "")
                 .into_iter()
                 .filter(|c| c.workload == w)
-                .map(|c| Curve { label: config(&c.runtime, &c.variant), color: color(c), values: c.values.clone() })
+                .map(|c| Curve {
+                    label: profile_config(&c.runtime, &c.variant, &c.firewall),
+                    color: color(c),
+                    values: c.values.clone(),
+                })
                 .collect();
             out.push_str(&figure(
                 plots::ecdf(&format!("{w}: latency, {name}"), "ms", &curves),
@@ -336,7 +344,7 @@ fn metric_tables(out: &mut String, cells: &[Cell]) {
                     out,
                     "<tr>{}{}{phase}{}<td colspan=\"7\" class=\"muted\">{}</td></tr>",
                     td(&c.workload),
-                    td(&config(&c.runtime, &c.variant)),
+                    td(&profile_config(&c.runtime, &c.variant, &c.firewall)),
                     td_num(&format!("0 ({} failed)", c.failed)),
                     esc(&format::short(&c.note, 200))
                 );
@@ -348,7 +356,7 @@ fn metric_tables(out: &mut String, cells: &[Cell]) {
                 out,
                 "<tr>{}{}{phase}{}{}{}{}<td class=\"num{}\">{}</td>{}{}{}</tr>",
                 td(&c.workload),
-                td(&config(&c.runtime, &c.variant)),
+                td(&profile_config(&c.runtime, &c.variant, &c.firewall)),
                 td_num(&n_text(c)),
                 td_num(&format::median_with_ci(c)),
                 td_num(&format::p99_with_ci(c)),
@@ -395,7 +403,7 @@ fn quality_section(out: &mut String, cells: &[Cell], samples: &[Sample]) {
                 "<tr>{}{}{}{}{}{}{}</tr>",
                 td(format!("{} {}", c.metric, c.phase).trim_end()),
                 td(&c.workload),
-                td(&config(&c.runtime, &c.variant)),
+                td(&profile_config(&c.runtime, &c.variant, &c.firewall)),
                 td_num(&n.n.to_string()),
                 td_num(&format::percent(n.cv)),
                 td_num(&format::noise_text(c)),
@@ -428,7 +436,7 @@ fn quality_section(out: &mut String, cells: &[Cell], samples: &[Sample]) {
                 "<tr>{}{}{}{}{}{}</tr>",
                 td(&c.metric),
                 td(&c.workload),
-                td(&config(&c.runtime, &c.variant)),
+                td(&profile_config(&c.runtime, &c.variant, &c.firewall)),
                 td(&f.what),
                 td_num(&format!("{}×", num(f.ratio))),
                 td_num(&format::p_value(f.p))
@@ -478,7 +486,7 @@ fn outliers(out: &mut String, cells: &[Cell]) {
             "<tr>{}{}{}{}{}{}{}</tr>",
             td(format!("{} {}", c.metric, c.phase).trim_end()),
             td(&c.workload),
-            td(&config(&c.runtime, &c.variant)),
+            td(&profile_config(&c.runtime, &c.variant, &c.firewall)),
             td(&reps.join(", ")),
             td_num(&format!("{} {unit}", num(value))),
             td_num(&format!("{:+.1}%", deviation * 100.0)),
@@ -488,10 +496,13 @@ fn outliers(out: &mut String, cells: &[Cell]) {
     out.push_str("</tbody></table></div></details>\n");
 }
 
+/// Runtime, variant, firewall profile, workload, metric.
+type FailureKey<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
 fn failures(out: &mut String, samples: &[Sample]) {
-    let mut grouped: BTreeMap<(&str, &str, &str, &str), (usize, &str)> = BTreeMap::new();
+    let mut grouped: BTreeMap<FailureKey, (usize, &str)> = BTreeMap::new();
     for s in samples.iter().filter(|s| !s.ok && !s.error.starts_with("not applicable")) {
-        let e = grouped.entry((&s.runtime, &s.variant, &s.workload, &s.metric)).or_insert((0, &s.error));
+        let e = grouped.entry((&s.runtime, &s.variant, &s.firewall, &s.workload, &s.metric)).or_insert((0, &s.error));
         e.0 += 1;
     }
     out.push_str("<h3>Failures</h3>\n");
@@ -502,12 +513,12 @@ fn failures(out: &mut String, samples: &[Sample]) {
     out.push_str(
         "<p>Failed measurements are stored with <code>ok = 0</code> and their error, and are in no figure.</p><ul>\n",
     );
-    for ((runtime, variant, workload, metric), (count, first)) in grouped {
+    for ((runtime, variant, firewall, workload, metric), (count, first)) in grouped {
         let _ = writeln!(
             out,
             "<li>{} · {} {}: {count} failed; first: <code>{}</code></li>",
             esc(workload),
-            esc(&config(runtime, variant)),
+            esc(&profile_config(runtime, variant, firewall)),
             esc(metric),
             esc(&format::short(first, 300))
         );
@@ -515,34 +526,509 @@ fn failures(out: &mut String, samples: &[Sample]) {
     out.push_str("</ul>\n");
 }
 
-/// Firewall deltas (the `firewall` column, rule count against `off`).
-/// A later issue fills this in; until then it says what is there.
-pub fn firewall_section(samples: &[Sample]) -> String {
-    let with_rules = samples.iter().filter(|s| s.firewall != "off").count();
-    let body = if with_rules == 0 {
-        no_data("every sample of this campaign was taken with firewall = off; a campaign with firewall rules is needed for the deltas.")
+/// "runtime (variant)", with the firewall profile when it is not `off`.
+fn profile_config(runtime: &str, variant: &str, firewall: &str) -> String {
+    if firewall == "off" {
+        config(runtime, variant)
     } else {
-        no_data(&format!(
-            "{with_rules} samples were taken with a firewall setting other than off; this report version does not plot firewall deltas yet (they are in summary.csv and results.sqlite)."
-        ))
-    };
-    format!("<section id=\"firewall\"><h2>Firewall deltas</h2>\n{body}</section>\n")
+        format!("{}, firewall {firewall}", config(runtime, variant))
+    }
 }
 
-/// Scaling curves (metrics `throughput`, `scaling_start`, `density`).
-/// A later issue fills this in; until then it says what is there.
-pub fn scaling_section(samples: &[Sample]) -> String {
-    let metrics = ["throughput", "scaling_start", "density"];
-    let present: Vec<&str> = metrics.iter().copied().filter(|m| samples.iter().any(|s| s.metric == *m)).collect();
-    let body = if present.is_empty() {
-        no_data("this campaign has no throughput, scaling_start or density samples.")
-    } else {
-        no_data(&format!(
-            "samples of {} are present; this report version does not plot scaling curves yet (they are in the tables above and results.sqlite).",
-            present.join(", ")
+/// Workload, runtime, variant, firewall profile.
+type Config4<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+fn config4_of(c: &Cell) -> Config4<'_> {
+    (&c.workload, &c.runtime, &c.variant, &c.firewall)
+}
+
+fn sample_config(s: &Sample) -> Config4<'_> {
+    (&s.workload, &s.runtime, &s.variant, &s.firewall)
+}
+
+/// Configurations in report order: by workload, the baseline first, then
+/// runtime, variant and firewall profile.
+fn sort_configs(keys: &mut Vec<Config4<'_>>) {
+    keys.sort_by(|a, b| {
+        (a.0, a.1 != BASELINE, a.1, a.2, super::firewall::profile_order(a.3)).cmp(&(
+            b.0,
+            b.1 != BASELINE,
+            b.1,
+            b.2,
+            super::firewall::profile_order(b.3),
         ))
+    });
+    keys.dedup();
+}
+
+/// A stable colour per runtime × variant × profile, the baseline first (the
+/// same colours as the plots above when every profile is `off`).
+fn config_colors(cells: &[Cell]) -> BTreeMap<(String, String, String), usize> {
+    let mut keys: Vec<(&str, &str, &str)> =
+        cells.iter().map(|c| (c.runtime.as_str(), c.variant.as_str(), c.firewall.as_str())).collect();
+    keys.sort_by(|a, b| {
+        (a.0 != BASELINE, a.0, a.1, super::firewall::profile_order(a.2)).cmp(&(
+            b.0 != BASELINE,
+            b.0,
+            b.1,
+            super::firewall::profile_order(b.2),
+        ))
+    });
+    keys.dedup();
+    keys.into_iter().enumerate().map(|(i, (r, v, f))| ((r.to_string(), v.to_string(), f.to_string()), i)).collect()
+}
+
+fn color_of(colors: &BTreeMap<(String, String, String), usize>, key: Config4) -> usize {
+    colors.get(&(key.1.to_string(), key.2.to_string(), key.3.to_string())).copied().unwrap_or(0)
+}
+
+fn workloads_of<'a>(keys: &[Config4<'a>]) -> Vec<&'a str> {
+    let mut w: Vec<&str> = keys.iter().map(|k| k.0).collect();
+    w.dedup();
+    w
+}
+
+/// The number after `prefix` in a phase name (`k=4` → 4, `rate=1200` → 1200).
+fn phase_number(phase: &str, prefix: &str) -> Option<f64> {
+    phase.strip_prefix(prefix)?.parse().ok().filter(|v: &f64| v.is_finite())
+}
+
+/// The latency objective of phase `open-p99<Xms`, in ms.
+fn objective_ms(phase: &str) -> Option<f64> {
+    phase.strip_prefix("open-p99<")?.strip_suffix("ms")?.parse().ok()
+}
+
+/// Median [95% interval], or why there is none.
+fn median_cell(c: Option<&Cell>) -> String {
+    match c {
+        Some(c) if c.n > 0 => format!("{} {}", num(c.median), format::interval(c.median_ci.0, c.median_ci.1)),
+        Some(c) if c.failed > 0 => format!("failed ({})", c.failed),
+        _ => "–".into(),
+    }
+}
+
+/// Throughput: the closed-loop maximum, the open-loop rate under the latency
+/// objective, and the open-loop search steps as curves.
+pub fn throughput_section(cells: &[Cell], samples: &[Sample]) -> String {
+    let mut out = String::from("<section id=\"throughput\"><h2>Throughput</h2>\n");
+    let metrics = ["throughput", "open_loop_p99", "open_loop_achieved"];
+    if !samples.iter().any(|s| metrics.contains(&s.metric.as_str())) {
+        out.push_str(&no_data("this campaign has no throughput, open_loop_p99 or open_loop_achieved samples."));
+        out.push_str("</section>\n");
+        return out;
+    }
+    let objective = cells
+        .iter()
+        .filter(|c| c.metric == "throughput")
+        .find_map(|c| objective_ms(&c.phase))
+        .or_else(|| samples.iter().filter(|s| s.metric == "throughput").find_map(|s| objective_ms(&s.phase)));
+    let objective_text = objective.map(|x| format!("p99 &lt; {x} ms")).unwrap_or("the objective".into());
+
+    // The table.
+    let mut keys: Vec<Config4> = cells
+        .iter()
+        .filter(|c| c.metric.starts_with("throughput") || c.metric == "cpu_per_request")
+        .map(config4_of)
+        .collect();
+    sort_configs(&mut keys);
+    let closed_phase = cells
+        .iter()
+        .find(|c| c.metric == "throughput" && c.phase.starts_with("closed-c"))
+        .map(|c| c.phase.trim_start_matches("closed-c").to_string());
+    let connections = closed_phase.map(|n| format!(", {} connections", esc(&n))).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "<p class=\"def\">Closed loop: every connection sends its next request as soon as the answer arrives{connections}; its rate is the most the configuration answered. Open loop: requests at a fixed arrival rate; the rate is the highest found by bisection whose p99 (from each request's intended send time) met {objective_text} with nothing dropped. Medians over trials with their 95% interval (with fewer than 6 trials, the whole range).</p>"
+    );
+    if !keys.is_empty() {
+        let _ = writeln!(
+            out,
+            "<div class=\"scroll\"><table>\n<thead><tr><th>workload</th><th>runtime (variant)</th><th>trials</th><th>closed loop: max req/s</th><th>open loop: req/s meeting {objective_text}</th><th>CPU per request µs</th><th>closed loop p50 ms</th><th>closed loop p99 ms</th></tr></thead><tbody>"
+        );
+        for key in &keys {
+            let get = |metric: &str, open: bool| {
+                cells.iter().find(|c| {
+                    config4_of(c) == *key
+                        && c.metric == metric
+                        && if open { c.phase.starts_with("open-") } else { c.phase.starts_with("closed") }
+                })
+            };
+            let open = match get("throughput", true) {
+                Some(c) if c.n == 0 && c.failed > 0 => {
+                    format!("none met it in {} trial{}", c.failed, if c.failed == 1 { "" } else { "s" })
+                }
+                Some(c) if c.failed > 0 => {
+                    format!(
+                        "{}; none met it in {} trial{}",
+                        median_cell(Some(c)),
+                        c.failed,
+                        if c.failed == 1 { "" } else { "s" }
+                    )
+                }
+                other => median_cell(other),
+            };
+            let closed = get("throughput", false);
+            let trials = closed.map(|c| c.trial_values.len() + c.failed).unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "<tr>{}{}{}{}{}{}{}{}</tr>",
+                td(key.0),
+                td(&profile_config(key.1, key.2, key.3)),
+                td_num(&trials.to_string()),
+                td_num(&median_cell(closed)),
+                td_num(&open),
+                td_num(&median_cell(get("cpu_per_request", false))),
+                td_num(&median_cell(get("throughput_p50", false))),
+                td_num(&median_cell(get("throughput_p99", false))),
+            );
+        }
+        out.push_str("</tbody></table></div>\n");
+        let reasons: Vec<String> = cells
+            .iter()
+            .filter(|c| c.metric == "throughput" && c.failed > 0)
+            .map(|c| {
+                format!(
+                    "<li>{} · {} ({}): <code>{}</code></li>",
+                    esc(&c.workload),
+                    esc(&profile_config(&c.runtime, &c.variant, &c.firewall)),
+                    esc(&c.phase),
+                    esc(&format::short(&c.note, 200))
+                )
+            })
+            .collect();
+        if !reasons.is_empty() {
+            let _ =
+                writeln!(out, "<p>Trials without a rate, first reason each:</p><ul>\n{}\n</ul>", reasons.join("\n"));
+        }
+    }
+
+    // The curves: every open-loop search step of every trial.
+    type Step = (f64, f64, Option<f64>);
+    let mut steps: BTreeMap<(Config4, u32), BTreeMap<u32, Step>> = BTreeMap::new();
+    for s in samples.iter().filter(|s| s.ok && s.metric == "open_loop_p99") {
+        let (Some(p99), Some(rate)) = (s.value, phase_number(&s.phase, "rate=")) else { continue };
+        steps.entry((sample_config(s), s.repetition)).or_default().insert(s.seq, (rate, p99, None));
+    }
+    for s in samples.iter().filter(|s| s.ok && s.metric == "open_loop_achieved") {
+        if let Some(step) = steps.get_mut(&(sample_config(s), s.repetition)).and_then(|t| t.get_mut(&s.seq)) {
+            step.2 = s.value;
+        }
+    }
+    out.push_str("<h3>Latency against offered rate</h3>\n");
+    if steps.is_empty() {
+        out.push_str(&no_data("no open-loop search step succeeded (open_loop_p99)."));
+        out.push_str("</section>\n");
+        return out;
+    }
+    let colors = config_colors(cells);
+    let mut curve_keys: Vec<Config4> = steps.keys().map(|k| k.0).collect();
+    sort_configs(&mut curve_keys);
+    let hline = objective.map(|y| plots::HLine { y, label: format!("objective: p99 < {y} ms") });
+    out.push_str("<div class=\"plots\">\n");
+    for key in &curve_keys {
+        let mut series = Vec::new();
+        for ((k, rep), trial) in steps.iter().filter(|((k, _), _)| k == key) {
+            let mut points: Vec<&Step> = trial.values().collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            series.push(plots::Series {
+                label: series.is_empty().then(|| format!("{} trials", steps.keys().filter(|(c, _)| c == k).count())),
+                color: color_of(&colors, *k),
+                mark: plots::Mark::Line,
+                points: points.iter().map(|p| (p.0, p.1)).collect(),
+                hollow: points.iter().map(|p| p.2.is_some_and(|a| a < 0.95 * p.0)).collect(),
+            });
+            let _ = rep;
+        }
+        let title = format!("{} · {}", key.0, profile_config(key.1, key.2, key.3));
+        out.push_str(&xy_figure(
+            plots::xy(&title, "offered rate, req/s", "p99 latency, ms", &series, hline.as_ref(), 1.0),
+            &series,
+            "Every step of the open-loop search, one line per trial (steps in rate order; the search visits them by bisection). Hollow points: fewer than 95% of the offered requests per second completed. Dashed line: the objective.",
+        ));
+    }
+    out.push_str("</div>\n</section>\n");
+    out
+}
+
+/// Scaling: concurrent cold starts and creation rate against K, and density.
+pub fn scaling_section(cells: &[Cell], samples: &[Sample]) -> String {
+    let mut out = String::from("<section id=\"scaling\"><h2>Scaling</h2>\n");
+    let metrics = ["scaling_start", "scaling_rate", "density"];
+    if !samples.iter().any(|s| metrics.contains(&s.metric.as_str())) {
+        out.push_str(&no_data("this campaign has no scaling_start, scaling_rate or density samples."));
+        out.push_str("</section>\n");
+        return out;
+    }
+    let colors = config_colors(cells);
+    // K, cell, for one metric, by configuration.
+    let by_k = |metric: &str| -> BTreeMap<Config4, Vec<(f64, &Cell)>> {
+        let mut m: BTreeMap<Config4, Vec<(f64, &Cell)>> = BTreeMap::new();
+        for c in cells.iter().filter(|c| c.metric == metric) {
+            if let Some(k) = phase_number(&c.phase, "k=") {
+                m.entry(config4_of(c)).or_default().push((k, c));
+            }
+        }
+        for v in m.values_mut() {
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        m
     };
-    format!("<section id=\"scaling\"><h2>Scaling</h2>\n{body}</section>\n")
+    let starts = by_k("scaling_start");
+    let rates = by_k("scaling_rate");
+    let mut keys: Vec<Config4> = starts.keys().chain(rates.keys()).copied().collect();
+    sort_configs(&mut keys);
+
+    out.push_str("<h3>Concurrent cold starts</h3>\n<p class=\"def\">K instances of one configuration launched at once from K threads (K = 1, 2, 4, … until the bound or the first failure). Cold start of each instance: launch → its first correct response. Creation rate: K ÷ the time until all K answered.</p>\n");
+    if keys.is_empty() {
+        out.push_str(&no_data("no scaling_start or scaling_rate samples."));
+    } else {
+        out.push_str("<div class=\"plots\">\n");
+        for w in workloads_of(&keys) {
+            let mut start_series = Vec::new();
+            let mut rate_series = Vec::new();
+            for key in keys.iter().filter(|k| k.0 == w) {
+                let color = color_of(&colors, *key);
+                let label = profile_config(key.1, key.2, key.3);
+                if let Some(ks) = starts.get(key) {
+                    let ok: Vec<&(f64, &Cell)> = ks.iter().filter(|(_, c)| c.n > 0).collect();
+                    start_series.push(plots::Series {
+                        label: None,
+                        color,
+                        mark: plots::Mark::Dots,
+                        points: ok.iter().flat_map(|(k, c)| c.values.iter().map(move |v| (*k, *v))).collect(),
+                        hollow: Vec::new(),
+                    });
+                    start_series.push(plots::Series {
+                        label: Some(format!("{label}: median")),
+                        color,
+                        mark: plots::Mark::Line,
+                        points: ok.iter().map(|(k, c)| (*k, c.median)).collect(),
+                        hollow: Vec::new(),
+                    });
+                    start_series.push(plots::Series {
+                        label: Some(format!("{label}: max")),
+                        color,
+                        mark: plots::Mark::Dashed,
+                        points: ok.iter().map(|(k, c)| (*k, c.max)).collect(),
+                        hollow: Vec::new(),
+                    });
+                }
+                if let Some(ks) = rates.get(key) {
+                    let ok: Vec<&(f64, &Cell)> = ks.iter().filter(|(_, c)| c.n > 0).collect();
+                    rate_series.push(plots::Series {
+                        label: None,
+                        color,
+                        mark: plots::Mark::Dots,
+                        points: ok.iter().flat_map(|(k, c)| c.values.iter().map(move |v| (*k, *v))).collect(),
+                        hollow: Vec::new(),
+                    });
+                    rate_series.push(plots::Series {
+                        label: Some(format!("{label}: median")),
+                        color,
+                        mark: plots::Mark::Line,
+                        points: ok.iter().map(|(k, c)| (*k, c.median)).collect(),
+                        hollow: Vec::new(),
+                    });
+                }
+            }
+            if start_series.iter().any(|s| !s.points.is_empty()) {
+                out.push_str(&xy_figure(
+                    plots::xy(&format!("{w}: cold start with K at once"), "K (instances launched at once)", "cold start, ms", &start_series, None, 20.0),
+                    &start_series,
+                    "Solid: median over every instance of every trial at that K; dashed: the slowest instance; pale dots: every instance.",
+                ));
+            }
+            if rate_series.iter().any(|s| !s.points.is_empty()) {
+                out.push_str(&xy_figure(
+                    plots::xy(
+                        &format!("{w}: creation rate"),
+                        "K (instances launched at once)",
+                        "instances/s",
+                        &rate_series,
+                        None,
+                        20.0,
+                    ),
+                    &rate_series,
+                    "Solid: median over trials; pale dots: each trial. K ÷ time until all K instances answered.",
+                ));
+            }
+        }
+        out.push_str("</div>\n");
+        let failed: Vec<String> = starts
+            .values()
+            .flatten()
+            .filter(|(_, c)| c.failed > 0)
+            .map(|(_, c)| {
+                format!(
+                    "<li>{} · {} at {}: {} of {} instances failed; first: <code>{}</code></li>",
+                    esc(&c.workload),
+                    esc(&profile_config(&c.runtime, &c.variant, &c.firewall)),
+                    esc(&c.phase),
+                    c.failed,
+                    c.failed + c.n,
+                    esc(&format::short(&c.note, 200))
+                )
+            })
+            .collect();
+        if !failed.is_empty() {
+            let _ = writeln!(
+                out,
+                "<p>Starts that failed (not in the curves; larger K was not tried after a failure):</p><ul>\n{}\n</ul>",
+                failed.join("\n")
+            );
+        }
+    }
+
+    out.push_str("<h3>Density</h3>\n<p class=\"def\">Instances of one configuration added one at a time until one more broke a limit: the memory budget (PSS of all instances together), the latency objective (p99 of the newest instance), a failed start, or the instance bound (no limit reached). Mean PSS per instance: the instances' total PSS at the stop ÷ their count. The single-instance PSS after boot (the memory plot above) is given for comparison: with several instances, pages they share are split between them, so the per-instance figure can be the smaller one.</p>\n");
+    let mut density: BTreeMap<Config4, Vec<&Sample>> = BTreeMap::new();
+    for s in samples.iter().filter(|s| s.metric == "density" && !s.error.starts_with("superseded")) {
+        density.entry(sample_config(s)).or_default().push(s);
+    }
+    if density.is_empty() {
+        out.push_str(&no_data("no density samples."));
+    } else {
+        let mut keys: Vec<Config4> = density.keys().copied().collect();
+        sort_configs(&mut keys);
+        out.push_str("<div class=\"scroll\"><table>\n<thead><tr><th>workload</th><th>runtime (variant)</th><th>trial</th><th>instances that fit</th><th>stopped by</th><th>mean PSS per instance, MiB</th><th>PSS after boot, one instance, MiB (median)</th></tr></thead><tbody>\n");
+        for key in keys {
+            let mut trials = density[&key].clone();
+            trials.sort_by_key(|s| s.repetition);
+            let boot = cells
+                .iter()
+                .find(|c| config4_of(c) == key && c.metric == "memory_pss" && c.phase == "after_boot" && c.n > 0)
+                .map(|c| num(c.median / 1024.0))
+                .unwrap_or("–".into());
+            for s in trials {
+                const PSS: &str = "; mean PSS per instance ";
+                let (fit, cause, pss) = if s.ok {
+                    let (cause, pss) = match s.error.rsplit_once(PSS) {
+                        Some((cause, rest)) => (
+                            cause.to_string(),
+                            rest.trim_end_matches(" KiB").parse::<f64>().map(|k| num(k / 1024.0)).unwrap_or("–".into()),
+                        ),
+                        None => (s.error.clone(), "–".into()),
+                    };
+                    (s.value.map(num_int).unwrap_or("–".into()), cause, pss)
+                } else {
+                    ("failed".to_string(), s.error.clone(), "–".to_string())
+                };
+                let _ = writeln!(
+                    out,
+                    "<tr>{}{}{}{}{}{}{}</tr>",
+                    td(key.0),
+                    td(&profile_config(key.1, key.2, key.3)),
+                    td_num(&format!("#{}", s.repetition)),
+                    td_num(&fit),
+                    td(&format::short(&cause, 200)),
+                    td_num(&pss),
+                    td_num(&boot)
+                );
+            }
+        }
+        out.push_str("</tbody></table></div>\n");
+    }
+    out.push_str("</section>\n");
+    out
+}
+
+fn num_int(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        num(v)
+    }
+}
+
+/// Firewall: each profile's median against `off` for the same
+/// configuration (the deltas of report.md, same computation), and the time
+/// to apply each profile.
+pub fn firewall_section(cells: &[Cell], samples: &[Sample]) -> String {
+    let mut out = String::from("<section id=\"firewall\"><h2>Firewall deltas</h2>\n");
+    if !samples.iter().any(|s| s.firewall != "off") {
+        out.push_str(&no_data("every sample of this campaign was taken with firewall = off; a campaign with firewall rules is needed for the deltas."));
+        out.push_str("</section>\n");
+        return out;
+    }
+    out.push_str("<p class=\"def\">The trial's firewall profile is applied just before its cold start, every trial, trials of all profiles interleaved. Δ: the profile's median minus <code>off</code>'s median for the same runtime, variant and workload, with a 95% interval from a bootstrap over trials (1000 resamples, fixed seed), so it includes the variation between trials; with few trials the intervals are wide. Red: the interval lies above zero (slower); green: below. The profiles' rules and the host's ruleset check are in report.md.</p>\n");
+
+    // Apply times per profile, pooled over configurations.
+    let mut apply: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for c in cells.iter().filter(|c| c.metric == "firewall_apply") {
+        apply.entry(&c.firewall).or_default().extend(c.values.iter().copied());
+    }
+    if !apply.is_empty() {
+        let mut profiles: Vec<(&str, Vec<f64>)> = apply.into_iter().collect();
+        profiles.sort_by_key(|(p, _)| super::firewall::profile_order(p));
+        out.push_str("<h3>Time to apply each profile</h3>\n<table><thead><tr><th>profile</th><th>apply ms, median [95% interval]</th><th>n</th></tr></thead><tbody>\n");
+        for (profile, mut values) in profiles {
+            values.sort_by(f64::total_cmp);
+            let text = if values.is_empty() {
+                "–".to_string()
+            } else {
+                let (lo, hi, _) = super::stats::median_ci(&values, 0.95);
+                format!("{} {}", num(super::stats::median(&values)), format::interval(lo, hi))
+            };
+            let _ = writeln!(out, "<tr>{}{}{}</tr>", td(profile), td_num(&text), td_num(&values.len().to_string()));
+        }
+        out.push_str("</tbody></table>\n");
+    }
+
+    let deltas = super::firewall::deltas(cells, samples);
+    out.push_str("<h3>Difference to off</h3>\n");
+    if deltas.is_empty() {
+        out.push_str(&no_data("no configuration was measured successfully both with off and with another profile."));
+        out.push_str("</section>\n");
+        return out;
+    }
+    if deltas.iter().any(|d| super::firewall::CHART_METRICS.contains(&d.metric.as_str()) && d.off_median > 0.0) {
+        out.push_str(&fixed_figure(
+            super::firewall::chart_svg(&deltas),
+            "Δ to off in % of off's median: the point is the difference of medians, the bar its 95% interval; the axis of each metric is symmetric about zero.",
+        ));
+    }
+    out.push_str("<div class=\"scroll\"><table>\n<thead><tr><th>metric</th><th>workload</th><th>runtime (variant)</th><th>profile</th><th>n</th><th>median [95% interval]</th><th>off median</th><th>Δ [95% interval]</th><th>Δ %</th></tr></thead><tbody>\n");
+    for d in &deltas {
+        let metric = if d.phase.is_empty() { d.metric.clone() } else { format!("{} ({})", d.metric, d.phase) };
+        let pct = |x: f64| if d.off_median != 0.0 { 100.0 * x / d.off_median } else { f64::NAN };
+        // Δ with as many decimals as off's median is shown with.
+        let decimals = match d.off_median.abs() {
+            m if m >= 100.0 => 0,
+            m if m >= 10.0 => 1,
+            m if m >= 1.0 => 2,
+            _ => 3,
+        };
+        let signed = |x: f64| {
+            if !x.is_finite() {
+                "–".to_string()
+            } else if d.off_median.abs() < 0.01 {
+                format!("{}{}", if x > 0.0 { "+" } else { "" }, num(x))
+            } else {
+                format!("{x:+.decimals$}")
+            }
+        };
+        let class = if d.delta_ci.0 > 0.0 {
+            " class=\"flag\""
+        } else if d.delta_ci.1 < 0.0 {
+            " class=\"ok\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "<tr>{}{}{}{}{}{}{}<td class=\"num\"><span{class}>{}</span></td>{}</tr>",
+            td(format!("{metric} {}", d.unit).trim_end()),
+            td(&d.workload),
+            td(&config(&d.runtime, &d.variant)),
+            td(&d.profile),
+            td_num(&d.n.to_string()),
+            td_num(&format!("{} {}", num(d.median), format::interval(d.median_ci.0, d.median_ci.1))),
+            td_num(&num(d.off_median)),
+            esc(&format!("{} [{}, {}]", signed(d.delta), signed(d.delta_ci.0), signed(d.delta_ci.1))),
+            td_num(&format!("{:+.1}%", pct(d.delta))),
+        );
+    }
+    out.push_str("</tbody></table></div>\n</section>\n");
+    out
 }
 
 fn methods_section(out: &mut String, p: &Page) {
@@ -671,6 +1157,221 @@ mod tests {
             assert!(!page.contains(external), "{external} in the page");
         }
         assert!(page.contains("id=\"firewall\"") && page.contains("id=\"scaling\""));
-        assert!(page.matches("class=\"no-data\"").count() >= 3, "plots, firewall and scaling say there is no data");
+        assert!(page.contains("id=\"throughput\""));
+        assert!(
+            page.matches("class=\"no-data\"").count() >= 4,
+            "plots, throughput, scaling and firewall say there is no data"
+        );
+    }
+
+    /// One sample as the campaign stores it.
+    #[allow(clippy::too_many_arguments)]
+    fn sample(
+        runtime: &str,
+        firewall: &str,
+        metric: &str,
+        phase: &str,
+        rep: u32,
+        seq: u32,
+        value: Option<f64>,
+        error: &str,
+    ) -> Sample {
+        let unit = match metric {
+            "throughput" | "open_loop_achieved" => "req/s",
+            "scaling_rate" => "instances/s",
+            "density" => "instances",
+            "cpu_per_request" => "us",
+            "memory_pss" => "KiB",
+            _ => "ms",
+        };
+        Sample {
+            runtime: runtime.into(),
+            variant: if runtime == BASELINE { "static-musl".into() } else { "precompiled-pooling".into() },
+            workload: "hello".into(),
+            metric: metric.into(),
+            phase: phase.into(),
+            firewall: firewall.into(),
+            repetition: rep,
+            seq,
+            value,
+            unit: unit.into(),
+            ts_ns: i64::from(rep * 1000 + seq),
+            ok: value.is_some() && !error.starts_with("no rate") && !error.starts_with("start failed"),
+            error: error.into(),
+        }
+    }
+
+    /// Shaped like /tmp campaigns of `--metrics throughput,scaling,memory`
+    /// (values from one such run, rounded); the second runtime's second
+    /// trial met no rate, its K = 4 had a failed start.
+    fn throughput_and_scaling_samples() -> Vec<Sample> {
+        let mut v = Vec::new();
+        for (rt, closed, open, steps) in [
+            (
+                "native",
+                [67532.0, 47600.0],
+                [Some(34821.0), Some(3273.0)],
+                [(74285.0, 191.4), (37143.0, 23.3), (18571.0, 5.55), (27857.0, 1.50)],
+            ),
+            (
+                "wasmtime-embedded",
+                [11302.0, 4681.0],
+                [Some(2331.0), None],
+                [(12432.0, 186.9), (6216.0, 304.1), (3108.0, 10.9), (1554.0, 1.59)],
+            ),
+        ] {
+            for rep in 1..=2u32 {
+                let i = rep as usize - 1;
+                v.push(sample(rt, "off", "throughput", "closed-c16", rep, 0, Some(closed[i]), ""));
+                v.push(sample(rt, "off", "throughput_p50", "closed-c16", rep, 0, Some(0.22 * rep as f64), ""));
+                v.push(sample(rt, "off", "throughput_p99", "closed-c16", rep, 0, Some(2.1 * rep as f64), ""));
+                v.push(sample(rt, "off", "cpu_per_request", "closed-c16", rep, 0, Some(76.9), ""));
+                for (seq, (rate, p99)) in steps.iter().enumerate() {
+                    let phase = format!("rate={rate:.0}");
+                    v.push(sample(rt, "off", "open_loop_p99", &phase, rep, seq as u32, Some(p99 * rep as f64), ""));
+                    let achieved = if *p99 > 100.0 { rate * 0.6 } else { *rate };
+                    v.push(sample(rt, "off", "open_loop_achieved", &phase, rep, seq as u32, Some(achieved), ""));
+                }
+                match open[i] {
+                    Some(r) => v.push(sample(rt, "off", "throughput", "open-p99<10ms", rep, 0, Some(r), "")),
+                    None => v.push(sample(
+                        rt,
+                        "off",
+                        "throughput",
+                        "open-p99<10ms",
+                        rep,
+                        0,
+                        None,
+                        "no rate tried met p99 < 10 ms (lowest tried 1287 req/s: p99 11.2 ms)",
+                    )),
+                }
+                v.push(sample(
+                    rt,
+                    "off",
+                    "memory_pss",
+                    "after_boot",
+                    rep,
+                    0,
+                    Some(if rt == BASELINE { 618.0 } else { 5500.0 }),
+                    "",
+                ));
+            }
+            for (k, start, rate) in [(1u32, 11.7, 83.0), (2, 14.2, 106.7), (4, 13.1, 278.8)] {
+                let phase = format!("k={k}");
+                for i in 0..k {
+                    if rt != BASELINE && k == 4 && i == 3 {
+                        v.push(sample(
+                            rt,
+                            "off",
+                            "scaling_start",
+                            &phase,
+                            1,
+                            0,
+                            None,
+                            "start failed: <b>out of memory</b>",
+                        ));
+                    } else {
+                        v.push(sample(rt, "off", "scaling_start", &phase, 1, i, Some(start + f64::from(i)), ""));
+                    }
+                }
+                if rt == BASELINE || k < 4 {
+                    v.push(sample(rt, "off", "scaling_rate", &phase, 1, 0, Some(rate), ""));
+                }
+            }
+        }
+        v.push(sample(
+            "native",
+            "off",
+            "density",
+            "",
+            1,
+            0,
+            Some(6.0),
+            "instance bound: 6 instances (--scaling bound); mean PSS per instance 130 KiB",
+        ));
+        v.push(sample(
+            "wasmtime-embedded",
+            "off",
+            "density",
+            "",
+            1,
+            0,
+            Some(0.0),
+            "latency objective: p99 11.55 ms > 10 ms with 1 instances <script>; mean PSS per instance 5460 KiB",
+        ));
+        v
+    }
+
+    #[test]
+    fn throughput_section_draws_the_search_steps_and_tabulates_the_rates() {
+        let samples = throughput_and_scaling_samples();
+        let cells = crate::report::summarize(&samples);
+        let html = throughput_section(&cells, &samples);
+        assert!(!html.contains("no-data"), "{html}");
+        assert_eq!(html.matches("<svg").count(), 2, "one curve per runtime × variant × workload");
+        assert!(html.contains("objective: p99 &lt; 10 ms"), "the objective line is drawn and labelled");
+        assert!(html.contains("p99 latency, ms (log scale)"));
+        assert!(html.contains("\n74285\n") || html.contains("\n60000\n"), "offered rates on x");
+        // Closed loop: median of 67532 and 47600; open loop: the one trial that met it, and the one that did not.
+        assert!(html.contains("57566 [47600, 67532]"), "{html}");
+        assert!(html.contains("2331 [2331, 2331]; none met it in 1 trial"), "{html}");
+        assert!(html.contains("no rate tried met p99 &lt; 10 ms"), "the reason is shown, escaped");
+        assert!(html.contains("2 trials"), "legend counts trials");
+        let empty = throughput_section(&[], &[]);
+        assert!(empty.contains("class=\"no-data\""));
+    }
+
+    #[test]
+    fn scaling_section_draws_k_curves_and_the_density_table() {
+        let samples = throughput_and_scaling_samples();
+        let cells = crate::report::summarize(&samples);
+        let html = scaling_section(&cells, &samples);
+        assert_eq!(html.matches("<svg").count(), 2, "cold start and creation rate against K: {html}");
+        assert!(html.contains("native (static-musl): median") && html.contains("native (static-musl): max"));
+        assert!(
+            html.contains("1 of 4 instances failed") && html.contains("&lt;b&gt;out of memory&lt;/b&gt;"),
+            "{html}"
+        );
+        assert!(html.contains("instance bound: 6 instances (--scaling bound)"));
+        assert!(html.contains("with 1 instances &lt;script&gt;") && !html.contains("<script"), "error text is escaped");
+        // 5460 KiB per instance = 5.33 MiB; after boot 5500 KiB = 5.37 MiB.
+        assert!(html.contains(">5.33<") && html.contains(">5.37<") && html.contains(">0.127<"), "{html}");
+        let empty = scaling_section(&[], &[]);
+        assert!(empty.contains("class=\"no-data\""));
+    }
+
+    #[test]
+    fn firewall_section_shows_deltas_to_off() {
+        let mut samples = Vec::new();
+        for rep in 1..=4u32 {
+            for (profile, base) in [("off", 5.0), ("rules-100", 8.0)] {
+                samples.push(sample(
+                    "native",
+                    profile,
+                    "cold_start",
+                    "",
+                    rep,
+                    0,
+                    Some(base + f64::from(rep) * 0.1),
+                    "",
+                ));
+                samples.push(sample("native", profile, "firewall_apply", "", rep, 0, Some(30.0 + f64::from(rep)), ""));
+            }
+        }
+        let cells = crate::report::summarize(&samples);
+        let html = firewall_section(&cells, &samples);
+        assert!(
+            html.contains("<svg") && html.contains("hello · native · rules-100"),
+            "the chart of firewall.rs: {html}"
+        );
+        assert!(
+            html.contains("<td>rules-100</td>") && html.contains("+3.00 [+2.80, +3.20]") && html.contains("+57.1%"),
+            "Δ of 3 ms on 5.25 ms: {html}"
+        );
+        assert!(html.contains("class=\"flag\""), "an interval above zero is marked");
+        assert!(html.contains("Time to apply each profile"));
+        let off_only: Vec<Sample> = samples.iter().filter(|s| s.firewall == "off").cloned().collect();
+        let html = firewall_section(&crate::report::summarize(&off_only), &off_only);
+        assert!(html.contains("class=\"no-data\"") && !html.contains("<svg"));
     }
 }

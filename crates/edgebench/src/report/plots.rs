@@ -118,7 +118,7 @@ fn finite_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 
 fn label_area(rows: &[Row]) -> u32 {
     let chars = rows.iter().map(|r| r.label.chars().count()).max().unwrap_or(0) as u32;
-    (chars * 7 + 16).clamp(60, 300)
+    (chars * 8 + 16).clamp(60, 420)
 }
 
 fn render(size: (u32, u32), draw: impl FnOnce(&Area) -> DrawResult) -> String {
@@ -292,6 +292,166 @@ pub fn ecdf(title: &str, x_desc: &str, curves: &[Curve]) -> String {
     })
 }
 
+/// How a series of an x–y plot is drawn.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mark {
+    /// A line through the points, each point a dot.
+    Line,
+    /// A dashed line through the points, no dots.
+    Dashed,
+    /// Small pale dots, no line: every raw value behind a summary line.
+    Dots,
+}
+
+/// One series of an x–y plot, points in drawing order.
+pub struct Series {
+    /// The legend entry; `None` for a series that repeats one already listed.
+    pub label: Option<String>,
+    pub color: usize,
+    pub mark: Mark,
+    pub points: Vec<(f64, f64)>,
+    /// Points drawn hollow (same length as `points`, or empty for none).
+    pub hollow: Vec<bool>,
+}
+
+/// A horizontal reference line (an objective), in y units, with its label.
+pub struct HLine {
+    pub y: f64,
+    pub label: String,
+}
+
+/// The legend of an [`xy`] plot as HTML (below the plot, so that it never
+/// hides a point): one swatch and label per series that has a label.
+pub fn legend_html(series: &[Series]) -> String {
+    let items: Vec<String> = series
+        .iter()
+        .filter_map(|s| {
+            let label = s.label.as_ref()?;
+            let RGBColor(r, g, b) = color(s.color);
+            let swatch = match s.mark {
+                Mark::Line => "━━●",
+                Mark::Dashed => "╺ ╺ ╸",
+                Mark::Dots => "· · ·",
+            };
+            Some(format!(
+                "<span class=\"key\"><span style=\"color:#{r:02x}{g:02x}{b:02x}\">{swatch}</span> {}</span>",
+                super::format::html(label)
+            ))
+        })
+        .collect();
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!("<div class=\"legend\">{}</div>", items.join(" "))
+    }
+}
+
+/// x tick labels: whole numbers without decimals (instance counts, rates).
+fn x_label(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e9 {
+        format!("{v:.0}")
+    } else {
+        num(v)
+    }
+}
+
+/// x–y plot, linear x from zero; y on a log scale with 1-2-5 ticks when the
+/// values span at least `log_from`× (and the range holds two ticks), else
+/// linear from zero: throughput curves and scaling curves.
+pub fn xy(title: &str, x_desc: &str, y_desc: &str, series: &[Series], hline: Option<&HLine>, log_from: f64) -> String {
+    let points = || series.iter().flat_map(|s| s.points.iter().copied());
+    let (Some((_, x_hi)), Some((y_lo, y_hi))) =
+        (finite_range(points().map(|p| p.0)), finite_range(points().map(|p| p.1).chain(hline.map(|h| h.y))))
+    else {
+        return super::html::no_data("no values to plot");
+    };
+    let mut y_scale = Scale::new(y_lo, y_hi, log_from);
+    if y_scale.log {
+        let r = y_scale.range(y_lo, y_hi, false);
+        if log_ticks(10f64.powf(r.start), 10f64.powf(r.end)).len() < 2 {
+            y_scale = Scale { log: false };
+        }
+    }
+    let x_range = Scale { log: false }.range(0.0, x_hi.max(1e-9), true);
+    // Counts on x (K instances): no labels between whole numbers.
+    let whole_x = points().all(|p| p.0.fract() == 0.0);
+    let x_tick = move |v: &f64| if whole_x && v.fract() != 0.0 { String::new() } else { x_label(*v) };
+    let y_range = y_scale.range(y_lo, y_hi, true);
+    render((580, 360), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 19))
+            .margin(10)
+            .x_label_area_size(44)
+            .y_label_area_size(62)
+            .build_cartesian_2d(x_range.clone(), y_range.clone())?;
+        {
+            let mut mesh = chart.configure_mesh();
+            mesh.label_style((FONT, 13))
+                .axis_desc_style((FONT, 13))
+                .x_desc(x_desc)
+                .y_desc(y_scale.describe(y_desc))
+                .max_light_lines(1)
+                .x_labels(7)
+                .x_label_formatter(&x_tick);
+            if y_scale.log {
+                mesh.disable_y_mesh().y_labels(0);
+            } else {
+                mesh.y_labels(6).y_label_formatter(&|v| num(*v));
+            }
+            mesh.draw()?;
+        }
+        if y_scale.log {
+            let style = TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+            for t in log_ticks(10f64.powf(y_range.start), 10f64.powf(y_range.end)) {
+                let y = t.log10();
+                chart
+                    .draw_series(std::iter::once(PathElement::new(vec![(x_range.start, y), (x_range.end, y)], GRID)))?;
+                let (px, py) = chart.backend_coord(&(x_range.start, y));
+                root.draw(&PathElement::new(vec![(px - 5, py), (px, py)], BLACK))?;
+                root.draw(&Text::new(num(t), (px - 8, py), style.clone()))?;
+            }
+        }
+        if let Some(h) = hline {
+            let y = y_scale.x(h.y);
+            let red = RGBColor(0xb3, 0x26, 0x1e);
+            chart.draw_series(DashedLineSeries::new(
+                vec![(x_range.start, y), (x_range.end, y)],
+                6,
+                4,
+                red.stroke_width(2),
+            ))?;
+            let style = TextStyle::from((FONT, 13).into_font()).color(&red).pos(Pos::new(HPos::Right, VPos::Bottom));
+            let (px, py) = chart.backend_coord(&(x_range.end, y));
+            root.draw(&Text::new(h.label.clone(), (px - 4, py - 3), style))?;
+        }
+        for s in series {
+            let c = color(s.color);
+            let pts: Vec<(f64, f64)> =
+                s.points.iter().filter(|p| p.0.is_finite() && p.1.is_finite()).map(|p| (p.0, y_scale.x(p.1))).collect();
+            match s.mark {
+                Mark::Line => {
+                    let hollow = |i: usize| s.hollow.get(i).copied().unwrap_or(false);
+                    chart.draw_series(pts.iter().enumerate().map(|(i, p)| {
+                        if hollow(i) {
+                            Circle::new(*p, 4, c.stroke_width(2))
+                        } else {
+                            Circle::new(*p, 3, c.filled())
+                        }
+                    }))?;
+                    chart.draw_series(LineSeries::new(pts, c.stroke_width(2)))?;
+                }
+                Mark::Dashed => {
+                    chart.draw_series(DashedLineSeries::new(pts, 7, 4, c.stroke_width(2)))?;
+                }
+                Mark::Dots => {
+                    chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 2, c.mix(0.4).filled())))?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 /// At most this many steps per curve: the SVG stays small, and the tail
 /// (the last 2% of values) is always kept in full.
 const ECDF_STEPS: usize = 400;
@@ -329,6 +489,19 @@ mod tests {
         let curve = Curve { label: "x".into(), color: 3, values: (1..=1000).map(|i| i as f64 / 100.0).collect() };
         let e = ecdf("Latency", "ms", &[curve]);
         assert!(e.starts_with("<svg") && e.contains("fraction"));
+        let line = Series {
+            label: Some("native (static)".into()),
+            color: 0,
+            mark: Mark::Line,
+            points: vec![(1000.0, 0.2), (2000.0, 0.3), (4000.0, 30.0)],
+            hollow: vec![false, false, true],
+        };
+        let objective = HLine { y: 10.0, label: "objective".into() };
+        let curve = xy("Throughput", "offered req/s", "p99 ms", std::slice::from_ref(&line), Some(&objective), 1.0);
+        assert!(curve.starts_with("<svg"), "{curve}");
+        assert!(legend_html(&[line]).contains("#333333\">━━●</span> native (static)"));
+        assert!(curve.contains("p99 ms (log scale)") && curve.contains("\n10.0\n") && curve.contains("\n0.200\n"));
+        assert!(curve.contains("\nobjective\n") && curve.contains("\n4000\n"), "{curve}");
     }
 
     #[test]
