@@ -2,6 +2,7 @@
 //! file here and a line in [`all`].
 
 pub mod docker;
+pub mod microvm;
 mod native;
 pub mod process;
 pub mod wasmcloud;
@@ -25,6 +26,7 @@ pub fn all() -> Vec<Box<dyn Runtime>> {
         Box::new(wasmtime_cli::WasmtimeCli),
         Box::new(docker::Docker::from_env()),
         Box::new(wasmcloud::Wasmcloud::default()),
+        Box::new(microvm::QemuMicrovm::from_env()),
     ]
 }
 
