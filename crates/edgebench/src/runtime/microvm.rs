@@ -3,12 +3,14 @@
 //! workload server), each VM in a network namespace of its own.
 
 pub mod cpio;
+mod firecracker;
 pub mod guest;
 pub mod memory;
 pub mod netns;
 mod qemu;
 pub mod relay;
 
+pub use firecracker::{parse_boot_timer, Firecracker, PVM_REASON};
 pub use qemu::QemuMicrovm;
 
 use std::net::{SocketAddr, SocketAddrV4};

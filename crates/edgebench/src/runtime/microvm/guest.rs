@@ -30,6 +30,11 @@ impl GuestFiles {
         self.dir.join("vmlinuz")
     }
 
+    /// The same kernel as an ELF (Firecracker boots ELF or PVH images only).
+    pub fn vmlinux(&self) -> PathBuf {
+        self.dir.join("vmlinux")
+    }
+
     pub fn module(&self, name: &str) -> PathBuf {
         self.dir.join("modules").join(format!("{name}.ko"))
     }
@@ -69,6 +74,12 @@ pub fn build(artifacts: &Artifacts) -> Result<GuestFiles> {
     }
     if !is_newer(&files.initramfs(), &inputs) {
         write_initramfs(&files, &artifacts.guest_init(), &artifacts.native_server())?;
+    }
+    if !is_newer(&files.vmlinux(), &[files.kernel()]) {
+        // Only Firecracker needs it: without lz4 it alone is not measured.
+        if let Err(e) = extract_vmlinux(&files) {
+            eprintln!("edgebench build: no ELF kernel for Firecracker: {e:#}");
+        }
     }
     Ok(files)
 }
@@ -137,6 +148,37 @@ fn write_initramfs(files: &GuestFiles, init: &Path, server: &Path) -> Result<()>
     use std::io::Write as _;
     w.finish()?.flush()?;
     std::fs::rename(&tmp, files.initramfs())?;
+    Ok(())
+}
+
+/// Debian compresses its bzImage payload with LZ4 (legacy frame): find the
+/// frame and decompress it with the `lz4` tool, as the kernel's
+/// scripts/extract-vmlinux does.
+fn extract_vmlinux(files: &GuestFiles) -> Result<()> {
+    use std::io::Write as _;
+    const LZ4_LEGACY_MAGIC: [u8; 4] = [0x02, 0x21, 0x4c, 0x18];
+    let image = std::fs::read(files.kernel())?;
+    let start = image
+        .windows(4)
+        .position(|w| w == LZ4_LEGACY_MAGIC)
+        .context("no LZ4 payload in the kernel image (not an LZ4-compressed bzImage)")?;
+    let mut child = Command::new("lz4")
+        .args(["-dc"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("running lz4 (apt-get install lz4)")?;
+    let mut stdin = child.stdin.take().unwrap();
+    let payload = image[start..].to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&payload));
+    // lz4 complains about the bytes after the frame; the ELF is what counts.
+    let out = child.wait_with_output()?;
+    let _ = writer.join();
+    if !out.stdout.starts_with(b"\x7fELF") {
+        bail!("lz4 did not produce an ELF kernel");
+    }
+    std::fs::write(files.vmlinux(), &out.stdout)?;
     Ok(())
 }
 

@@ -158,7 +158,7 @@ impl Runtime for QemuMicrovm {
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         let process = spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?;
         let relay = Relay::start(spec.addr, guest_addr(), &ns).context("starting the relay into the VM's namespace")?;
-        Ok(Box::new(VmInstance { process, relay, ns, guest_kib: GUEST_MEMORY_MIB * 1024 }))
+        Ok(Box::new(VmInstance::new(process, relay, ns, GUEST_MEMORY_MIB * 1024)))
     }
 }
 
@@ -168,6 +168,14 @@ pub struct VmInstance {
     pub relay: Relay,
     pub ns: Netns,
     pub guest_kib: u64,
+    /// Launch events after t0 (e.g. Firecracker's API ready, InstanceStart).
+    pub phases: Vec<(String, Duration)>,
+}
+
+impl VmInstance {
+    pub fn new(process: ProcessInstance, relay: Relay, ns: Netns, guest_kib: u64) -> VmInstance {
+        VmInstance { process, relay, ns, guest_kib, phases: Vec::new() }
+    }
 }
 
 impl Instance for VmInstance {
@@ -199,6 +207,10 @@ impl Instance for VmInstance {
 
     fn log_tail(&self) -> String {
         self.process.log_tail()
+    }
+
+    fn launch_phases(&self) -> Vec<(String, Duration)> {
+        self.phases.clone()
     }
 
     fn extra_resources(&self) -> Vec<ExtraResource> {
