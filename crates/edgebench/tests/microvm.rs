@@ -170,3 +170,34 @@ fn qemu_tcg_campaign_serves_hello() {
     }
     assert_nothing_left();
 }
+
+#[test]
+fn firecracker_measures_the_vmm_floor_and_says_why_linux_is_not_measured() {
+    let _l = lock();
+    if !common::available("firecracker") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = common::small_options(&["firecracker"], &[Workload::Hello], dir.path());
+    options.reps = 1;
+    let (_, samples) = common::run_campaign(options);
+    let floor: Vec<_> = samples.iter().filter(|s| s.variant.starts_with("vmm-floor")).collect();
+    let failed: Vec<_> = floor.iter().filter(|s| !s.ok).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    for (metric, phase) in [
+        ("vmm_boot", "api_ready"),
+        ("vmm_boot", "instance_start"),
+        ("vmm_boot", "boot_timer_seen"),
+        ("vmm_boot_timer", ""),
+        ("vmm_restore", "resumed"),
+    ] {
+        assert!(floor.iter().any(|s| s.metric == metric && s.phase == phase && s.ok), "{metric} {phase}");
+    }
+    // The floor never produces workload figures.
+    assert!(!floor.iter().any(|s| s.metric.starts_with("cold_start") || s.metric.starts_with("latency")));
+    let linux: Vec<_> = samples.iter().filter(|s| s.variant.starts_with("linux") && s.metric == "cold_start").collect();
+    if edgebench::environment::virtualization()["mode"] == "kvm-pvm" {
+        assert!(!linux.is_empty() && linux.iter().all(|s| !s.ok && s.error.contains("PVM")), "{linux:?}");
+    }
+    assert_nothing_left();
+}
