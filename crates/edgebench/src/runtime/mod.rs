@@ -142,6 +142,11 @@ pub trait Runtime: Sync {
     fn prepare(&self, _ctx: &Context<'_>, _workload: Workload, _variant: &str) -> Result<()> {
         Ok(())
     }
+    /// `Err(why)` when `variant` answers no workload requests on this host
+    /// (e.g. a VMM-only measurement, or a guest this host cannot boot).
+    fn serves_workloads(&self, _variant: &str) -> std::result::Result<(), String> {
+        Ok(())
+    }
     /// Variants that measure something other than a workload server (e.g. a
     /// VMM booting a minimal guest) run their own trial instead of launch +
     /// probe: `Some(samples)`, stored under metric names of their own.

@@ -115,12 +115,20 @@ impl Runtime for Firecracker {
         let _ = std::fs::remove_dir_all(ctx.work_dir.join("state/firecracker-snapshot"));
     }
 
-    fn own_trial(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Option<Vec<OwnSample>> {
-        if spec.variant == "linux-pvm" {
-            return Some(vec![OwnSample::failed("cold_start", "", PVM_REASON)]);
+    fn serves_workloads(&self, variant: &str) -> std::result::Result<(), String> {
+        if variant.starts_with("vmm-floor") {
+            return Err("vmm-floor boots a minimal guest that serves nothing: it measures the VMM".into());
         }
+        if host_mode() == "kvm-pvm" {
+            return Err(PVM_REASON.into());
+        }
+        Ok(())
+    }
+
+    fn own_trial(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Option<Vec<OwnSample>> {
         if !spec.variant.starts_with("vmm-floor") {
-            return None;
+            // A Linux guest this host cannot boot: one failed sample per trial, never a number.
+            return self.serves_workloads(spec.variant).err().map(|why| vec![OwnSample::failed("cold_start", "", why)]);
         }
         let Some(bin) = self.binary() else { return Some(vec![OwnSample::failed("vmm_boot", "", "no firecracker")]) };
         Some(match Self::floor_kernel(ctx) {
@@ -130,6 +138,9 @@ impl Runtime for Firecracker {
     }
 
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
+        if let Err(why) = self.serves_workloads(spec.variant) {
+            bail!("firecracker {}: {why}", spec.variant);
+        }
         let bin = self.binary().context("firecracker not found")?;
         let guest = GuestFiles::new(ctx.artifacts);
         let kernel = guest.vmlinux();

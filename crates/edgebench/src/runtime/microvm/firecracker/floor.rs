@@ -5,8 +5,9 @@
 //! Metrics (host-observed, t0 just before spawning firecracker):
 //! - `vmm_boot` phases `api_ready`, `configured`, `instance_start` (the
 //!   InstanceStart response), `boot_timer_seen` (the boot timer's log line
-//!   read by edgebench); `vmm_boot_timer`: Firecracker's own figure
-//!   (InstanceStart request → the guest's write).
+//!   read by edgebench; it is polled only after the InstanceStart response,
+//!   so it cannot be earlier than that); `vmm_boot_timer`: Firecracker's own
+//!   figure (InstanceStart request received → the guest's write).
 //! - `vmm_restore` phases `api_ready`, `resumed` (snapshot load with resume
 //!   answered), from a snapshot created once per campaign.
 //! - `vmm_overhead_pss`, `guest_memory` (phase `vmm-floor`): firecracker's PSS
