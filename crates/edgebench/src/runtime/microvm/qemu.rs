@@ -1,7 +1,8 @@
 //! `qemu-microvm`: QEMU's `microvm` machine booting our guest. Variant `kvm`
 //! where the CPU has VT-x/AMD-V, `tcg` (QEMU's emulator) everywhere: the
 //! variant names the mode so that a TCG figure is never read as a KVM one.
-//! Under KVM-PVM the stock Debian kernel does not reach init: no `kvm` variant.
+//! Under KVM-PVM the stock Debian kernel does not reach init: variant `kvm-pvm`
+//! is listed and reported "not measured" with that reason, never a number.
 
 use super::guest::{GuestFiles, MODULES};
 use super::netns::{Netns, GUEST_IP, GUEST_MAC, NET_PREFIX, TAP};
@@ -9,7 +10,7 @@ use super::relay::Relay;
 use super::{guest_addr, host_mode, host_tsc_khz, memory, privilege_problem};
 use crate::artifacts::Artifacts;
 use crate::runtime::process::{spawn, ProcessInstance, WarmMode};
-use crate::runtime::{Context, Detection, ExtraResource, Instance, LaunchSpec, Runtime, WarmStart};
+use crate::runtime::{Context, Detection, ExtraResource, Instance, LaunchSpec, OwnSample, Runtime, WarmStart};
 use anyhow::{bail, Context as _, Result};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -20,6 +21,8 @@ use std::time::{Duration, Instant};
 
 const QEMU: &str = "qemu-system-x86_64";
 const GUEST_MEMORY_MIB: u64 = 256;
+pub const KVM_PVM_REASON: &str = "not measured: this host's KVM is PVM (kvm_pvm, no vmx/svm): the stock Debian \
+                                  kernel does not reach init under it; the tcg variant boots the same guest";
 
 pub struct QemuMicrovm {
     /// A kernel of the user's (`EDGEBENCH_VM_KERNEL`) instead of Debian's: it
@@ -91,11 +94,23 @@ impl Runtime for QemuMicrovm {
     }
 
     fn variants(&self) -> &'static [&'static str] {
-        if host_mode() == "hardware-kvm" {
-            &["kvm", "tcg"]
-        } else {
-            &["tcg"]
+        match host_mode().as_str() {
+            "hardware-kvm" => &["kvm", "tcg"],
+            "kvm-pvm" => &["tcg", "kvm-pvm"],
+            _ => &["tcg"],
         }
+    }
+
+    fn serves_workloads(&self, variant: &str) -> std::result::Result<(), String> {
+        if variant == "kvm-pvm" {
+            return Err(KVM_PVM_REASON.into());
+        }
+        Ok(())
+    }
+
+    fn own_trial(&self, _ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Option<Vec<OwnSample>> {
+        // One failed sample per trial with the reason, never a number.
+        self.serves_workloads(spec.variant).err().map(|why| vec![OwnSample::failed("cold_start", "", why)])
     }
 
     fn detect(&self, artifacts: &Artifacts) -> Detection {
@@ -143,6 +158,9 @@ impl Runtime for QemuMicrovm {
     }
 
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
+        if let Err(why) = self.serves_workloads(spec.variant) {
+            bail!("qemu-microvm {}: {why}", spec.variant);
+        }
         let qemu = Self::qemu().with_context(|| format!("{QEMU} not found: apt-get install qemu-system-x86"))?;
         let guest = GuestFiles::new(ctx.artifacts);
         let mut command = self.command(qemu, &guest, spec)?;

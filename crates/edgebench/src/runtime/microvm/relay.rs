@@ -17,8 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// How long one connection attempt to a guest that is not up may take.
-const GUEST_CONNECT_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long one connection attempt to a guest that is not up may take: a SYN
+/// sent before the guest's network is up is lost, so this bounds how late the
+/// guest's first accept can be noticed (and must exceed a slow guest's SYN-ACK).
+const GUEST_CONNECT_TIMEOUT: Duration = Duration::from_millis(50);
 const GUEST_POLL_PAUSE: Duration = Duration::from_millis(2);
 
 pub struct Relay {
