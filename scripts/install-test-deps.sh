@@ -21,7 +21,10 @@ if [ ${#needed[@]} -gt 0 ]; then
 fi
 
 # Debian packages (apt-get update only when something is missing).
-packages=(docker.io chromium nats-server docker-registry nftables iproute2)
+# nftables, iproute2: the firewall profiles; qemu-system-x86, iproute2: the qemu-microvm backend (the guest kernel is
+# fetched by `edgebench build` with apt-get download); lz4: Firecracker's ELF
+# kernel. Firecracker itself is not installed here (no registry carries it).
+packages=(docker.io chromium nats-server docker-registry nftables iproute2 qemu-system-x86 lz4)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -33,6 +33,11 @@ impl Artifacts {
         self.target_dir.join(MUSL_TARGET).join("release/edgebench-workload")
     }
 
+    /// PID 1 of the micro-VM guest (static musl).
+    pub fn guest_init(&self) -> PathBuf {
+        self.target_dir.join(MUSL_TARGET).join("release/edgebench-guest-init")
+    }
+
     pub fn component(&self, workload: Workload) -> PathBuf {
         self.target_dir.join(WASIP2_TARGET).join("release").join(format!("{workload}.wasm"))
     }
@@ -55,6 +60,7 @@ impl Artifacts {
     pub fn required(&self) -> Vec<(String, PathBuf)> {
         let mut all = vec![
             ("native server".to_string(), self.native_server()),
+            ("micro-VM guest init".to_string(), self.guest_init()),
             ("embedded Wasmtime host".to_string(), self.wasmtime_host()),
             ("embedded Wasmtime host's compiler".to_string(), self.wasmtime_compiler()),
         ];
@@ -79,6 +85,7 @@ impl Artifacts {
         }
         ensure_rustup_targets(&[MUSL_TARGET, WASIP2_TARGET])?;
         self.cargo(&["build", "--release", "--target", MUSL_TARGET, "-p", "edgebench-workload-native"])?;
+        self.cargo(&["build", "--release", "--target", MUSL_TARGET, "-p", "edgebench-guest-init"])?;
         self.cargo(&["build", "--release", "--target", WASIP2_TARGET, "-p", "edgebench-workload-wasi-http"])?;
         self.cargo(&["build", "--release", "--target", MUSL_TARGET, "-p", "edgebench-wasmtime-host"])?;
         self.cargo(&["build", "--release", "-p", "edgebench-wasmtime-host", "--features", "compiler"])?;
@@ -97,6 +104,11 @@ impl Artifacts {
             if !status.success() {
                 bail!("precompiling {} failed ({status})", wasm.display());
             }
+        }
+        // The micro-VM guest needs apt (Debian's kernel): without it, only the
+        // micro-VM runtimes are not measured (they say why), the rest still runs.
+        if let Err(e) = crate::runtime::microvm::guest::build(self) {
+            eprintln!("edgebench build: micro-VM guest not built: {e:#}");
         }
         Ok(())
     }

@@ -78,6 +78,13 @@ pub struct RunArgs {
     /// Do not build artifacts first (fails if any is missing).
     #[arg(long)]
     pub no_build: bool,
+    /// The Firecracker binary (default: EDGEBENCH_FIRECRACKER, else `firecracker` on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub firecracker_bin: Option<PathBuf>,
+    /// A guest kernel for qemu-microvm instead of Debian's (EDGEBENCH_VM_KERNEL);
+    /// it must have virtio-mmio and virtio-net built in.
+    #[arg(long, value_name = "PATH")]
+    pub vm_kernel: Option<PathBuf>,
     /// Skip the unrecorded warm-up launch of each configuration.
     #[arg(long)]
     pub no_warmup: bool,
@@ -108,6 +115,22 @@ pub struct RunArgs {
 
 impl RunArgs {
     pub fn options(&self) -> Result<Options> {
+        // The micro-VM backends read these when constructed (runtime::all).
+        if let Some(bin) = &self.firecracker_bin {
+            if !runtime::is_executable(bin) {
+                bail!("--firecracker-bin {}: not an executable file", bin.display());
+            }
+            std::env::set_var("EDGEBENCH_FIRECRACKER", bin);
+        }
+        if let Some(kernel) = &self.vm_kernel {
+            if !kernel.is_file() {
+                bail!(
+                    "--vm-kernel {}: no such file (pass a kernel image, or omit it to boot Debian's)",
+                    kernel.display()
+                );
+            }
+            std::env::set_var("EDGEBENCH_VM_KERNEL", kernel);
+        }
         let mut o = Options::default();
         if let Some(r) = &self.runtimes {
             let names: Vec<String> = r.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();

@@ -61,6 +61,20 @@ impl Trial<'_> {
         let mut write = |samples: Vec<Sample>| {
             store.insert_samples(campaign, &samples).map_err(|e| Failure::Failed(format!("store: {e:#}")))
         };
+        if let Some(own) = self.own_trial() {
+            let samples: Vec<Sample> = own
+                .iter()
+                .map(|o| match &o.value {
+                    Ok(v) => self.sample(&o.metric, &o.phase, 0, *v, &o.unit),
+                    Err(e) => self.failed(&o.metric, &o.phase, e),
+                })
+                .collect();
+            write(samples)?;
+            return match own.iter().find_map(|o| o.value.as_ref().err()) {
+                Some(e) => Err(failed(e.clone())),
+                None => Ok(()),
+            };
+        }
         let launched = launch_until_ready_in(self.runtime, self.key, self.ctx, self.interrupted, self.network);
         let (mut instance, ready) = match launched {
             Ok(x) => x,
@@ -97,6 +111,19 @@ impl Trial<'_> {
         let stopped = instance.stop();
         result?;
         stopped.map_err(|e| failed(format!("stopping: {e:#}")))
+    }
+
+    /// The runtime's own trial for this variant, if it has one.
+    fn own_trial(&self) -> Option<Vec<crate::runtime::OwnSample>> {
+        let addr = free_loopback_addr().ok()?;
+        let spec = LaunchSpec {
+            workload: self.key.workload,
+            variant: &self.key.variant,
+            addr,
+            label: self.key.label(),
+            netns: None,
+        };
+        self.runtime.own_trial(self.ctx, &spec)
     }
 
     fn measure_running(
@@ -348,6 +375,19 @@ pub fn warm_up(
     interrupted: &AtomicBool,
     network: Option<&Network>,
 ) -> Result<(), String> {
+    let spec = LaunchSpec {
+        workload: key.workload,
+        variant: &key.variant,
+        addr: ([127, 0, 0, 1], 0).into(),
+        label: key.label(),
+        netns: None,
+    };
+    if let Some(own) = runtime.own_trial(ctx, &spec) {
+        return match own.into_iter().find_map(|o| o.value.err()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+    }
     match launch_until_ready_in(runtime, key, ctx, interrupted, network) {
         Ok((mut instance, _)) => instance.stop().map_err(|e| e.to_string()),
         Err(Failure::Failed(e)) => Err(e),

@@ -2,6 +2,7 @@
 //! file here and a line in [`all`].
 
 pub mod docker;
+pub mod microvm;
 mod native;
 pub mod process;
 pub mod wasmcloud;
@@ -26,6 +27,8 @@ pub fn all() -> Vec<Box<dyn Runtime>> {
         Box::new(wasmtime_cli::WasmtimeCli),
         Box::new(docker::Docker::from_env()),
         Box::new(wasmcloud::Wasmcloud::default()),
+        Box::new(microvm::QemuMicrovm::from_env()),
+        Box::new(microvm::Firecracker::from_env()),
     ]
 }
 
@@ -115,6 +118,30 @@ pub struct ExtraResource {
     pub unit: String,
 }
 
+/// One figure of an own trial ([`Runtime::own_trial`]): a value, or why it is missing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnSample {
+    pub metric: String,
+    pub phase: String,
+    pub value: Result<f64, String>,
+    pub unit: String,
+}
+
+impl OwnSample {
+    pub fn ms(metric: &str, phase: &str, d: Duration) -> OwnSample {
+        OwnSample {
+            metric: metric.into(),
+            phase: phase.into(),
+            value: Ok(d.as_nanos() as f64 / 1e6),
+            unit: "ms".into(),
+        }
+    }
+
+    pub fn failed(metric: &str, phase: &str, why: impl Into<String>) -> OwnSample {
+        OwnSample { metric: metric.into(), phase: phase.into(), value: Err(why.into()), unit: String::new() }
+    }
+}
+
 /// `Sync`: scaling experiments launch instances from several threads at once.
 pub trait Runtime: Sync {
     fn name(&self) -> &'static str;
@@ -130,6 +157,17 @@ pub trait Runtime: Sync {
     /// Work done once before any measurement (e.g. an image build).
     fn prepare(&self, _ctx: &Context<'_>, _workload: Workload, _variant: &str) -> Result<()> {
         Ok(())
+    }
+    /// `Err(why)` when `variant` answers no workload requests on this host
+    /// (e.g. a VMM-only measurement, or a guest this host cannot boot).
+    fn serves_workloads(&self, _variant: &str) -> std::result::Result<(), String> {
+        Ok(())
+    }
+    /// Variants that measure something other than a workload server (e.g. a
+    /// VMM booting a minimal guest) run their own trial instead of launch +
+    /// probe: `Some(samples)`, stored under metric names of their own.
+    fn own_trial(&self, _ctx: &Context<'_>, _spec: &LaunchSpec<'_>) -> Option<Vec<OwnSample>> {
+        None
     }
     /// Starts an instance. t0 is taken inside, just before the launch call.
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>>;

@@ -71,6 +71,10 @@ impl ProcessInstance {
         self.child.id()
     }
 
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
+    }
+
     fn group(&self) -> Pid {
         Pid::from_raw(self.child.id() as i32)
     }

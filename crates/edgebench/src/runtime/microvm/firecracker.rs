@@ -1,0 +1,200 @@
+//! `firecracker`: the Firecracker VMM, driven over its API socket.
+//!
+//! Variants carry the virtualisation mode: `linux-<mode>` boots our Linux
+//! guest and serves the workload (needs hardware KVM: under KVM-PVM a stock
+//! Linux guest never reaches user space, so there it is "not measured" with
+//! that reason, never a number); `vmm-floor-<mode>` measures the VMM itself
+//! with a minimal guest edgebench writes (see `floor`), under its own metric
+//! names.
+
+mod api;
+mod floor;
+mod floor_guest;
+
+pub use floor::parse_boot_timer;
+
+use super::guest::{GuestFiles, MODULES};
+use super::netns::{Netns, GUEST_IP, GUEST_MAC, NET_PREFIX, TAP};
+use super::qemu::VmInstance;
+use super::relay::Relay;
+use super::{guest_addr, host_mode, privilege_problem};
+use crate::artifacts::Artifacts;
+use crate::runtime::process::{scratch_dir, spawn, WarmMode};
+use crate::runtime::{Context, Detection, Instance, LaunchSpec, OwnSample, Runtime};
+use anyhow::{bail, Context as _, Result};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub const PVM_REASON: &str = "not measured: this host's KVM is PVM (kvm_pvm, no vmx/svm): a stock Linux guest does \
+                              not reach user space; the vmm-floor variant measures the VMM itself";
+const LINUX_MEMORY_MIB: u64 = 256;
+
+pub struct Firecracker {
+    bin: Option<PathBuf>,
+    /// Created by the first vmm-floor trial, restored by every one.
+    snapshot: Mutex<Option<floor::Snapshot>>,
+}
+
+impl Firecracker {
+    /// The binary named by `EDGEBENCH_FIRECRACKER`, else `firecracker` on PATH.
+    pub fn from_env() -> Firecracker {
+        Firecracker::with_binary(std::env::var_os("EDGEBENCH_FIRECRACKER").map(PathBuf::from))
+    }
+
+    pub fn with_binary(bin: Option<PathBuf>) -> Firecracker {
+        Firecracker { bin, snapshot: Mutex::new(None) }
+    }
+
+    fn binary(&self) -> Option<PathBuf> {
+        self.bin.clone().or_else(|| crate::runtime::which("firecracker"))
+    }
+
+    fn floor_kernel(ctx: &Context<'_>) -> Result<PathBuf> {
+        let path = ctx.work_dir.join("state/vmm-floor.elf");
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        std::fs::write(&path, floor_guest::elf())?;
+        Ok(path)
+    }
+}
+
+impl Runtime for Firecracker {
+    /// The VM sits in a namespace of its own behind a relay on 127.0.0.1:
+    /// firewall profiles apply on the host side, where the relay is reached.
+    fn network_placement(&self) -> crate::runtime::Placement {
+        crate::runtime::Placement::HostLoopback
+    }
+
+    fn name(&self) -> &'static str {
+        "firecracker"
+    }
+
+    fn variants(&self) -> &'static [&'static str] {
+        match host_mode().as_str() {
+            "hardware-kvm" => &["linux-kvm", "vmm-floor-kvm"],
+            "kvm-pvm" => &["linux-pvm", "vmm-floor-pvm"],
+            _ => &["linux", "vmm-floor"],
+        }
+    }
+
+    fn detect(&self, artifacts: &Artifacts) -> Detection {
+        let Some(bin) = self.binary().filter(|b| crate::runtime::is_executable(b)) else {
+            return Detection::missing(
+                "firecracker not found: put it on PATH (release from github.com/firecracker-microvm/firecracker, \
+                 or built from source) or set EDGEBENCH_FIRECRACKER",
+            );
+        };
+        if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+            return Detection::missing("/dev/kvm is missing or not accessible: Firecracker needs KVM");
+        }
+        if let Some(why) = privilege_problem() {
+            return Detection::missing(why);
+        }
+        let version = crate::runtime::version_of(&bin, &["--version"]).unwrap_or_default();
+        let guest = GuestFiles::new(artifacts);
+        Detection::found(format!("{version}; guest kernel {}; host {}", guest.kernel_release(), host_mode()), bin)
+    }
+
+    fn notes(&self, _workload: crate::Workload) -> Option<String> {
+        Some(format!(
+            "variant = guest + virtualisation mode (host: {}). vmm-floor: Firecracker with a minimal guest that \
+             only writes its boot timer; metrics vmm_boot / vmm_boot_timer / vmm_restore measure the VMM, not a \
+             workload, and are the same for every workload",
+            host_mode()
+        ))
+    }
+
+    fn ready_timeout(&self, _variant: &str) -> Duration {
+        Duration::from_secs(30)
+    }
+
+    fn setup(&self, _ctx: &Context<'_>) -> Result<()> {
+        super::netns::remove_leftovers();
+        Ok(())
+    }
+
+    fn teardown(&self, ctx: &Context<'_>) {
+        self.snapshot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let _ = std::fs::remove_dir_all(ctx.work_dir.join("state/firecracker-snapshot"));
+    }
+
+    fn serves_workloads(&self, variant: &str) -> std::result::Result<(), String> {
+        if variant.starts_with("vmm-floor") {
+            return Err("vmm-floor boots a minimal guest that serves nothing: it measures the VMM".into());
+        }
+        if host_mode() == "kvm-pvm" {
+            return Err(PVM_REASON.into());
+        }
+        Ok(())
+    }
+
+    fn own_trial(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Option<Vec<OwnSample>> {
+        if !spec.variant.starts_with("vmm-floor") {
+            // A Linux guest this host cannot boot: one failed sample per trial, never a number.
+            return self.serves_workloads(spec.variant).err().map(|why| vec![OwnSample::failed("cold_start", "", why)]);
+        }
+        let Some(bin) = self.binary() else { return Some(vec![OwnSample::failed("vmm_boot", "", "no firecracker")]) };
+        Some(match Self::floor_kernel(ctx) {
+            Ok(kernel) => floor::trial(&bin, ctx, spec, &kernel, &self.snapshot),
+            Err(e) => vec![OwnSample::failed("vmm_boot", "", format!("writing the floor guest: {e:#}"))],
+        })
+    }
+
+    fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
+        if let Err(why) = self.serves_workloads(spec.variant) {
+            bail!("firecracker {}: {why}", spec.variant);
+        }
+        let bin = self.binary().context("firecracker not found")?;
+        let guest = GuestFiles::new(ctx.artifacts);
+        let kernel = guest.vmlinux();
+        if !kernel.is_file() {
+            bail!(
+                "guest kernel {} (ELF, extracted from Debian's bzImage with lz4) does not exist: run `edgebench build`",
+                kernel.display()
+            );
+        }
+        let ns = Netns::create()?;
+        let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
+        let socket = dir.join("api.sock");
+        let mut command = Command::new(bin);
+        command.arg("--api-sock").arg(&socket).args(["--level", "Warning"]);
+        let ns_fd = ns.handle().as_raw_fd();
+        // SAFETY: setns is a plain syscall; the descriptor stays open in the parent until spawn returns.
+        unsafe {
+            command.pre_exec(move || {
+                let fd = std::os::fd::BorrowedFd::borrow_raw(ns_fd);
+                nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+            });
+        }
+        let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
+        let mut process = spawn(command, &ctx.env, spec.addr, log, Some(dir), WarmMode::None)?;
+        let t0 = process.launched_at();
+        let api = api::Api::new(&socket);
+        api.wait_ready(Duration::from_secs(10), &mut || process.exited())?;
+        let api_ready = t0.elapsed();
+        // Never Firecracker's default boot arguments: they contain `nomodule`.
+        let args = format!(
+            "console=ttyS0 reboot=k panic=1 quiet eb.ip={GUEST_IP}/{NET_PREFIX} eb.workload={} eb.modules={}",
+            spec.workload.name(),
+            MODULES.join(",")
+        );
+        let boot = format!(
+            r#"{{"kernel_image_path":"{}","initrd_path":"{}","boot_args":"{args}"}}"#,
+            kernel.display(),
+            guest.initramfs().display()
+        );
+        api.call("PUT", "/boot-source", &boot)?;
+        api.call("PUT", "/machine-config", &format!(r#"{{"vcpu_count":1,"mem_size_mib":{LINUX_MEMORY_MIB}}}"#))?;
+        let net = format!(r#"{{"iface_id":"eth0","host_dev_name":"{TAP}","guest_mac":"{GUEST_MAC}"}}"#);
+        api.call("PUT", "/network-interfaces/eth0", &net)?;
+        api.call("PUT", "/actions", r#"{"action_type":"InstanceStart"}"#)?;
+        let instance_start = t0.elapsed();
+        let relay = Relay::start(spec.addr, guest_addr(), &ns).context("starting the relay into the VM's namespace")?;
+        let mut vm = VmInstance::new(process, relay, ns, LINUX_MEMORY_MIB * 1024);
+        vm.phases = vec![("api_ready".into(), api_ready), ("instance_start".into(), instance_start)];
+        Ok(Box::new(vm))
+    }
+}

@@ -1,0 +1,247 @@
+//! `qemu-microvm`: QEMU's `microvm` machine booting our guest. Variant `kvm`
+//! where the CPU has VT-x/AMD-V, `tcg` (QEMU's emulator) everywhere: the
+//! variant names the mode so that a TCG figure is never read as a KVM one.
+//! Under KVM-PVM the stock Debian kernel does not reach init: variant `kvm-pvm`
+//! is listed and reported "not measured" with that reason, never a number.
+
+use super::guest::{GuestFiles, MODULES};
+use super::netns::{Netns, GUEST_IP, GUEST_MAC, NET_PREFIX, TAP};
+use super::relay::Relay;
+use super::{guest_addr, host_mode, host_tsc_khz, memory, privilege_problem};
+use crate::artifacts::Artifacts;
+use crate::runtime::process::{spawn, ProcessInstance, WarmMode};
+use crate::runtime::{Context, Detection, ExtraResource, Instance, LaunchSpec, OwnSample, Runtime, WarmStart};
+use anyhow::{bail, Context as _, Result};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const QEMU: &str = "qemu-system-x86_64";
+const GUEST_MEMORY_MIB: u64 = 256;
+pub const KVM_PVM_REASON: &str = "not measured: this host's KVM is PVM (kvm_pvm, no vmx/svm): the stock Debian \
+                                  kernel does not reach init under it; the tcg variant boots the same guest";
+
+pub struct QemuMicrovm {
+    /// A kernel of the user's (`EDGEBENCH_VM_KERNEL`) instead of Debian's: it
+    /// must have virtio-mmio and virtio-net built in (no modules are loaded).
+    kernel: Option<PathBuf>,
+}
+
+impl QemuMicrovm {
+    pub fn from_env() -> QemuMicrovm {
+        QemuMicrovm { kernel: std::env::var_os("EDGEBENCH_VM_KERNEL").map(PathBuf::from) }
+    }
+
+    pub fn with_kernel(kernel: PathBuf) -> QemuMicrovm {
+        QemuMicrovm { kernel: Some(kernel) }
+    }
+
+    fn qemu() -> Option<PathBuf> {
+        std::env::var_os("EDGEBENCH_QEMU").map(PathBuf::from).or_else(|| crate::runtime::which(QEMU))
+    }
+
+    fn command(&self, qemu: PathBuf, guest: &GuestFiles, spec: &LaunchSpec<'_>) -> Result<Command> {
+        let kernel = self.kernel.clone().unwrap_or_else(|| guest.kernel());
+        if !kernel.is_file() {
+            bail!(
+                "guest kernel {} does not exist: run `edgebench build` (fetches Debian's {}) or point \
+                 EDGEBENCH_VM_KERNEL at a kernel image",
+                kernel.display(),
+                super::guest::KERNEL_PACKAGE
+            );
+        }
+        let mut append = vec![
+            "console=ttyS0".to_string(),
+            "quiet".into(),
+            "panic=-1".into(),
+            format!("eb.ip={GUEST_IP}/{NET_PREFIX}"),
+            format!("eb.workload={}", spec.workload.name()),
+        ];
+        if self.kernel.is_none() {
+            append.push(format!("eb.modules={}", MODULES.join(",")));
+        }
+        let accel = match spec.variant {
+            "kvm" => ["-accel", "kvm", "-cpu", "host"],
+            _ => {
+                // TCG: the kernel's TSC calibration against the emulated PIT takes seconds.
+                if let Some(khz) = host_tsc_khz() {
+                    append.push(format!("tsc_early_khz={khz}"));
+                }
+                ["-accel", "tcg", "-cpu", "max"]
+            }
+        };
+        let mut c = Command::new(qemu);
+        c.args(["-M", "microvm", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
+            .args(accel)
+            .args(["-m", &format!("{GUEST_MEMORY_MIB}M"), "-smp", "1", "-serial", "stdio"])
+            .arg("-kernel")
+            .arg(kernel)
+            .arg("-initrd")
+            .arg(guest.initramfs())
+            .args(["-append", &append.join(" ")])
+            .args(["-netdev", &format!("tap,id=net0,ifname={TAP},script=no,downscript=no")])
+            .args(["-device", &format!("virtio-net-device,netdev=net0,mac={GUEST_MAC}")]);
+        Ok(c)
+    }
+}
+
+impl Runtime for QemuMicrovm {
+    /// The VM sits in a namespace of its own behind a relay on 127.0.0.1:
+    /// firewall profiles apply on the host side, where the relay is reached.
+    fn network_placement(&self) -> crate::runtime::Placement {
+        crate::runtime::Placement::HostLoopback
+    }
+
+    fn name(&self) -> &'static str {
+        "qemu-microvm"
+    }
+
+    fn variants(&self) -> &'static [&'static str] {
+        match host_mode().as_str() {
+            "hardware-kvm" => &["kvm", "tcg"],
+            "kvm-pvm" => &["tcg", "kvm-pvm"],
+            _ => &["tcg"],
+        }
+    }
+
+    fn serves_workloads(&self, variant: &str) -> std::result::Result<(), String> {
+        if variant == "kvm-pvm" {
+            return Err(KVM_PVM_REASON.into());
+        }
+        Ok(())
+    }
+
+    fn own_trial(&self, _ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Option<Vec<OwnSample>> {
+        // One failed sample per trial with the reason, never a number.
+        self.serves_workloads(spec.variant).err().map(|why| vec![OwnSample::failed("cold_start", "", why)])
+    }
+
+    fn detect(&self, artifacts: &Artifacts) -> Detection {
+        let Some(qemu) = Self::qemu() else {
+            return Detection::missing(format!("{QEMU} not found: apt-get install qemu-system-x86"));
+        };
+        if let Some(why) = privilege_problem() {
+            return Detection::missing(why);
+        }
+        let guest = GuestFiles::new(artifacts);
+        if self.kernel.is_none() {
+            if let Some(why) = guest.missing() {
+                return Detection::missing(why);
+            }
+        } else if !guest.initramfs().exists() {
+            return Detection::missing(format!("{} is not built: run `edgebench build`", guest.initramfs().display()));
+        }
+        let version = crate::runtime::version_of(&qemu, &["--version"]).unwrap_or_default();
+        let kernel = match &self.kernel {
+            Some(k) => k.display().to_string(),
+            None => guest.kernel_release(),
+        };
+        Detection::found(format!("{version}; guest kernel {kernel}; host {}", host_mode()), qemu)
+    }
+
+    fn notes(&self, _workload: crate::Workload) -> Option<String> {
+        Some(format!(
+            "variant = virtualisation mode (tcg: QEMU's emulator, not hardware virtualisation; host: {}). \
+             Guest: Debian cloud kernel + edgebench's initramfs, 1 vCPU, {GUEST_MEMORY_MIB} MiB. The client \
+             reaches the guest through edgebench's TCP relay from loopback into the VM's network namespace \
+             (created before t0); memory: vmm_overhead_pss = QEMU PSS without the guest RAM mapping, \
+             guest_memory = that mapping's PSS",
+            host_mode()
+        ))
+    }
+
+    fn ready_timeout(&self, variant: &str) -> Duration {
+        // TCG boots a full kernel in an emulator: seconds, more when the host is busy.
+        Duration::from_secs(if variant == "kvm" { 30 } else { 90 })
+    }
+
+    fn setup(&self, _ctx: &Context<'_>) -> Result<()> {
+        super::netns::remove_leftovers();
+        Ok(())
+    }
+
+    fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
+        if let Err(why) = self.serves_workloads(spec.variant) {
+            bail!("qemu-microvm {}: {why}", spec.variant);
+        }
+        let qemu = Self::qemu().with_context(|| format!("{QEMU} not found: apt-get install qemu-system-x86"))?;
+        let guest = GuestFiles::new(ctx.artifacts);
+        let mut command = self.command(qemu, &guest, spec)?;
+        let ns = Netns::create()?;
+        let ns_fd = ns.handle().as_raw_fd();
+        // SAFETY: setns is a plain syscall; the descriptor stays open in the parent until spawn returns.
+        unsafe {
+            command.pre_exec(move || {
+                let fd = std::os::fd::BorrowedFd::borrow_raw(ns_fd);
+                nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+            });
+        }
+        let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
+        let process = spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?;
+        let relay = Relay::start(spec.addr, guest_addr(), &ns).context("starting the relay into the VM's namespace")?;
+        Ok(Box::new(VmInstance::new(process, relay, ns, GUEST_MEMORY_MIB * 1024)))
+    }
+}
+
+/// A VMM process, its namespace and the relay into it.
+pub struct VmInstance {
+    pub process: ProcessInstance,
+    pub relay: Relay,
+    pub ns: Netns,
+    pub guest_kib: u64,
+    /// Launch events after t0 (e.g. Firecracker's API ready, InstanceStart).
+    pub phases: Vec<(String, Duration)>,
+}
+
+impl VmInstance {
+    pub fn new(process: ProcessInstance, relay: Relay, ns: Netns, guest_kib: u64) -> VmInstance {
+        VmInstance { process, relay, ns, guest_kib, phases: Vec::new() }
+    }
+}
+
+impl Instance for VmInstance {
+    fn addr(&self) -> SocketAddr {
+        self.process.addr()
+    }
+
+    fn launched_at(&self) -> Instant {
+        self.process.launched_at()
+    }
+
+    fn exited(&mut self) -> Option<String> {
+        if let Some(how) = self.process.exited() {
+            return Some(how);
+        }
+        self.relay.error().map(|e| format!("relay: {e}"))
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.process.pids()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.relay.stop();
+        let stopped = self.process.stop();
+        self.ns.delete()?;
+        stopped
+    }
+
+    fn log_tail(&self) -> String {
+        self.process.log_tail()
+    }
+
+    fn launch_phases(&self) -> Vec<(String, Duration)> {
+        self.phases.clone()
+    }
+
+    fn extra_resources(&self) -> Vec<ExtraResource> {
+        memory::resources(self.process.pid(), self.guest_kib)
+    }
+
+    fn warm_start(&mut self, _workload: crate::Workload) -> WarmStart {
+        WarmStart::NotApplicable("QEMU microvm: snapshot restore is not measured; every start is a cold boot".into())
+    }
+}
