@@ -116,7 +116,20 @@ impl Artifacts {
     fn cargo(&self, args: &[&str]) -> Result<()> {
         eprintln!("edgebench build: cargo {}", args.join(" "));
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
+        let mut command = Command::new(cargo);
+        // Under `cargo run`, cargo's per-package variables (CARGO_PKG_*,
+        // CARGO_MANIFEST_DIR, …) are set for us; build scripts that watch them
+        // would rebuild on every other invocation. Keep only the user's own.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let cargo_set = key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_BIN_")
+                || matches!(key.as_ref(), "CARGO_MANIFEST_DIR" | "CARGO_MANIFEST_PATH" | "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE");
+            if cargo_set {
+                command.env_remove(key.as_ref());
+            }
+        }
+        let status = command
             .args(args)
             .current_dir(&self.source)
             .env("CARGO_TARGET_DIR", &self.target_dir)
