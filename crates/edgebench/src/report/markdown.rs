@@ -27,6 +27,8 @@ pub const METRICS: &[(&str, &str)] = &[
     ("cpu_per_request", "CPU time of the instance during the closed-loop run divided by the requests it answered."),
     ("open_loop_p99", "p99 latency at a fixed arrival rate (phase `rate=R`), measured from each request's intended send time when the connection was still busy (no coordinated omission)."),
     ("open_loop_achieved", "Requests per second actually completed at that offered rate."),
+    ("aot_compile", "Ahead-of-time compile of the module (phase `prepare`, once per configuration, before and apart from every cold start): compiler launch → compiler exit."),
+    ("aot_compile_memory", "Peak resident set size of the ahead-of-time compiler process (phase `prepare`)."),
     ("scaling_start", "Cold start of each of K instances launched at once from K threads (phase `k=K`)."),
     ("scaling_rate", "K divided by the time until all K instances answered (instances/s)."),
     ("density", "Instances running at once when adding one more broke a limit: the memory budget (PSS of all instances), the latency objective (p99 on the newest), a failed start, or the bound. The cause is in the table's note."),

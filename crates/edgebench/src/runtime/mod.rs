@@ -1,10 +1,13 @@
 //! One backend per runtime behind one trait. Adding a runtime means adding a
 //! file here and a line in [`all`].
 
+mod aot;
 pub mod docker;
 mod native;
 pub mod process;
+mod wamr;
 pub mod wasmcloud;
+mod wasmedge;
 mod wasmtime_cli;
 mod wasmtime_embedded;
 
@@ -25,6 +28,8 @@ pub fn all() -> Vec<Box<dyn Runtime>> {
         Box::new(wasmtime_cli::WasmtimeCli),
         Box::new(docker::Docker::from_env()),
         Box::new(wasmcloud::Wasmcloud::default()),
+        Box::new(wasmedge::WasmEdge::default()),
+        Box::new(wamr::Wamr::default()),
     ]
 }
 
@@ -114,6 +119,11 @@ pub trait Runtime: Sync {
     /// Work done once before any measurement (e.g. an image build).
     fn prepare(&self, _ctx: &Context<'_>, _workload: Workload, _variant: &str) -> Result<()> {
         Ok(())
+    }
+    /// Figures of the work the last `prepare` of this configuration did (e.g.
+    /// an AOT compile's time and memory), stored with phase `prepare`.
+    fn prepared(&self, _workload: Workload, _variant: &str) -> Vec<ExtraResource> {
+        Vec::new()
     }
     /// Starts an instance. t0 is taken inside, just before the launch call.
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>>;
