@@ -11,6 +11,7 @@ scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p edgebench-workload-wasi-http --target wasm32-wasip2 -- -D warnings
+cargo clippy -p edgebench-workload-wasi-p1 --target wasm32-wasip1 -- -D warnings
 
 # Workload artifacts and the embedded Wasmtime host (release), used by the tests.
 cargo run --release -q -p edgebench -- build

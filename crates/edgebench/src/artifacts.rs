@@ -1,6 +1,7 @@
 //! The artifacts every runtime runs, built from this workspace by
 //! `edgebench build`: the static native server, one `wasi:http` component per
-//! workload, the embedded Wasmtime host and its precompiled components.
+//! workload, the WASI preview-1 socket servers, the embedded Wasmtime host and
+//! its precompiled components.
 
 use crate::Workload;
 use anyhow::{bail, Context, Result};
@@ -9,6 +10,11 @@ use std::process::Command;
 
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 pub const WASIP2_TARGET: &str = "wasm32-wasip2";
+pub const WASIP1_TARGET: &str = "wasm32-wasip1";
+
+/// The WASI preview-1 socket ABIs a server is built for (preview 1 has no
+/// standard listening socket: each runtime added its own functions).
+pub const WASI_P1_ABIS: [&str; 2] = ["wasmedge", "wamr"];
 
 #[derive(Clone, Debug)]
 pub struct Artifacts {
@@ -42,6 +48,11 @@ impl Artifacts {
         self.target_dir.join(WASIP2_TARGET).join("release").join(format!("{workload}.wasm"))
     }
 
+    /// The WASI preview-1 server (every workload) for one socket ABI of [`WASI_P1_ABIS`].
+    pub fn wasi_p1_server(&self, abi: &str) -> PathBuf {
+        self.target_dir.join(WASIP1_TARGET).join("release").join(format!("edgebench-{abi}.wasm"))
+    }
+
     /// The serving host: static musl, Wasmtime without a compiler.
     pub fn wasmtime_host(&self) -> PathBuf {
         self.target_dir.join(MUSL_TARGET).join("release/edgebench-wasmtime-host")
@@ -64,6 +75,9 @@ impl Artifacts {
             ("embedded Wasmtime host".to_string(), self.wasmtime_host()),
             ("embedded Wasmtime host's compiler".to_string(), self.wasmtime_compiler()),
         ];
+        for abi in WASI_P1_ABIS {
+            all.push((format!("WASI preview-1 server for {abi}"), self.wasi_p1_server(abi)));
+        }
         for w in Workload::ALL {
             all.push((format!("{w} component"), self.component(w)));
             all.push((format!("{w} precompiled component"), self.precompiled(w)));
@@ -83,10 +97,11 @@ impl Artifacts {
                 self.source.display()
             );
         }
-        ensure_rustup_targets(&[MUSL_TARGET, WASIP2_TARGET])?;
+        ensure_rustup_targets(&[MUSL_TARGET, WASIP2_TARGET, WASIP1_TARGET])?;
         self.cargo(&["build", "--release", "--target", MUSL_TARGET, "-p", "edgebench-workload-native"])?;
         self.cargo(&["build", "--release", "--target", MUSL_TARGET, "-p", "edgebench-guest-init"])?;
         self.cargo(&["build", "--release", "--target", WASIP2_TARGET, "-p", "edgebench-workload-wasi-http"])?;
+        self.cargo(&["build", "--release", "--target", WASIP1_TARGET, "-p", "edgebench-workload-wasi-p1"])?;
         self.cargo(&["build", "--release", "--target", MUSL_TARGET, "-p", "edgebench-wasmtime-host"])?;
         self.cargo(&["build", "--release", "-p", "edgebench-wasmtime-host", "--features", "compiler"])?;
         std::fs::create_dir_all(self.target_dir.join("edgebench"))?;
@@ -124,7 +139,10 @@ impl Artifacts {
             let key = key.to_string_lossy();
             let cargo_set = key.starts_with("CARGO_PKG_")
                 || key.starts_with("CARGO_BIN_")
-                || matches!(key.as_ref(), "CARGO_MANIFEST_DIR" | "CARGO_MANIFEST_PATH" | "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE");
+                || matches!(
+                    key.as_ref(),
+                    "CARGO_MANIFEST_DIR" | "CARGO_MANIFEST_PATH" | "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE"
+                );
             if cargo_set {
                 command.env_remove(key.as_ref());
             }

@@ -192,8 +192,9 @@ impl Campaign {
             if set_up.insert(runtime.name()) {
                 runtime.setup(ctx).with_context(|| format!("setting up {}", runtime.name()))?;
             }
-            for &workload in &self.options.workloads {
+            for workload in self.options.workloads.clone() {
                 runtime.prepare(ctx, workload, variant)?;
+                self.record_prepared(*runtime, workload, variant)?;
             }
         }
         let finished = self.store.finished_trials(&self.id)?;
@@ -285,6 +286,18 @@ impl Campaign {
             self.store.record_trial(&self.id, index, db_key, status, &error)?;
         }
         Ok(failures)
+    }
+
+    /// Stores what `prepare` measured, as samples of repetition 0, phase
+    /// `prepare` (a resumed campaign prepares again and adds its own).
+    fn record_prepared(&mut self, runtime: &dyn Runtime, workload: Workload, variant: &str) -> Result<()> {
+        let key = TrialKey::new(runtime.name(), variant, workload, 0);
+        let samples: Vec<_> = runtime
+            .prepared(workload, variant)
+            .into_iter()
+            .map(|f| trial::sample(&key, &f.metric, "prepare", 0, f.value, &f.unit))
+            .collect();
+        self.store.insert_samples(&self.id, &samples)
     }
 
     fn select_runtimes(&mut self) -> Result<Vec<Box<dyn Runtime>>> {

@@ -32,6 +32,8 @@ pub const METRICS: &[(&str, &str)] = &[
     ("cpu_per_request", "CPU time of the instance during the closed-loop run divided by the requests it answered."),
     ("open_loop_p99", "p99 latency at a fixed arrival rate (phase `rate=R`), measured from each request's intended send time when the connection was still busy (no coordinated omission)."),
     ("open_loop_achieved", "Requests per second actually completed at that offered rate."),
+    ("aot_compile", "Ahead-of-time compile of the module (phase `prepare`, once per configuration, before and apart from every cold start): compiler launch → compiler exit."),
+    ("aot_compile_memory", "Peak resident set size of the ahead-of-time compiler process (phase `prepare`)."),
     ("scaling_start", "Cold start of each of K instances launched at once from K threads (phase `k=K`)."),
     ("scaling_rate", "K divided by the time until all K instances answered (instances/s)."),
     ("firewall_apply", "Time to apply the trial's firewall profile before its cold start: t0 just before starting `nft -j -f -` with the profile's ruleset → t1 `nft` exited (the transaction committed). `off` removes our table."),

@@ -1,11 +1,14 @@
 //! One backend per runtime behind one trait. Adding a runtime means adding a
 //! file here and a line in [`all`].
 
+mod aot;
 pub mod docker;
 pub mod microvm;
 mod native;
 pub mod process;
+mod wamr;
 pub mod wasmcloud;
+mod wasmedge;
 mod wasmtime_cli;
 mod wasmtime_embedded;
 
@@ -29,6 +32,8 @@ pub fn all() -> Vec<Box<dyn Runtime>> {
         Box::new(wasmcloud::Wasmcloud::default()),
         Box::new(microvm::QemuMicrovm::from_env()),
         Box::new(microvm::Firecracker::from_env()),
+        Box::new(wasmedge::WasmEdge::default()),
+        Box::new(wamr::Wamr::default()),
     ]
 }
 
@@ -168,6 +173,11 @@ pub trait Runtime: Sync {
     /// probe: `Some(samples)`, stored under metric names of their own.
     fn own_trial(&self, _ctx: &Context<'_>, _spec: &LaunchSpec<'_>) -> Option<Vec<OwnSample>> {
         None
+    }
+    /// Figures of the work the last `prepare` of this configuration did (e.g.
+    /// an AOT compile's time and memory), stored with phase `prepare`.
+    fn prepared(&self, _workload: Workload, _variant: &str) -> Vec<ExtraResource> {
+        Vec::new()
     }
     /// Starts an instance. t0 is taken inside, just before the launch call.
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>>;
