@@ -7,7 +7,7 @@
 //! Prints a Markdown table. Tools that are not installed are reported as such.
 
 use edgebench::artifacts::Artifacts;
-use edgebench::campaign::{controlled_env, launch_until_ready, TrialKey};
+use edgebench::campaign::{launch_until_ready, TrialKey};
 use edgebench::measure::http;
 use edgebench::measure::load::{self, Load, Target};
 use edgebench::runtime::{self, Context};
@@ -25,15 +25,7 @@ fn main() {
     let artifacts = Artifacts::from_env();
     assert!(artifacts.missing().is_empty(), "run `edgebench build` first");
     let work = std::env::temp_dir().join(format!("edgebench-loadgen-{}", std::process::id()));
-    for sub in ["logs", "state", "home"] {
-        std::fs::create_dir_all(work.join(sub)).unwrap();
-    }
-    let ctx = Context {
-        campaign_id: "loadgen-bench".into(),
-        artifacts: &artifacts,
-        work_dir: work.clone(),
-        env: controlled_env(&work),
-    };
+    let ctx = Context::new("loadgen-bench", &artifacts, &work).unwrap();
     let native = runtime::all().into_iter().find(|r| r.name() == "native").unwrap();
     let never = AtomicBool::new(false);
     let Ok((mut instance, _)) =

@@ -234,15 +234,7 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
 fn conformance_all(runtimes: Option<String>, artifacts: Artifacts) -> Result<()> {
     ensure_artifacts(&artifacts, true)?;
     let work = std::env::temp_dir().join(format!("edgebench-conformance-{}", std::process::id()));
-    for sub in ["logs", "state", "home"] {
-        std::fs::create_dir_all(work.join(sub))?;
-    }
-    let ctx = Context {
-        campaign_id: format!("conformance-{}", std::process::id()),
-        artifacts: &artifacts,
-        work_dir: work.clone(),
-        env: campaign::controlled_env(&work),
-    };
+    let ctx = Context::new(format!("conformance-{}", std::process::id()), &artifacts, &work)?;
     let wanted: Option<Vec<String>> = runtimes.map(|r| r.split(',').map(|s| s.trim().to_string()).collect());
     let mut failures = 0;
     for r in runtime::all() {

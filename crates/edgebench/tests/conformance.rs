@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use edgebench::campaign::controlled_env;
 use edgebench::runtime::{self, Context};
 use edgebench::Workload;
 
@@ -12,15 +11,7 @@ use edgebench::Workload;
 fn every_runtime_answers_like_the_workload_core() {
     let artifacts = artifacts();
     let work = tempfile::tempdir().unwrap();
-    for sub in ["logs", "state", "home"] {
-        std::fs::create_dir_all(work.path().join(sub)).unwrap();
-    }
-    let ctx = Context {
-        campaign_id: "conformance-test".into(),
-        artifacts: &artifacts,
-        work_dir: work.path().to_path_buf(),
-        env: controlled_env(work.path()),
-    };
+    let ctx = Context::new("conformance-test", &artifacts, work.path()).unwrap();
     let mut checked = 0;
     for r in runtime::all() {
         if !available(r.name()) {

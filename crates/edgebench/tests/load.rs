@@ -16,15 +16,7 @@ use std::time::Duration;
 fn with_native_hello(f: impl FnOnce(&Target)) {
     let artifacts = artifacts();
     let work = tempfile::tempdir().unwrap();
-    for sub in ["logs", "state", "home"] {
-        std::fs::create_dir_all(work.path().join(sub)).unwrap();
-    }
-    let ctx = Context {
-        campaign_id: "load-test".into(),
-        artifacts: &artifacts,
-        work_dir: work.path().into(),
-        env: edgebench::campaign::controlled_env(work.path()),
-    };
+    let ctx = Context::new("load-test", &artifacts, work.path()).unwrap();
     let native = runtime::all().into_iter().find(|r| r.name() == "native").unwrap();
     let key = TrialKey::new("native", "static-musl", Workload::Hello, 1);
     let never = AtomicBool::new(false);

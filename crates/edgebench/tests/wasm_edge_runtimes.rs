@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use edgebench::campaign::{controlled_env, Outcome};
+use edgebench::campaign::Outcome;
 use edgebench::runtime::{self, Context};
 use edgebench::Workload;
 
@@ -49,15 +49,7 @@ fn measure(runtime: &str) {
 fn conforms(runtime: &str) {
     let artifacts = artifacts();
     let work = tempfile::tempdir().unwrap();
-    for sub in ["logs", "state", "home"] {
-        std::fs::create_dir_all(work.path().join(sub)).unwrap();
-    }
-    let ctx = Context {
-        campaign_id: "wasm-edge-conformance".into(),
-        artifacts: &artifacts,
-        work_dir: work.path().to_path_buf(),
-        env: controlled_env(work.path()),
-    };
+    let ctx = Context::new("wasm-edge-conformance", &artifacts, work.path()).unwrap();
     let backend = runtime::all().into_iter().find(|r| r.name() == runtime).unwrap();
     for variant in backend.variants() {
         for w in Workload::ALL {

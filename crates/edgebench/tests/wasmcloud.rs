@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use edgebench::campaign::{controlled_env, free_loopback_addr, Campaign, Outcome};
+use edgebench::campaign::{free_loopback_addr, Campaign, Outcome};
 use edgebench::runtime::wasmcloud::Wasmcloud;
 use edgebench::runtime::{Context, LaunchSpec, Runtime, WarmStart};
 use edgebench::Workload;
@@ -21,10 +21,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 const VARIANTS: [&str; 3] = ["host-cold", "deploy-cold", "deploy-warm"];
 
 fn context<'a>(artifacts: &'a edgebench::artifacts::Artifacts, work: &Path) -> Context<'a> {
-    for sub in ["logs", "state", "home"] {
-        std::fs::create_dir_all(work.join(sub)).unwrap();
-    }
-    Context { campaign_id: "wasmcloud-test".into(), artifacts, work_dir: work.to_path_buf(), env: controlled_env(work) }
+    Context::new("wasmcloud-test", artifacts, work).unwrap()
 }
 
 fn spec(workload: Workload, variant: &str) -> LaunchSpec<'_> {

@@ -102,16 +102,8 @@ impl Campaign {
 
     pub fn run(&mut self, interrupted: &AtomicBool) -> Result<Outcome> {
         let work_dir = self.dir.join("work");
-        for sub in ["logs", "state", "home"] {
-            std::fs::create_dir_all(work_dir.join(sub))?;
-        }
         let artifacts = self.artifacts.clone();
-        let ctx = Context {
-            campaign_id: self.id.clone(),
-            artifacts: &artifacts,
-            work_dir: work_dir.clone(),
-            env: controlled_env(&work_dir),
-        };
+        let ctx = Context::new(self.id.clone(), &artifacts, &work_dir)?;
         let resuming = self.store.campaign()?.is_some();
         let runtimes = self.select_runtimes()?;
         let detections = self.detect(&runtimes)?;

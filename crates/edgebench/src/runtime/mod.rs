@@ -72,6 +72,26 @@ pub struct Context<'a> {
     pub env: Vec<(String, String)>,
 }
 
+impl<'a> Context<'a> {
+    /// A context whose scratch space (`logs`, `state`, `home` under
+    /// `work_dir`) exists and whose runtimes get the controlled environment.
+    pub fn new(
+        campaign_id: impl Into<String>,
+        artifacts: &'a Artifacts,
+        work_dir: &Path,
+    ) -> std::io::Result<Context<'a>> {
+        for sub in ["logs", "state", "home"] {
+            std::fs::create_dir_all(work_dir.join(sub))?;
+        }
+        Ok(Context {
+            campaign_id: campaign_id.into(),
+            artifacts,
+            work_dir: work_dir.to_path_buf(),
+            env: crate::campaign::controlled_env(work_dir),
+        })
+    }
+}
+
 pub struct LaunchSpec<'a> {
     pub workload: Workload,
     pub variant: &'a str,
