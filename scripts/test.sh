@@ -14,6 +14,10 @@ cargo clippy -p edgebench-workload-wasi-http --target wasm32-wasip2 -- -D warnin
 cargo clippy -p edgebench-workload-wasi-p1 --target wasm32-wasip1 -- -D warnings
 
 # Workload artifacts and the embedded Wasmtime host (release), used by the tests.
+# Their musl builds need no musl C toolchain: the only C compiler they get is
+# scripts/musl-cc (.cargo/config.toml), which refuses any C file but Wasmtime's
+# helper. A compiler set in the environment would bypass it, so none is.
+unset CC_x86_64_unknown_linux_musl AR_x86_64_unknown_linux_musl TARGET_CC
 cargo run --release -q -p edgebench -- build
 
 # One Docker daemon for the whole suite (tests run in parallel processes; each

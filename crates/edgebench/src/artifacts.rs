@@ -6,11 +6,18 @@
 use crate::Workload;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 pub const WASIP2_TARGET: &str = "wasm32-wasip2";
 pub const WASIP1_TARGET: &str = "wasm32-wasip1";
+
+/// The cargo profile of everything that is measured (Cargo.toml says how it is tuned).
+pub const ARTIFACT_PROFILE: &str = "release";
+/// The profile of the precompiler: built fast, it only turns components into machine code.
+pub const PRECOMPILER_PROFILE: &str = "precompiler";
 
 /// The WASI preview-1 socket ABIs a server is built for (preview 1 has no
 /// standard listening socket: each runtime added its own functions).
@@ -35,32 +42,42 @@ impl Artifacts {
         Artifacts { source, target_dir }
     }
 
+    /// Where cargo puts what `edgebench build` builds for `target` (None: the host).
+    fn built(&self, target: Option<&str>, profile: &str, file: &str) -> PathBuf {
+        let dir = match target {
+            Some(t) => self.target_dir.join(t),
+            None => self.target_dir.clone(),
+        };
+        dir.join(profile).join(file)
+    }
+
     pub fn native_server(&self) -> PathBuf {
-        self.target_dir.join(MUSL_TARGET).join("release/edgebench-workload")
+        self.built(Some(MUSL_TARGET), ARTIFACT_PROFILE, "edgebench-workload")
     }
 
     /// PID 1 of the micro-VM guest (static musl).
     pub fn guest_init(&self) -> PathBuf {
-        self.target_dir.join(MUSL_TARGET).join("release/edgebench-guest-init")
+        self.built(Some(MUSL_TARGET), ARTIFACT_PROFILE, "edgebench-guest-init")
     }
 
     pub fn component(&self, workload: Workload) -> PathBuf {
-        self.target_dir.join(WASIP2_TARGET).join("release").join(format!("{workload}.wasm"))
+        self.built(Some(WASIP2_TARGET), ARTIFACT_PROFILE, &format!("{workload}.wasm"))
     }
 
     /// The WASI preview-1 server (every workload) for one socket ABI of [`WASI_P1_ABIS`].
     pub fn wasi_p1_server(&self, abi: &str) -> PathBuf {
-        self.target_dir.join(WASIP1_TARGET).join("release").join(format!("edgebench-{abi}.wasm"))
+        self.built(Some(WASIP1_TARGET), ARTIFACT_PROFILE, &format!("edgebench-{abi}.wasm"))
     }
 
     /// The serving host: static musl, Wasmtime without a compiler.
     pub fn wasmtime_host(&self) -> PathBuf {
-        self.target_dir.join(MUSL_TARGET).join("release/edgebench-wasmtime-host")
+        self.built(Some(MUSL_TARGET), ARTIFACT_PROFILE, "edgebench-wasmtime-host")
     }
 
-    /// The same host built with Cranelift, used only to precompile components.
-    pub fn wasmtime_compiler(&self) -> PathBuf {
-        self.target_dir.join("release/edgebench-wasmtime-host")
+    /// Wasmtime with Cranelift and the host's engine settings, used only to
+    /// precompile components (never measured, so built for build speed).
+    pub fn wasmtime_precompiler(&self) -> PathBuf {
+        self.built(None, PRECOMPILER_PROFILE, "edgebench-wasmtime-precompile")
     }
 
     pub fn precompiled(&self, workload: Workload) -> PathBuf {
@@ -73,7 +90,7 @@ impl Artifacts {
             ("native server".to_string(), self.native_server()),
             ("micro-VM guest init".to_string(), self.guest_init()),
             ("embedded Wasmtime host".to_string(), self.wasmtime_host()),
-            ("embedded Wasmtime host's compiler".to_string(), self.wasmtime_compiler()),
+            ("embedded Wasmtime host's precompiler".to_string(), self.wasmtime_precompiler()),
         ];
         for abi in WASI_P1_ABIS {
             all.push((format!("WASI preview-1 server for {abi}"), self.wasi_p1_server(abi)));
@@ -90,6 +107,8 @@ impl Artifacts {
     }
 
     /// Builds every artifact; cargo makes this cheap when nothing changed.
+    /// One cargo invocation per target, so cargo schedules all of a target's
+    /// crates on every core at once.
     pub fn build(&self) -> Result<()> {
         if !self.source.join("crates/workload-core").exists() {
             bail!(
@@ -97,39 +116,55 @@ impl Artifacts {
                 self.source.display()
             );
         }
+        let started = Instant::now();
         ensure_rustup_targets(&[MUSL_TARGET, WASIP2_TARGET, WASIP1_TARGET])?;
-        self.cargo(&["build", "--release", "--target", MUSL_TARGET, "-p", "edgebench-workload-native"])?;
-        self.cargo(&["build", "--release", "--target", MUSL_TARGET, "-p", "edgebench-guest-init"])?;
-        self.cargo(&["build", "--release", "--target", WASIP2_TARGET, "-p", "edgebench-workload-wasi-http"])?;
-        self.cargo(&["build", "--release", "--target", WASIP1_TARGET, "-p", "edgebench-workload-wasi-p1"])?;
-        self.cargo(&["build", "--release", "--target", MUSL_TARGET, "-p", "edgebench-wasmtime-host"])?;
-        self.cargo(&["build", "--release", "-p", "edgebench-wasmtime-host", "--features", "compiler"])?;
-        std::fs::create_dir_all(self.target_dir.join("edgebench"))?;
-        for w in Workload::ALL {
-            let (wasm, cwasm) = (self.component(w), self.precompiled(w));
-            if is_newer(&cwasm, &[&wasm, &self.wasmtime_compiler()]) {
-                continue;
-            }
-            let status = Command::new(self.wasmtime_compiler())
-                .arg("compile")
-                .arg(&wasm)
-                .arg(&cwasm)
-                .status()
-                .context("running edgebench-wasmtime-host compile")?;
-            if !status.success() {
-                bail!("precompiling {} failed ({status})", wasm.display());
-            }
-        }
+        let musl = ["edgebench-workload-native", "edgebench-guest-init", "edgebench-wasmtime-host"];
+        self.cargo("the static musl binaries (native server, guest init, embedded host)", Some(MUSL_TARGET), ARTIFACT_PROFILE, &musl)?;
+        self.cargo("the wasi:http components", Some(WASIP2_TARGET), ARTIFACT_PROFILE, &["edgebench-workload-wasi-http"])?;
+        self.cargo("the WASI preview-1 servers", Some(WASIP1_TARGET), ARTIFACT_PROFILE, &["edgebench-workload-wasi-p1"])?;
+        self.cargo("the embedded host's precompiler", None, PRECOMPILER_PROFILE, &["edgebench-wasmtime-precompile"])?;
+        self.precompile()?;
         // The micro-VM guest needs apt (Debian's kernel): without it, only the
         // micro-VM runtimes are not measured (they say why), the rest still runs.
         if let Err(e) = crate::runtime::microvm::guest::build(self) {
             eprintln!("edgebench build: micro-VM guest not built: {e:#}");
         }
+        eprintln!("edgebench build: artifacts ready in {:.0} s", started.elapsed().as_secs_f64());
         Ok(())
     }
 
-    fn cargo(&self, args: &[&str]) -> Result<()> {
-        eprintln!("edgebench build: cargo {}", args.join(" "));
+    fn precompile(&self) -> Result<()> {
+        std::fs::create_dir_all(self.target_dir.join("edgebench"))?;
+        for w in Workload::ALL {
+            let (wasm, cwasm) = (self.component(w), self.precompiled(w));
+            if is_newer(&cwasm, &[&wasm, &self.wasmtime_precompiler()]) {
+                continue;
+            }
+            let status = Command::new(self.wasmtime_precompiler())
+                .arg(&wasm)
+                .arg(&cwasm)
+                .status()
+                .with_context(|| format!("running {}", self.wasmtime_precompiler().display()))?;
+            if !status.success() {
+                bail!("precompiling {} failed ({status})", wasm.display());
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one `cargo build`; on failure, says which artifact, the command,
+    /// and the likely fix read from cargo's own output.
+    fn cargo(&self, what: &str, target: Option<&str>, profile: &str, packages: &[&str]) -> Result<()> {
+        let mut args = vec!["build", "--profile", profile];
+        if let Some(t) = target {
+            args.extend(["--target", t]);
+        }
+        for p in packages {
+            args.extend(["-p", p]);
+        }
+        let shown = format!("cargo {}", args.join(" "));
+        eprintln!("edgebench build: {what}: {shown}");
+        let started = Instant::now();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
         // Under `cargo run`, cargo's per-package variables (CARGO_PKG_*,
@@ -147,16 +182,53 @@ impl Artifacts {
                 command.env_remove(key.as_ref());
             }
         }
-        let status = command
-            .args(args)
+        let mut child = command
+            .args(&args)
             .current_dir(&self.source)
             .env("CARGO_TARGET_DIR", &self.target_dir)
-            .status()
-            .context("running cargo: is a Rust toolchain installed?")?;
-        if !status.success() {
-            bail!("cargo {} failed ({status})", args.join(" "));
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running cargo: is a Rust toolchain installed (rustup, cargo)?")?;
+        // Cargo's progress goes on to the terminal; the lines are kept to
+        // recognise the cause of a failure.
+        let mut output = Vec::new();
+        if let Some(stderr) = child.stderr.take() {
+            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                eprintln!("{line}");
+                output.push(line);
+            }
         }
+        let status = child.wait()?;
+        if !status.success() {
+            bail!(
+                "building {what} failed ({status})\n  command: {shown} (in {})\n  likely fix: {}",
+                self.source.display(),
+                likely_fix(&output.join("\n"), target)
+            );
+        }
+        eprintln!("edgebench build: {what}: {:.0} s", started.elapsed().as_secs_f64());
         Ok(())
+    }
+}
+
+/// The fix for the build failures a new user meets, from cargo's output.
+fn likely_fix(output: &str, target: Option<&str>) -> String {
+    if output.contains("edgebench musl-cc:") {
+        "a dependency started to compile C code for the musl target; edgebench's musl binaries must build \
+         without a musl C toolchain (see scripts/musl-cc): drop the feature or crate that brings it in"
+            .into()
+    } else if output.contains("failed to find tool") || output.contains("linker `cc` not found") {
+        "install a C compiler for the host (Debian: apt-get install gcc)".into()
+    } else if output.contains("may not be installed") || output.contains("can't find crate for `core`") {
+        format!("rustup target add {}", target.unwrap_or("<target>"))
+    } else if output.contains("failed to get") || output.contains("download") || output.contains("index") {
+        "cargo could not fetch crates: the first build needs crates.io (or run `cargo fetch` where it is reachable)"
+            .into()
+    } else if output.contains("No space left") {
+        "free disk space: the first build needs about 5 GB under target/".into()
+    } else {
+        "read cargo's error above; `cargo clean` and `edgebench build` again if it mentions a stale or corrupt file"
+            .into()
     }
 }
 

@@ -1,8 +1,9 @@
 //! edgebench's embedded Wasmtime host.
 //!
-//! `compile IN.wasm OUT.cwasm` precompiles a component for this host's engine
-//! settings; `serve OUT.cwasm --addr A [--dir HOST::GUEST]` serves it over
-//! HTTP/1.1 with a fresh instance per request (the `wasi:http` proxy model).
+//! `serve COMPONENT.cwasm --addr A [--dir HOST::GUEST]` serves a component
+//! precompiled by `edgebench-wasmtime-precompile` (same engine settings,
+//! `src/engine.rs`) over HTTP/1.1 with a fresh instance per request (the
+//! `wasi:http` proxy model). This binary has no compiler.
 //!
 //! Tuned along the lines of Wasmtime's "fast instantiation" guidance: the
 //! component is deserialised from a file (mmap, no compile at start), linked
@@ -26,15 +27,13 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("compile") if args.len() == 3 => engine::compile(&args[1], &args[2]),
         Some("serve") => serve::main(serve::Options::parse(&args[1..])?, started),
         Some("version") => {
             println!("edgebench-wasmtime-host {} (wasmtime {})", env!("CARGO_PKG_VERSION"), engine::WASMTIME_VERSION);
             Ok(())
         }
         _ => bail!(
-            "usage: edgebench-wasmtime-host compile IN.wasm OUT.cwasm\n       \
-             edgebench-wasmtime-host serve COMPONENT.cwasm --addr IP:PORT [--dir HOST::GUEST] [--pool SLOTS] [--threads N]\n       \
+            "usage: edgebench-wasmtime-host serve COMPONENT.cwasm --addr IP:PORT [--dir HOST::GUEST] [--pool SLOTS] [--threads N]\n       \
              edgebench-wasmtime-host version"
         ),
     }

@@ -11,7 +11,7 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 pub struct Options {
     component: String,
@@ -57,7 +57,30 @@ struct Host {
 struct RequestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
+    hooks: NoOutgoingRequests,
     table: ResourceTable,
+}
+
+/// No workload makes outgoing requests. The host is built without
+/// wasi-http's client (rustls and ring, C code for the musl target), so a
+/// guest that sends one gets `HttpRequestDenied`.
+struct NoOutgoingRequests;
+
+type OutgoingResult = wasmtime_wasi_http::Result<()>;
+type OutgoingFuture = Box<dyn std::future::Future<Output = OutgoingResult> + Send>;
+
+impl WasiHttpHooks for NoOutgoingRequests {
+    fn send_request(
+        &mut self,
+        _request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: OutgoingFuture,
+    ) -> Box<
+        dyn std::future::Future<Output = wasmtime_wasi_http::Result<(http::Response<WasiBody>, OutgoingFuture)>>
+            + Send,
+    > {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
 }
 
 impl WasiView for RequestState {
@@ -68,7 +91,7 @@ impl WasiView for RequestState {
 
 impl WasiHttpView for RequestState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
 }
 
@@ -126,7 +149,12 @@ impl Host {
         if let Some((host_dir, guest_dir)) = &self.dir {
             wasi.preopened_dir(host_dir, guest_dir, FsPerms::ReadWrite)?;
         }
-        Ok(RequestState { wasi: wasi.build(), http: WasiHttpCtx::new(), table: ResourceTable::new() })
+        Ok(RequestState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: NoOutgoingRequests,
+            table: ResourceTable::new(),
+        })
     }
 
     async fn handle(&self, req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
