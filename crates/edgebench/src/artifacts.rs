@@ -14,8 +14,9 @@ pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 pub const WASIP2_TARGET: &str = "wasm32-wasip2";
 pub const WASIP1_TARGET: &str = "wasm32-wasip1";
 
-/// The cargo profile of everything that is measured (Cargo.toml says how it is tuned).
-pub const ARTIFACT_PROFILE: &str = "release";
+/// The cargo profile of everything that is measured (Cargo.toml says how it is
+/// tuned); edgebench itself is built with cargo's default `release`.
+pub const ARTIFACT_PROFILE: &str = "artifact";
 /// The profile of the precompiler: built fast, it only turns components into machine code.
 pub const PRECOMPILER_PROFILE: &str = "precompiler";
 
