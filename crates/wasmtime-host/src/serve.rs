@@ -76,8 +76,7 @@ impl WasiHttpHooks for NoOutgoingRequests {
         _options: Option<RequestOptions>,
         _fut: OutgoingFuture,
     ) -> Box<
-        dyn std::future::Future<Output = wasmtime_wasi_http::Result<(http::Response<WasiBody>, OutgoingFuture)>>
-            + Send,
+        dyn std::future::Future<Output = wasmtime_wasi_http::Result<(http::Response<WasiBody>, OutgoingFuture)>> + Send,
     > {
         Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
