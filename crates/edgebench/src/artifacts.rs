@@ -15,8 +15,9 @@ pub const WASIP2_TARGET: &str = "wasm32-wasip2";
 pub const WASIP1_TARGET: &str = "wasm32-wasip1";
 
 /// The cargo profile of everything that is measured (Cargo.toml says how it is
-/// tuned); edgebench itself is built with cargo's default `release`.
-pub const ARTIFACT_PROFILE: &str = "artifact";
+/// tuned). edgebench itself is built with it too: the host-side build scripts
+/// and proc macros of the musl build are then already built by its own.
+pub const ARTIFACT_PROFILE: &str = "release";
 /// The profile of the precompiler: built fast, it only turns components into machine code.
 pub const PRECOMPILER_PROFILE: &str = "precompiler";
 
@@ -78,13 +79,7 @@ impl Artifacts {
     /// Wasmtime with Cranelift and the host's engine settings, used only to
     /// precompile components (never measured, so built for build speed).
     pub fn wasmtime_precompiler(&self) -> PathBuf {
-        self.precompiler_target_dir().join(PRECOMPILER_PROFILE).join("edgebench-wasmtime-precompile")
-    }
-
-    /// The precompiler builds in a target directory of its own, so that its
-    /// build runs beside the musl build (cargo locks a target directory).
-    fn precompiler_target_dir(&self) -> PathBuf {
-        self.target_dir.join("precompiler")
+        self.built(None, PRECOMPILER_PROFILE, "edgebench-wasmtime-precompile")
     }
 
     pub fn precompiled(&self, workload: Workload) -> PathBuf {
@@ -115,9 +110,7 @@ impl Artifacts {
 
     /// Builds every artifact; cargo makes this cheap when nothing changed.
     /// One cargo invocation per target, so cargo schedules all of a target's
-    /// crates on every core at once; the precompiler (host target) builds at
-    /// the same time as the others, which fills the cores while one of them
-    /// waits on a long crate or a link (about a minute less on 2 cores).
+    /// crates on every core at once.
     pub fn build(&self) -> Result<()> {
         if !self.source.join("crates/workload-core").exists() {
             bail!(
@@ -128,41 +121,25 @@ impl Artifacts {
         let started = Instant::now();
         ensure_rustup_targets(&[MUSL_TARGET, WASIP2_TARGET, WASIP1_TARGET])?;
         let musl = ["edgebench-workload-native", "edgebench-guest-init", "edgebench-wasmtime-host"];
-        std::thread::scope(|scope| -> Result<()> {
-            let precompiler = scope.spawn(|| {
-                let (what, package) = ("the embedded host's precompiler", ["edgebench-wasmtime-precompile"]);
-                self.cargo(what, None, PRECOMPILER_PROFILE, &package, &self.precompiler_target_dir())
-            });
-            let (dir, p) = (&self.target_dir, ARTIFACT_PROFILE);
-            let others = self
-                .cargo(
-                    "the static musl binaries (native server, guest init, embedded host)",
-                    Some(MUSL_TARGET),
-                    p,
-                    &musl,
-                    dir,
-                )
-                .and_then(|()| {
-                    self.cargo(
-                        "the wasi:http components",
-                        Some(WASIP2_TARGET),
-                        p,
-                        &["edgebench-workload-wasi-http"],
-                        dir,
-                    )
-                })
-                .and_then(|()| {
-                    self.cargo(
-                        "the WASI preview-1 servers",
-                        Some(WASIP1_TARGET),
-                        p,
-                        &["edgebench-workload-wasi-p1"],
-                        dir,
-                    )
-                });
-            let precompiler = precompiler.join().unwrap_or_else(|_| bail!("the precompiler's build thread panicked"));
-            others.and(precompiler)
-        })?;
+        self.cargo(
+            "the static musl binaries (native server, guest init, embedded host)",
+            Some(MUSL_TARGET),
+            ARTIFACT_PROFILE,
+            &musl,
+        )?;
+        self.cargo(
+            "the wasi:http components",
+            Some(WASIP2_TARGET),
+            ARTIFACT_PROFILE,
+            &["edgebench-workload-wasi-http"],
+        )?;
+        self.cargo(
+            "the WASI preview-1 servers",
+            Some(WASIP1_TARGET),
+            ARTIFACT_PROFILE,
+            &["edgebench-workload-wasi-p1"],
+        )?;
+        self.cargo("the embedded host's precompiler", None, PRECOMPILER_PROFILE, &["edgebench-wasmtime-precompile"])?;
         self.precompile()?;
         // The micro-VM guest needs apt (Debian's kernel): without it, only the
         // micro-VM runtimes are not measured (they say why), the rest still runs.
@@ -194,14 +171,7 @@ impl Artifacts {
 
     /// Runs one `cargo build`; on failure, says which artifact, the command,
     /// and the likely fix read from cargo's own output.
-    fn cargo(
-        &self,
-        what: &str,
-        target: Option<&str>,
-        profile: &str,
-        packages: &[&str],
-        target_dir: &Path,
-    ) -> Result<()> {
+    fn cargo(&self, what: &str, target: Option<&str>, profile: &str, packages: &[&str]) -> Result<()> {
         let mut args = vec!["build", "--profile", profile];
         if let Some(t) = target {
             args.extend(["--target", t]);
@@ -232,7 +202,7 @@ impl Artifacts {
         let mut child = command
             .args(&args)
             .current_dir(&self.source)
-            .env("CARGO_TARGET_DIR", target_dir)
+            .env("CARGO_TARGET_DIR", &self.target_dir)
             .stderr(Stdio::piped())
             .spawn()
             .context("running cargo: is a Rust toolchain installed (rustup, cargo)?")?;
