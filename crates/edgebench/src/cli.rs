@@ -111,6 +111,11 @@ pub struct RunArgs {
     /// runtime in a network namespace of its own behind a veth (off included, with no rules).
     #[arg(long, default_value = "off", conflicts_with = "resume")]
     pub firewall: String,
+    /// Where the client (probe, load generator) and the runtimes run: auto (on ≥ 2 CPUs, disjoint
+    /// sets: one CPU in four for the client, the rest for the runtimes), shared (both on every CPU),
+    /// or CLIENT/SUT CPU lists such as 0/1-3.
+    #[arg(long, default_value = "auto", conflicts_with = "resume")]
+    pub cpus: String,
 }
 
 impl RunArgs {
@@ -166,6 +171,8 @@ impl RunArgs {
         o.scaling.max_instances = self.density_max;
         o.scaling.memory_budget_mib = self.memory_budget_mib;
         o.firewall = crate::network::Profile::parse_list(&self.firewall)?;
+        crate::cpus::CpuPlan::resolve(&self.cpus, &crate::cpus::host_cpus())?;
+        o.cpus = self.cpus.clone();
         Ok(o)
     }
 }

@@ -7,6 +7,7 @@ pub mod artifacts;
 pub mod campaign;
 pub mod cli;
 pub mod conformance;
+pub mod cpus;
 pub mod doctor;
 pub mod environment;
 pub mod measure;

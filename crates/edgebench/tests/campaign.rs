@@ -25,6 +25,9 @@ impl Runtime for CrashingRuntime {
     fn variants(&self) -> &'static [&'static str] {
         &["bad-argument"]
     }
+    fn serving_model(&self, _variant: &str) -> String {
+        "the native server given a bad argument: it exits at once".into()
+    }
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         Detection::found("test", artifacts.native_server())
     }

@@ -186,6 +186,33 @@ fn cold_and_warm_start_of_hello_on_both_networks() {
 }
 
 #[test]
+fn the_container_runs_on_the_sut_cpus() {
+    let _lock = lock();
+    let host = edgebench::cpus::host_cpus();
+    if host.len() < 2 {
+        eprintln!("SKIPPED: one CPU only ({host}): nothing to split");
+        return;
+    }
+    let plan = edgebench::cpus::CpuPlan::resolve("auto", &host).unwrap();
+    plan.install().unwrap();
+    let Some(f) = Fixture::new("cpuset") else { return };
+    let never = AtomicBool::new(false);
+    let key = f.key("host", Workload::Hello);
+    let Ok((mut instance, _)) = launch_until_ready(&f.docker, &key, &f.ctx(), &never) else { panic!("no cold start") };
+    let server: Vec<u32> = instance
+        .pids()
+        .into_iter()
+        .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.starts_with("edgebench-work")))
+        .collect();
+    assert!(!server.is_empty(), "the container's server process is found");
+    for pid in server {
+        assert_eq!(edgebench::cpus::allowed_of(pid), Some(plan.sut.clone()), "pid {pid}: --cpuset-cpus = the SUT set");
+    }
+    instance.stop().unwrap();
+    f.finish();
+}
+
+#[test]
 fn campaign_measures_docker_phases_and_warm_start_kinds() {
     let _lock = lock();
     let Some(f) = Fixture::new("campaign") else { return };

@@ -96,18 +96,36 @@ fn namespace_and_tap_are_created_and_removed() {
         return;
     }
     let mut ns = netns::Netns::create().expect("namespace");
+    // A second VM at the same time (scaling) gets other addresses.
+    let mut other = netns::Netns::create().expect("second namespace");
+    let (a, b) = (ns.addrs(), other.addrs());
+    assert!(a.guest != b.guest && a.client != b.client, "{a:?} {b:?}");
     let name = ns.name().to_string();
     assert!(netns::existing().contains(&name));
     let link = Command::new("ip").args(["-n", &name, "-o", "addr", "show", netns::TAP]).output().unwrap();
     let text = String::from_utf8_lossy(&link.stdout);
-    assert!(text.contains(&format!("{}/{}", netns::HOST_IP, netns::NET_PREFIX)), "tap address: {text}");
+    assert!(text.contains(&format!("{}/{}", a.gateway, netns::NET_PREFIX)), "tap address: {text}");
+    // The client reaches the guest's address over our veth only, and the namespace forwards.
     ns.verify_route().unwrap();
+    let route = Command::new("ip").args(["route", "get", &a.guest.to_string()]).output().unwrap();
+    let route = String::from_utf8_lossy(&route.stdout);
+    assert!(route.contains(&format!("via {}", a.router)) && route.contains(&format!("src {}", a.client)), "{route}");
+    let forwarding = Command::new("ip")
+        .args(["netns", "exec", &name, "cat", "/proc/sys/net/ipv4/ip_forward"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&forwarding.stdout).trim(), "1");
     // The tap exists only inside the namespace.
     let outside = Command::new("ip").args(["link", "show", netns::TAP]).output().unwrap();
     assert!(!outside.status.success(), "tap visible in the root namespace");
     ns.delete().unwrap();
+    other.delete().unwrap();
     assert!(!netns::existing().contains(&name));
     ns.delete().unwrap();
+    // The host ends of the veth pairs went with their namespaces.
+    let left = Command::new("ip").args(["-o", "addr", "show"]).output().unwrap();
+    let left = String::from_utf8_lossy(&left.stdout);
+    assert!(!left.contains(&a.client.to_string()) && !left.contains(&b.client.to_string()), "{left}");
     assert_nothing_left();
 }
 
@@ -169,6 +187,8 @@ fn qemu_tcg_campaign_serves_hello() {
     // Under KVM-PVM the kvm variant is listed and not measured, with the reason.
     let pvm: Vec<_> = samples.iter().filter(|s| s.variant == "kvm-pvm").collect();
     assert!(pvm.iter().all(|s| !s.ok && s.error.contains("PVM")), "{pvm:?}");
+    // Probed by the shared probe at the guest's own address, like every runtime.
+    assert!(!common::ok_values(&samples, "qemu-microvm", "hello", "probe_interval").is_empty());
     for metric in ["vmm_overhead_pss", "guest_memory", "latency_keepalive"] {
         assert!(!common::ok_values(&samples, "qemu-microvm", "hello", metric).is_empty(), "{metric}");
     }

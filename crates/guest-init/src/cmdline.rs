@@ -4,6 +4,9 @@ use std::net::Ipv4Addr;
 
 pub struct Config {
     pub address: (Ipv4Addr, u8),
+    /// `eb.gw=ADDR`: the default route, so that clients beyond the tap's
+    /// subnet (edgebench's end of the VM namespace's veth) get answers.
+    pub gateway: Option<Ipv4Addr>,
     pub workload: String,
     pub modules: Vec<String>,
 }
@@ -18,10 +21,14 @@ impl Config {
             addr.parse().map_err(|_| format!("eb.ip={ip}: bad address"))?,
             prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("eb.ip={ip}: bad prefix"))?,
         );
+        let gateway = match value("eb.gw") {
+            Some(gw) => Some(gw.parse().map_err(|_| format!("eb.gw={gw}: bad address"))?),
+            None => None,
+        };
         let workload = value("eb.workload").ok_or("no eb.workload=NAME on the kernel command line")?.to_string();
         let modules =
             value("eb.modules").unwrap_or("").split(',').filter(|m| !m.is_empty()).map(str::to_string).collect();
-        Ok(Config { address, workload, modules })
+        Ok(Config { address, gateway, workload, modules })
     }
 }
 

@@ -1,7 +1,8 @@
 //! `edgebench-guest-init`: PID 1 of the micro-VM guest (static musl).
 //!
 //! Reads its configuration from the kernel command line (`/proc/cmdline`):
-//! `eb.ip=ADDR/PREFIX` (eth0's address), `eb.workload=NAME`, and
+//! `eb.ip=ADDR/PREFIX` (eth0's address), `eb.gw=ADDR` (optional default
+//! route), `eb.workload=NAME`, and
 //! `eb.modules=a,b,c` (the `.ko` files under /lib/modules to load, in order).
 //! Then it execs `/edgebench-workload NAME 0.0.0.0:8080`. Every step writes
 //! one line to the console, so a guest that stops says where.
@@ -40,6 +41,9 @@ fn run(started: Instant) -> Result<(), String> {
     net::bring_up("lo", None)?;
     net::wait_for("eth0", NETDEV_TIMEOUT)?;
     net::bring_up("eth0", Some(config.address))?;
+    if let Some(gateway) = config.gateway {
+        net::default_route(gateway)?;
+    }
     eprintln!(
         "edgebench-guest-init: network up after {:?}; exec {WORKLOAD_SERVER} {}",
         started.elapsed(),

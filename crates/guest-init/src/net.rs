@@ -89,3 +89,20 @@ pub fn bring_up(name: &str, address: Option<(Ipv4Addr, u8)>) -> Result<(), Strin
     req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
     socket.ioctl(libc::SIOCSIFFLAGS as _, &mut req, &format!("bringing {name} up"))
 }
+
+/// Adds the default route via `gateway` (SIOCADDRT).
+pub fn default_route(gateway: Ipv4Addr) -> Result<(), String> {
+    let socket = Socket::new()?;
+    // SAFETY: rtentry is plain old data; all zero is valid (destination and
+    // mask 0.0.0.0: the default route).
+    let mut route: libc::rtentry = unsafe { std::mem::zeroed() };
+    route.rt_dst = sockaddr(Ipv4Addr::UNSPECIFIED);
+    route.rt_genmask = sockaddr(Ipv4Addr::UNSPECIFIED);
+    route.rt_gateway = sockaddr(gateway);
+    route.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
+    // SAFETY: `route` is a valid rtentry for SIOCADDRT.
+    if unsafe { libc::ioctl(socket.0, libc::SIOCADDRT as _, &mut route as *mut libc::rtentry) } < 0 {
+        return Err(format!("default route via {gateway}: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}

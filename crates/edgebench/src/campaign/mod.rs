@@ -106,6 +106,10 @@ impl Campaign {
         let ctx = Context::new(self.id.clone(), &artifacts, &work_dir)?;
         let resuming = self.store.campaign()?.is_some();
         let runtimes = self.select_runtimes()?;
+        // Before anything is started: every process, container and daemon of
+        // a runtime inherits or is given the SUT's CPUs, edgebench keeps the client's.
+        let cpus = crate::cpus::CpuPlan::resolve(&self.options.cpus, &crate::cpus::host_cpus())?;
+        cpus.install()?;
         let detections = self.detect(&runtimes)?;
         // Before anything is stored: a campaign that cannot have its firewall does not start.
         let network = if self.options.uses_firewall() { Some(Network::start(&self.id)?) } else { None };
@@ -117,7 +121,11 @@ impl Campaign {
                 status: "running".into(),
                 seed: self.options.seed,
                 config: serde_json::to_value(&self.options)?,
-                environment: environment::capture(&self.artifacts.source, &ctx.env),
+                environment: {
+                    let mut env = environment::capture(&self.artifacts.source, &ctx.env);
+                    env["test_bed"] = test_bed(&cpus, &runtimes, &detections);
+                    env
+                },
             })?;
         } else {
             self.store.set_campaign_status(&self.id, "running", None)?;
@@ -322,6 +330,9 @@ impl Campaign {
             let notes: serde_json::Map<String, serde_json::Value> =
                 Workload::ALL.iter().filter_map(|w| r.notes(*w).map(|n| (w.name().to_string(), n.into()))).collect();
             for v in r.variants() {
+                let mut notes = notes.clone();
+                notes.insert(format!("{v}: serving"), r.serving_model(v).into());
+                notes.insert(format!("{v}: network path"), r.network_path(v).into());
                 self.store.upsert_runtime(
                     &self.id,
                     &RuntimeRow {
@@ -331,7 +342,7 @@ impl Campaign {
                         version: d.version.clone(),
                         path: d.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
                         reason: d.reason.clone(),
-                        notes: notes.clone().into(),
+                        notes: notes.into(),
                     },
                 )?;
             }
@@ -357,6 +368,34 @@ impl Campaign {
             }
         }
     }
+}
+
+/// Where client and runtimes ran, and how each runtime serves and is reached:
+/// stored with the environment and printed in the report's methods.
+fn test_bed(
+    cpus: &crate::cpus::CpuPlan,
+    runtimes: &[Box<dyn Runtime>],
+    detections: &HashMap<&'static str, Detection>,
+) -> serde_json::Value {
+    let mut per_runtime = serde_json::Map::new();
+    for r in runtimes.iter().filter(|r| detections[r.name()].available) {
+        for v in r.variants() {
+            per_runtime.insert(
+                format!("{}/{v}", r.name()),
+                serde_json::json!({ "serving": r.serving_model(v), "network_path": r.network_path(v) }),
+            );
+        }
+    }
+    serde_json::json!({
+        "cpus": {
+            "mode": cpus.mode,
+            "client": cpus.client.to_string(),
+            "sut": cpus.sut.to_string(),
+            "sut_workers": cpus.sut_workers(),
+            "why": cpus.why,
+        },
+        "runtimes": per_runtime,
+    })
 }
 
 /// The whole environment runtimes get: nothing from the user's shell

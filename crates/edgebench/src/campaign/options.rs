@@ -120,6 +120,14 @@ pub struct Options {
     /// namespace and no rules, everything on 127.0.0.1 as before profiles).
     #[serde(default = "default_firewall")]
     pub firewall: Vec<String>,
+    /// Where the client and the system under test run (`--cpus`): `auto`,
+    /// `shared` or `CLIENT/SUT` CPU lists (see `cpus::CpuPlan::resolve`).
+    #[serde(default = "default_cpus")]
+    pub cpus: String,
+}
+
+fn default_cpus() -> String {
+    "auto".into()
 }
 
 fn default_firewall() -> Vec<String> {
@@ -182,6 +190,7 @@ impl Default for Options {
             load: LoadOptions::default(),
             scaling: ScalingOptions::default(),
             firewall: default_firewall(),
+            cpus: default_cpus(),
         }
     }
 }

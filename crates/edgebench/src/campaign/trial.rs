@@ -4,7 +4,10 @@
 //! - `cold_start`: t0 just before the launch call → t1 the first complete
 //!   `200` with the expected body (probe: see `measure::probe`).
 //! - `cold_start_accept`: t0 → first accepted TCP connection.
-//! - `probe_interval`: mean time between probe attempts in that cold start.
+//! - `probe_interval`: mean time between probe attempts in that cold start;
+//!   `probe_cpu`: CPU time the probe spent in it (on the client's CPUs).
+//! - `settle`: before the launch, the wait until the runtime CPUs were quiet
+//!   after the previous trial's teardown; `settle_busy`: their busy % then.
 //! - `warm_start`: a new instance on an already running runtime: request sent
 //!   on a new connection → response read; `warm_start_internal`: the same as
 //!   timed inside the runtime (where it reports it).
@@ -61,6 +64,12 @@ impl Trial<'_> {
         let mut write = |samples: Vec<Sample>| {
             store.insert_samples(campaign, &samples).map_err(|e| Failure::Failed(format!("store: {e:#}")))
         };
+        let cpus = crate::cpus::installed().map(|p| p.sut).unwrap_or_else(crate::cpus::Cpus::allowed);
+        let settled = crate::measure::settle::wait(&cpus);
+        write(vec![
+            self.sample("settle", "", 0, ms(settled.waited), "ms"),
+            self.sample("settle_busy", "", 0, settled.busy * 100.0, "%"),
+        ])?;
         if let Some(own) = self.own_trial() {
             let samples: Vec<Sample> = own
                 .iter()
@@ -89,6 +98,7 @@ impl Trial<'_> {
                 self.sample("cold_start", "", 0, ms(ready.response), "ms"),
                 self.sample("cold_start_accept", "", 0, ms(ready.accept), "ms"),
                 self.sample("probe_interval", "", 0, ready.mean_interval.as_nanos() as f64 / 1e3, "us"),
+                self.sample("probe_cpu", "", 0, ms(ready.cpu), "ms"),
             ];
             for (phase, at) in instance.launch_phases() {
                 samples.push(self.sample(&format!("cold_start_{phase}"), "", 0, ms(at), "ms"));
@@ -342,6 +352,11 @@ pub fn launch_until_ready_in(
         Some(net) => net.instance_addr(runtime.network_placement()).map_err(|e| Failure::Failed(format!("{e:#}")))?,
     };
     let spec = LaunchSpec { workload: key.workload, variant: &key.variant, addr, label: key.label(), netns };
+    let mut instance = runtime.launch(ctx, &spec).map_err(|e| Failure::Failed(format!("launch: {e:#}")))?;
+    // Where the instance really answers: `addr` for most, the guest's own
+    // address for a VM (known once its namespace exists). Built after t0,
+    // before the first attempt: a few µs the probe loop would spend anyway.
+    let addr = instance.addr();
     let request = http::encode(&probe_request(key.workload), &addr.to_string(), false);
     let expected = expected_probe_body(key.workload);
     let probe = Probe {
@@ -351,7 +366,6 @@ pub fn launch_until_ready_in(
         timeout: runtime.ready_timeout(&key.variant),
         interrupted,
     };
-    let mut instance = runtime.launch(ctx, &spec).map_err(|e| Failure::Failed(format!("launch: {e:#}")))?;
     let t0 = instance.launched_at();
     match probe.wait(t0, &mut || instance.exited()) {
         Ok(ready) => Ok((instance, ready)),

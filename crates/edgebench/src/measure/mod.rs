@@ -7,3 +7,4 @@ pub mod latency;
 pub mod load;
 pub mod probe;
 pub mod resources;
+pub mod settle;

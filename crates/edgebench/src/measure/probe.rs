@@ -6,7 +6,13 @@
 //! first complete `200` whose body is exactly the expected one. Between failed
 //! attempts it sleeps `PROBE_INTERVAL` (with 1 µs timer slack), so the probe
 //! learns of readiness at most about one interval late; the mean interval
-//! actually achieved is returned with every cold start.
+//! actually achieved is returned with every cold start, and so is the CPU
+//! time the probe itself spent (it runs on the client's CPUs).
+//!
+//! Connecting and answering have separate timeouts: a refused or unanswered
+//! connect is retried after `CONNECT_TIMEOUT`, but once a connection is
+//! accepted the first response is waited for until the runtime's whole ready
+//! timeout is used up (a slow first answer is measured, not abandoned).
 
 use super::http;
 use std::net::SocketAddr;
@@ -25,6 +31,8 @@ pub struct Ready {
     pub attempts: u32,
     /// Mean time between the starts of two attempts.
     pub mean_interval: Duration,
+    /// CPU time of the probing thread over the whole wait.
+    pub cpu: Duration,
 }
 
 #[derive(Debug)]
@@ -67,17 +75,27 @@ impl Probe<'_> {
         let mut attempts = 0u32;
         let mut last_error;
         let first_attempt = Instant::now();
+        let cpu_at_start = thread_cpu();
         loop {
             attempts += 1;
             match http::connect(self.addr, CONNECT_TIMEOUT) {
                 Ok(mut stream) => {
                     accept.get_or_insert_with(|| t0.elapsed());
-                    match http::exchange(&mut stream, self.request) {
+                    let left = self.timeout.saturating_sub(t0.elapsed()).max(Duration::from_millis(1));
+                    let answered = stream.set_read_timeout(Some(left)).and_then(|()| stream.set_write_timeout(Some(left)));
+                    match answered.and_then(|()| http::exchange(&mut stream, self.request)) {
                         Ok(r) if r.status == 200 && r.body == self.expected_body => {
                             let response = t0.elapsed();
                             let mean_interval =
                                 if attempts > 1 { first_attempt.elapsed() / attempts } else { Duration::ZERO };
-                            return Ok(Ready { accept: accept.unwrap_or(response), response, attempts, mean_interval });
+                            let cpu = thread_cpu().saturating_sub(cpu_at_start);
+                            return Ok(Ready {
+                                accept: accept.unwrap_or(response),
+                                response,
+                                attempts,
+                                mean_interval,
+                                cpu,
+                            });
                         }
                         Ok(r) => {
                             last_error = format!(
@@ -106,8 +124,58 @@ impl Probe<'_> {
     }
 }
 
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map(Duration::from).unwrap_or_default()
+}
+
 /// Lets short sleeps be short: the default 50 µs timer slack would double
 /// the probe interval.
 pub fn tighten_timer_slack() {
     let _ = nix::sys::prctl::set_timerslack(1_000);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A server that accepts at once but answers its first request only after
+    /// `delay`: longer than the connect timeout, so a probe that used one
+    /// timeout for both would abandon it and retry.
+    fn slow_first_answer(delay: Duration) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(4) {
+                let mut stream = stream.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                std::thread::sleep(delay);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn a_first_answer_slower_than_the_connect_timeout_is_measured_not_retried() {
+        let delay = CONNECT_TIMEOUT * 2;
+        let addr = slow_first_answer(delay);
+        let never = AtomicBool::new(false);
+        let probe = Probe {
+            addr,
+            request: b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
+            expected_body: b"ok",
+            timeout: Duration::from_secs(20),
+            interrupted: &never,
+        };
+        let t0 = Instant::now();
+        let ready = probe.wait(t0, &mut || None).expect("the slow answer is waited for");
+        assert_eq!(ready.attempts, 1, "one attempt, answered late: {ready:?}");
+        assert!(ready.response >= delay, "{ready:?}");
+        assert!(ready.accept < ready.response, "{ready:?}");
+    }
 }

@@ -32,6 +32,10 @@ pub enum Placement {
     /// applied in the host namespace, in our own table, entered only by
     /// packets on `lo` to our service ports.
     HostLoopback,
+    /// A namespace of the runtime's own, reached over a veth of its own (the
+    /// micro-VMs): not on the campaign's path, so no profile is applied to
+    /// it; its trials under any profile but `off` fail with that reason.
+    OwnNamespace,
 }
 
 impl Placement {
@@ -39,9 +43,15 @@ impl Placement {
         match self {
             Placement::ServerNamespace => "server-namespace",
             Placement::HostLoopback => "host-loopback",
+            Placement::OwnNamespace => "own-namespace",
         }
     }
 }
+
+/// Why a runtime on its own network path is not measured behind a profile.
+pub const OWN_NAMESPACE_REASON: &str = "not measured under this firewall profile: the instance is reached over a \
+     veth into a namespace of its own (a micro-VM), not over the campaign's path, so the profile would not be \
+     on its path; it is measured under `off` only";
 
 /// The ports instances listen on under a firewall profile (the profiles
 /// accept exactly these; below Linux's ephemeral range, so client ports
@@ -126,7 +136,7 @@ impl Network {
                 SocketAddr::from((self.topology.server, self.next_service_port())),
                 Some(self.topology.netns_path()),
             )),
-            Placement::HostLoopback => {
+            Placement::HostLoopback | Placement::OwnNamespace => {
                 for _ in SERVICE_PORTS.0..=SERVICE_PORTS.1 {
                     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.next_service_port()));
                     if TcpListener::bind(addr).is_ok() {
@@ -138,10 +148,11 @@ impl Network {
         }
     }
 
-    fn place(placement: Placement, topology: &Topology) -> (Netns<'_>, Netns<'_>, Scope) {
+    fn place(placement: Placement, topology: &Topology) -> Result<(Netns<'_>, Netns<'_>, Scope)> {
         match placement {
-            Placement::ServerNamespace => (topology.netns(), Netns::Host, Scope::Namespace),
-            Placement::HostLoopback => (Netns::Host, topology.netns(), Scope::HostLoopback),
+            Placement::ServerNamespace => Ok((topology.netns(), Netns::Host, Scope::Namespace)),
+            Placement::HostLoopback => Ok((Netns::Host, topology.netns(), Scope::HostLoopback)),
+            Placement::OwnNamespace => bail!("{OWN_NAMESPACE_REASON}"),
         }
     }
 
@@ -149,7 +160,7 @@ impl Network {
     /// transaction, and lists the ruleset back to hash what is in force.
     pub fn apply(&self, profile: Profile, placement: Placement) -> Result<Applied> {
         let table = self.table();
-        let (netns, other, scope) = Network::place(placement, &self.topology);
+        let (netns, other, scope) = Network::place(placement, &self.topology)?;
         {
             let mut placed = self.placed.lock().unwrap_or_else(|e| e.into_inner());
             if *placed != Some(placement) {

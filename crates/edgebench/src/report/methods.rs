@@ -23,7 +23,9 @@ pub fn items(campaign: &CampaignRow, comparisons: usize) -> Vec<String> {
             "**Order.** All trials of all runtimes ran interleaved in one random order drawn from seed {} (ChaCha8), so that drift of the machine's state spreads over every runtime. {warmup}",
             campaign.seed
         ),
-        "**Probe.** The readiness probe connects, sends the workload's request and reads the whole response in a loop, sleeping 25 µs between attempts (timer slack 1 µs); the achieved interval is the `probe_interval` metric.".into(),
+        test_bed(&campaign.environment),
+        "**Probe.** The readiness probe connects, sends the workload's request and reads the whole response in a loop, sleeping 25 µs between attempts (timer slack 1 µs); the achieved interval is the `probe_interval` metric and the probe's own CPU time `probe_cpu`. A connect is given 200 ms; once a connection is accepted, the first answer is waited for as long as the runtime's ready timeout allows (a slow first answer is measured, never abandoned and retried).".into(),
+        "**Settling.** Before each trial's launch (outside every timed interval), edgebench waits until the runtime CPUs are quiet after the previous trial's teardown (under 10% busy over 20 ms, at most 2 s); the wait and the last window's busy share are stored (`settle`, `settle_busy`).".into(),
         if cfg["firewall"].as_array().is_some_and(|p| p.iter().any(|p| p != "off")) {
             "**Environment of runtimes.** Every runtime starts with only PATH, LANG and a campaign-private HOME (compile caches start empty); nothing of the user's shell is inherited. Traffic goes only into the campaign's own network namespace over its veth pair, or to 127.0.0.1 (see *Behind a host firewall*).".into()
         } else {
@@ -50,6 +52,26 @@ pub fn items(campaign: &CampaignRow, comparisons: usize) -> Vec<String> {
         ),
         format!("**Campaign.** `{}`, status {}, results in `results.sqlite` (every raw sample, with failures as `ok = 0`).", campaign.id, campaign.status),
     ]
+}
+
+/// Where the client and the runtimes ran (campaigns before CPU plans: unknown).
+fn test_bed(environment: &serde_json::Value) -> String {
+    let cpus = &environment["test_bed"]["cpus"];
+    match cpus["mode"].as_str() {
+        Some("split") => format!(
+            "**CPUs.** Client and runtimes on disjoint CPUs: edgebench's probe, latency client and load generator on CPU(s) `{}`; every runtime process, container, VMM and daemon edgebench starts on CPU(s) `{}` ({}). Runtimes that take a worker count get {} (one per runtime CPU); each runtime's serving model and network path are listed under *How each runtime runs the workloads*.",
+            cpus["client"].as_str().unwrap_or("?"),
+            cpus["sut"].as_str().unwrap_or("?"),
+            cpus["why"].as_str().unwrap_or(""),
+            cpus["sut_workers"]
+        ),
+        Some(_) => format!(
+            "**CPUs.** Client and runtimes shared CPU(s) `{}` ({}): the probe and load generator competed with the runtime they measured.",
+            cpus["sut"].as_str().unwrap_or("?"),
+            cpus["why"].as_str().unwrap_or("")
+        ),
+        None => "**CPUs.** Not recorded (a campaign from before CPU plans): client and runtimes shared every CPU, unpinned.".into(),
+    }
 }
 
 /// Inline Markdown (`code`, **bold**, *emphasis*) to HTML, after escaping.

@@ -42,6 +42,7 @@ impl AotCompiles {
         let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         command.env_clear().envs(env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null());
         command.stdout(out.try_clone()?).stderr(out);
+        crate::cpus::pin_sut(&mut command);
         let start = Instant::now();
         let child = command.spawn().with_context(|| format!("starting {:?}", command.get_program()))?;
         // Reaped with wait4 for this child's own peak RSS (getrusage of all

@@ -150,6 +150,17 @@ impl Runtime for Docker {
         Network::VARIANTS
     }
 
+    fn serving_model(&self, _variant: &str) -> String {
+        "the native server in a container (one thread per connection), `--cpuset-cpus` the SUT set; dockerd (when edgebench starts it), containerd and the shims on the SUT set".into()
+    }
+
+    fn network_path(&self, variant: &str) -> String {
+        match variant {
+            "host" => "the host's network namespace: listens on 127.0.0.1 itself (a firewall profile sits on `lo`, not on the veth path)".into(),
+            _ => "Docker's bridge: the port published on 127.0.0.1 through Docker's NAT rules and docker-proxy (a firewall profile sits on `lo`, not on the veth path)".into(),
+        }
+    }
+
     /// Asks the engine; never starts a daemon.
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         let endpoint = match &self.endpoint {

@@ -8,7 +8,6 @@ pub mod guest;
 pub mod memory;
 pub mod netns;
 mod qemu;
-pub mod relay;
 
 pub use firecracker::{parse_boot_timer, Firecracker, PVM_REASON};
 pub use qemu::QemuMicrovm;
@@ -18,8 +17,9 @@ use std::net::{SocketAddr, SocketAddrV4};
 /// The workload server's port inside the guest.
 pub const GUEST_PORT: u16 = 8080;
 
-pub fn guest_addr() -> SocketAddr {
-    SocketAddr::V4(SocketAddrV4::new(netns::GUEST_IP, GUEST_PORT))
+/// Where the client reaches a VM's workload server.
+pub fn guest_addr(addrs: &netns::VmAddrs) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(addrs.guest, GUEST_PORT))
 }
 
 /// The virtualisation mode of this host, as `environment::virtualization` names it.

@@ -221,6 +221,15 @@ pub trait Runtime: Sync {
     fn network_placement(&self) -> Placement {
         Placement::ServerNamespace
     }
+    /// How an instance serves concurrent connections (threads, workers), for
+    /// the report: loaded figures compare runtimes only where this is alike.
+    fn serving_model(&self, variant: &str) -> String;
+    /// The path from the client to an instance, for the report.
+    fn network_path(&self, _variant: &str) -> String {
+        "listens on the address it is given: 127.0.0.1, or under a firewall profile the campaign namespace's \
+         address, reached over its veth pair"
+            .into()
+    }
 }
 
 /// A running instance of a workload.

@@ -18,6 +18,10 @@ impl Runtime for Native {
         &["static-musl"]
     }
 
+    fn serving_model(&self, _variant: &str) -> String {
+        "static musl server: one thread per connection (its own model), on the SUT CPUs".into()
+    }
+
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         let path = artifacts.native_server();
         if path.exists() {

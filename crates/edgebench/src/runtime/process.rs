@@ -57,6 +57,7 @@ pub fn spawn(
         .stdout(out.try_clone()?)
         .stderr(out)
         .process_group(0);
+    crate::cpus::pin_sut(&mut command);
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         command.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));

@@ -48,6 +48,10 @@ impl Runtime for Wamr {
         }
     }
 
+    fn serving_model(&self, _variant: &str) -> String {
+        "WASI preview-1 socket server: one connection at a time (preview 1 has no threads); loaded figures are not comparable with concurrent servers".into()
+    }
+
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         let Some(path) = iwasm() else {
             return Detection::missing(format!("iwasm not found: {HOW}"));
@@ -68,8 +72,8 @@ impl Runtime for Wamr {
 
     fn notes(&self, workload: Workload) -> Option<String> {
         Some(match workload {
-            Workload::Kv => "WASI preview-1 socket server on WAMR's socket extension (--addr-pool=127.0.0.1/32), one connection at a time (no threads in preview 1); kv state in the instance's memory".into(),
-            _ => "WASI preview-1 socket server on WAMR's socket extension (--addr-pool=127.0.0.1/32), one connection at a time (no threads in preview 1); AOT compile time and memory are stored apart (phase `prepare`)".into(),
+            Workload::Kv => "WASI preview-1 socket server on WAMR's socket extension (--addr-pool=the instance's address/32), one connection at a time (no threads in preview 1); kv state in the instance's memory".into(),
+            _ => "WASI preview-1 socket server on WAMR's socket extension (--addr-pool=the instance's address/32), one connection at a time (no threads in preview 1); AOT compile time and memory are stored apart (phase `prepare`)".into(),
         })
     }
 
@@ -103,8 +107,11 @@ impl Runtime for Wamr {
             other => bail!("unknown wamr variant {other:?}"),
         };
         let mut command = Command::new(binary);
-        // Binding is refused outside the address pool; instances only use loopback.
-        command.arg("--addr-pool=127.0.0.1/32").arg(module).arg(spec.workload.name()).arg(spec.addr.to_string());
+        // Binding is refused outside the address pool: exactly the instance's
+        // address (127.0.0.1, or the server namespace's under a firewall profile).
+        command.arg(format!("--addr-pool={}/32", spec.addr.ip()));
+        command.arg(module).arg(spec.workload.name()).arg(spec.addr.to_string());
+        spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))
     }

@@ -62,6 +62,10 @@ impl Runtime for WasmEdge {
         }
     }
 
+    fn serving_model(&self, _variant: &str) -> String {
+        "WASI preview-1 socket server: one connection at a time (preview 1 has no threads); loaded figures are not comparable with concurrent servers".into()
+    }
+
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         let how = format!(
             "install WasmEdge {PINNED} from its official release archive (github.com/WasmEdge/WasmEdge/releases, \
@@ -137,6 +141,7 @@ impl Runtime for WasmEdge {
         // in its interpreter; jit compiles the whole module with LLVM at start.
         command.arg(format!("--run-mode={}", spec.variant));
         command.arg(module).arg(spec.workload.name()).arg(spec.addr.to_string());
+        spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))
     }

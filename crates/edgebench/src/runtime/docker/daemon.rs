@@ -44,6 +44,8 @@ pub fn start(dockerd: &Path, env: &[(String, String)], log: PathBuf) -> Result<(
         // Its own group: Ctrl-C in the terminal reaches edgebench, which then
         // cleans up and stops the daemon in order.
         .process_group(0);
+    // The daemon works for every container start: it is part of the system under test.
+    crate::cpus::pin_sut(&mut command);
     // If edgebench dies without its teardown, dockerd still shuts down
     // cleanly (containers first). Note: the signal follows the *thread* that
     // started it, so start and stop it on one thread.

@@ -23,9 +23,11 @@ use std::time::{Duration, Instant};
 
 /// Where the server listens inside the container on the bridge network.
 const CONTAINER_PORT: u16 = 8080;
-/// How often, at most, `exited` asks the engine for the container's state
-/// (each ask is an API call the daemon serves while the container starts).
-const STATE_POLL: Duration = Duration::from_millis(25);
+/// How often, at most, `exited` asks the engine for the container's state.
+/// Each ask is an API call the daemon serves while the container starts, so
+/// it is rare: a dead container is still found within half a second, and a
+/// cold start of a few hundred ms sees at most one such call.
+const STATE_POLL: Duration = Duration::from_millis(500);
 const WARM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Makes container names unique within this process.
@@ -158,6 +160,7 @@ fn container_config(image: &str, campaign: &str, spec: &LaunchSpec<'_>, network:
                 Network::Host => "host".into(),
             }),
             port_bindings,
+            cpuset_cpus: crate::cpus::sut_list(),
             ..Default::default()
         }),
         ..Default::default()

@@ -14,10 +14,9 @@ mod floor_guest;
 pub use floor::parse_boot_timer;
 
 use super::guest::{GuestFiles, MODULES};
-use super::netns::{Netns, GUEST_IP, GUEST_MAC, NET_PREFIX, TAP};
+use super::netns::{Netns, GUEST_MAC, TAP};
 use super::qemu::VmInstance;
-use super::relay::Relay;
-use super::{guest_addr, host_mode, privilege_problem};
+use super::{host_mode, privilege_problem};
 use crate::artifacts::Artifacts;
 use crate::runtime::process::{scratch_dir, spawn, WarmMode};
 use crate::runtime::{Context, Detection, Instance, LaunchSpec, OwnSample, Runtime};
@@ -62,10 +61,9 @@ impl Firecracker {
 }
 
 impl Runtime for Firecracker {
-    /// The VM sits in a namespace of its own behind a relay on 127.0.0.1:
-    /// firewall profiles apply on the host side, where the relay is reached.
+    /// The VM sits in a namespace of its own, reached over a veth of its own.
     fn network_placement(&self) -> crate::runtime::Placement {
-        crate::runtime::Placement::HostLoopback
+        crate::runtime::Placement::OwnNamespace
     }
 
     fn name(&self) -> &'static str {
@@ -78,6 +76,14 @@ impl Runtime for Firecracker {
             "kvm-pvm" => &["linux-pvm", "vmm-floor-pvm"],
             _ => &["linux", "vmm-floor"],
         }
+    }
+
+    fn serving_model(&self, _variant: &str) -> String {
+        "1 vCPU guest (vmm-floor: no server, the boot timer only; linux: the native server); Firecracker's threads on the SUT set".into()
+    }
+
+    fn network_path(&self, _variant: &str) -> String {
+        "vmm-floor: none (the boot timer is read from the VMM); linux: directly to the guest's address over a veth into the VM's own namespace (no relay; firewall profile `off` only)".into()
     }
 
     fn detect(&self, artifacts: &Artifacts) -> Detection {
@@ -177,7 +183,8 @@ impl Runtime for Firecracker {
         let api_ready = t0.elapsed();
         // Never Firecracker's default boot arguments: they contain `nomodule`.
         let args = format!(
-            "console=ttyS0 reboot=k panic=1 quiet eb.ip={GUEST_IP}/{NET_PREFIX} eb.workload={} eb.modules={}",
+            "console=ttyS0 reboot=k panic=1 quiet {} eb.workload={} eb.modules={}",
+            ns.addrs().kernel_args(),
             spec.workload.name(),
             MODULES.join(",")
         );
@@ -192,8 +199,7 @@ impl Runtime for Firecracker {
         api.call("PUT", "/network-interfaces/eth0", &net)?;
         api.call("PUT", "/actions", r#"{"action_type":"InstanceStart"}"#)?;
         let instance_start = t0.elapsed();
-        let relay = Relay::start(spec.addr, guest_addr(), &ns).context("starting the relay into the VM's namespace")?;
-        let mut vm = VmInstance::new(process, relay, ns, LINUX_MEMORY_MIB * 1024);
+        let mut vm = VmInstance::new(process, ns, LINUX_MEMORY_MIB * 1024);
         vm.phases = vec![("api_ready".into(), api_ready), ("instance_start".into(), instance_start)];
         Ok(Box::new(vm))
     }

@@ -1,37 +1,102 @@
-//! One network namespace per VM, created by edgebench: a tap inside it, the
-//! host end addressed, a static neighbour entry for the guest. Nothing is
-//! routed out of it: the guest can reach only the tap's host end.
+//! One network namespace per VM, created by edgebench: a tap inside it for
+//! the guest, and a veth pair that joins it to the host namespace, so that
+//! the client (probe, latency client, load generator) reaches the guest
+//! directly at its address, with the same probe as every other runtime and
+//! no relay in edgebench. The namespace routes between its veth end and the
+//! tap; nothing is routed anywhere else: the guest can reach only its
+//! gateway (the tap's host end) and, through it, the client's address.
+//!
+//! ```text
+//!   host namespace                         eb-vm-PID-N                          guest
+//!   ebvmB  10.214.x.1/30 <── veth ──> ebclient 10.214.x.2/30
+//!                                          ebtap0 10.214.x.5/30 <── tap ──> eth0 10.214.x.6/30
+//! ```
+//!
+//! Each VM takes one /29 block of 10.214.0.0/16, held by an exclusive `flock`
+//! (released when the VM's namespace goes, or when edgebench dies), so that
+//! VMs launched at once (scaling) and concurrent campaigns never share one.
 
 use anyhow::{bail, Context as _, Result};
+use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
 use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 
 /// Every namespace edgebench creates starts with this (then its pid).
 pub const PREFIX: &str = "eb-vm-";
 pub const TAP: &str = "ebtap0";
-pub const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
-pub const GUEST_IP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
+/// The namespace's end of the veth pair (its name is local to the namespace).
+const CLIENT_LINK: &str = "ebclient";
+/// Host-side veth names start with this (then the block number).
+const HOST_LINK_PREFIX: &str = "ebvm";
 pub const NET_PREFIX: u8 = 30;
 pub const GUEST_MAC: &str = "52:54:00:eb:00:02";
 const TAP_MAC: &str = "02:eb:00:00:00:01";
+const HOST_LINK_MAC: &str = "02:eb:00:00:01:01";
+const CLIENT_LINK_MAC: &str = "02:eb:00:00:01:02";
+const SUBNET_BASE: Ipv4Addr = Ipv4Addr::new(10, 214, 0, 0);
+/// /29 blocks in the /16.
+const BLOCKS: u32 = 1 << 13;
+const LOCK_DIR: &str = "/run/edgebench";
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
+/// One block chosen at a time within this process.
+static ALLOCATING: Mutex<()> = Mutex::new(());
+
+/// The addresses of one VM's two links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmAddrs {
+    /// The host's end of the veth: the client's source address.
+    pub client: Ipv4Addr,
+    /// The namespace's end of the veth.
+    pub router: Ipv4Addr,
+    /// The tap's host end: the guest's gateway.
+    pub gateway: Ipv4Addr,
+    pub guest: Ipv4Addr,
+}
+
+impl VmAddrs {
+    fn of_block(block: u32) -> VmAddrs {
+        let base = u32::from(SUBNET_BASE) + block * 8;
+        VmAddrs {
+            client: Ipv4Addr::from(base + 1),
+            router: Ipv4Addr::from(base + 2),
+            gateway: Ipv4Addr::from(base + 5),
+            guest: Ipv4Addr::from(base + 6),
+        }
+    }
+
+    /// The guest's kernel command-line words for its network.
+    pub fn kernel_args(&self) -> String {
+        format!("eb.ip={}/{NET_PREFIX} eb.gw={}", self.guest, self.gateway)
+    }
+}
 
 pub struct Netns {
     name: String,
     /// Open handle on the namespace (for setns).
     handle: File,
+    addrs: VmAddrs,
+    host_link: String,
+    /// Holds the address block while the namespace lives.
+    _block: Flock<File>,
     deleted: bool,
 }
 
 impl Netns {
-    /// A new namespace named `eb-vm-<pid>-<n>` with its tap, ready for a guest.
+    /// A new namespace named `eb-vm-<pid>-<n>` with its tap and its link to
+    /// the host, ready for a guest.
     pub fn create() -> Result<Netns> {
         let name = format!("{PREFIX}{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let _one_at_a_time = ALLOCATING.lock().unwrap_or_else(|p| p.into_inner());
+        let (block, lock) = take_block(std::process::id().wrapping_mul(2654435761))?;
+        // A host link of a dead process with this block goes first.
+        let host_link = format!("{HOST_LINK_PREFIX}{block}");
+        let _ = ip(&["link", "del", &host_link]);
         ip(&["netns", "add", &name])?;
         let handle = match File::open(format!("/run/netns/{name}")) {
             Ok(f) => f,
@@ -40,9 +105,78 @@ impl Netns {
                 bail!("opening /run/netns/{name}: {e}");
             }
         };
-        let ns = Netns { name, handle, deleted: false };
+        let ns = Netns { name, handle, addrs: VmAddrs::of_block(block), host_link, _block: lock, deleted: false };
         ns.configure().with_context(|| format!("configuring network namespace {}", ns.name))?;
         Ok(ns)
+    }
+
+    pub fn addrs(&self) -> VmAddrs {
+        self.addrs
+    }
+
+    fn configure(&self) -> Result<()> {
+        let VmAddrs { client, router, gateway, guest } = self.addrs;
+        let (name, host_link) = (&self.name, &self.host_link);
+        batch(
+            None,
+            &format!(
+                "link add {host_link} address {HOST_LINK_MAC} type veth peer name {CLIENT_LINK} address {CLIENT_LINK_MAC} netns {name}\n\
+                 addr add {client}/{NET_PREFIX} dev {host_link}\n\
+                 link set {host_link} up\n\
+                 neigh replace {router} lladdr {CLIENT_LINK_MAC} dev {host_link} nud permanent\n\
+                 route replace {guest}/32 via {router} dev {host_link}\n"
+            ),
+        )?;
+        batch(
+            Some(name),
+            &format!(
+                "link set lo up\n\
+                 addr add {router}/{NET_PREFIX} dev {CLIENT_LINK}\n\
+                 link set {CLIENT_LINK} up\n\
+                 neigh replace {client} lladdr {HOST_LINK_MAC} dev {CLIENT_LINK} nud permanent\n\
+                 tuntap add dev {TAP} mode tap\n\
+                 link set {TAP} address {TAP_MAC}\n\
+                 addr add {gateway}/{NET_PREFIX} dev {TAP}\n\
+                 link set {TAP} up\n\
+                 neigh replace {guest} lladdr {GUEST_MAC} dev {TAP} nud permanent\n"
+            ),
+        )?;
+        self.enable_forwarding()?;
+        self.verify_route()
+    }
+
+    /// The namespace routes between its veth end and the tap (its own
+    /// setting: the host's forwarding is not touched).
+    fn enable_forwarding(&self) -> Result<()> {
+        let handle = self.handle.try_clone()?;
+        // A thread of its own enters the namespace: /proc/sys/net is the opener's namespace.
+        std::thread::spawn(move || -> std::io::Result<()> {
+            nix::sched::setns(handle.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
+            std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the forwarding thread panicked"))?
+        .context("enabling IPv4 forwarding in the VM's namespace")
+    }
+
+    /// Traffic to the guest must leave by our links and nothing else: from the
+    /// host by our veth, inside the namespace by our tap.
+    pub fn verify_route(&self) -> Result<()> {
+        let guest = self.addrs.guest.to_string();
+        for (netns, dev) in [(None, self.host_link.as_str()), (Some(self.name.as_str()), TAP)] {
+            let mut args = Vec::new();
+            if let Some(n) = netns {
+                args.extend(["-n", n]);
+            }
+            args.extend(["route", "get", guest.as_str()]);
+            let out = Command::new("ip").args(&args).output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let words: Vec<&str> = text.split_whitespace().collect();
+            if !out.status.success() || !words.windows(2).any(|w| w == ["dev", dev]) {
+                bail!("route to the guest {guest} ({}) is not via {dev}: {}", netns.unwrap_or("host"), text.trim());
+            }
+        }
+        Ok(())
     }
 
     pub fn name(&self) -> &str {
@@ -51,40 +185,6 @@ impl Netns {
 
     pub fn handle(&self) -> &File {
         &self.handle
-    }
-
-    fn configure(&self) -> Result<()> {
-        let script = format!(
-            "link set lo up\n\
-             tuntap add dev {TAP} mode tap\n\
-             link set {TAP} address {TAP_MAC}\n\
-             addr add {HOST_IP}/{NET_PREFIX} dev {TAP}\n\
-             link set {TAP} up\n\
-             neigh replace {GUEST_IP} lladdr {GUEST_MAC} dev {TAP} nud permanent\n"
-        );
-        let mut child = Command::new("ip")
-            .args(["-n", &self.name, "-batch", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("running ip (iproute2)")?;
-        child.stdin.take().unwrap().write_all(script.as_bytes())?;
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!("ip -batch failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-        }
-        self.verify_route()
-    }
-
-    /// Traffic to the guest must leave by our tap and nothing else.
-    pub fn verify_route(&self) -> Result<()> {
-        let out = Command::new("ip").args(["-n", &self.name, "route", "get", &GUEST_IP.to_string()]).output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() || !text.split_whitespace().collect::<Vec<_>>().windows(2).any(|w| w == ["dev", TAP]) {
-            bail!("route to the guest {GUEST_IP} in {} is not via {TAP}: {}", self.name, text.trim());
-        }
-        Ok(())
     }
 
     /// Moves the calling thread into this namespace.
@@ -128,6 +228,44 @@ pub fn remove_leftovers() {
             let _ = ip(&["netns", "del", &name]);
         }
     }
+}
+
+/// Takes the first free /29 block from `start` on: free when its lock is not
+/// held by a live process.
+fn take_block(start: u32) -> Result<(u32, Flock<File>)> {
+    std::fs::create_dir_all(LOCK_DIR).with_context(|| format!("creating {LOCK_DIR}"))?;
+    for i in 0..BLOCKS {
+        let block = (start.wrapping_add(i)) % BLOCKS;
+        let path = format!("{LOCK_DIR}/{HOST_LINK_PREFIX}-{block}.lock");
+        let file = File::options().create(true).truncate(false).write(true).open(&path)?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok((block, lock)),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => continue,
+            Err((_, e)) => return Err(e).with_context(|| format!("locking {path}")),
+        }
+    }
+    bail!("every VM address block of {SUBNET_BASE}/16 is in use")
+}
+
+/// Runs `ip [-n NETNS] -batch -` with `script`.
+fn batch(netns: Option<&str>, script: &str) -> Result<()> {
+    let mut command = Command::new("ip");
+    if let Some(n) = netns {
+        command.args(["-n", n]);
+    }
+    let mut child = command
+        .args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running ip (iproute2)")?;
+    child.stdin.take().unwrap().write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("ip -batch failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
 }
 
 fn ip(args: &[&str]) -> Result<()> {

@@ -5,8 +5,7 @@
 //! is listed and reported "not measured" with that reason, never a number.
 
 use super::guest::{GuestFiles, MODULES};
-use super::netns::{Netns, GUEST_IP, GUEST_MAC, NET_PREFIX, TAP};
-use super::relay::Relay;
+use super::netns::{Netns, VmAddrs, GUEST_MAC, TAP};
 use super::{guest_addr, host_mode, host_tsc_khz, memory, privilege_problem};
 use crate::artifacts::Artifacts;
 use crate::runtime::process::{spawn, ProcessInstance, WarmMode};
@@ -43,7 +42,7 @@ impl QemuMicrovm {
         std::env::var_os("EDGEBENCH_QEMU").map(PathBuf::from).or_else(|| crate::runtime::which(QEMU))
     }
 
-    fn command(&self, qemu: PathBuf, guest: &GuestFiles, spec: &LaunchSpec<'_>) -> Result<Command> {
+    fn command(&self, qemu: PathBuf, guest: &GuestFiles, spec: &LaunchSpec<'_>, addrs: VmAddrs) -> Result<Command> {
         let kernel = self.kernel.clone().unwrap_or_else(|| guest.kernel());
         if !kernel.is_file() {
             bail!(
@@ -57,7 +56,7 @@ impl QemuMicrovm {
             "console=ttyS0".to_string(),
             "quiet".into(),
             "panic=-1".into(),
-            format!("eb.ip={GUEST_IP}/{NET_PREFIX}"),
+            addrs.kernel_args(),
             format!("eb.workload={}", spec.workload.name()),
         ];
         if self.kernel.is_none() {
@@ -89,10 +88,9 @@ impl QemuMicrovm {
 }
 
 impl Runtime for QemuMicrovm {
-    /// The VM sits in a namespace of its own behind a relay on 127.0.0.1:
-    /// firewall profiles apply on the host side, where the relay is reached.
+    /// The VM sits in a namespace of its own, reached over a veth of its own.
     fn network_placement(&self) -> crate::runtime::Placement {
-        crate::runtime::Placement::HostLoopback
+        crate::runtime::Placement::OwnNamespace
     }
 
     fn name(&self) -> &'static str {
@@ -105,6 +103,14 @@ impl Runtime for QemuMicrovm {
             "kvm-pvm" => &["tcg", "kvm-pvm"],
             _ => &["tcg"],
         }
+    }
+
+    fn serving_model(&self, _variant: &str) -> String {
+        "1 vCPU guest running the native server (one thread per connection); QEMU's threads on the SUT set".into()
+    }
+
+    fn network_path(&self, _variant: &str) -> String {
+        "directly to the guest's address: a veth from the host into the VM's own namespace, which routes to the guest's tap (no relay; measured under firewall profile `off` only)".into()
     }
 
     fn serves_workloads(&self, variant: &str) -> std::result::Result<(), String> {
@@ -146,8 +152,8 @@ impl Runtime for QemuMicrovm {
         Some(format!(
             "variant = virtualisation mode (tcg: QEMU's emulator, not hardware virtualisation; host: {}). \
              Guest: Debian cloud kernel + edgebench's initramfs, 1 vCPU, {GUEST_MEMORY_MIB} MiB. The client \
-             reaches the guest through edgebench's TCP relay from loopback into the VM's network namespace \
-             (created before t0); memory: vmm_overhead_pss = QEMU PSS without the guest RAM mapping, \
+             reaches the guest directly at its address over a veth into the VM's network namespace, which \
+             routes to the guest's tap (both created before t0); memory: vmm_overhead_pss = QEMU PSS without the guest RAM mapping, \
              guest_memory = that mapping's PSS",
             host_mode()
         ))
@@ -169,8 +175,8 @@ impl Runtime for QemuMicrovm {
         }
         let qemu = Self::qemu().with_context(|| format!("{QEMU} not found: apt-get install qemu-system-x86"))?;
         let guest = GuestFiles::new(ctx.artifacts);
-        let mut command = self.command(qemu, &guest, spec)?;
         let ns = Netns::create()?;
+        let mut command = self.command(qemu, &guest, spec, ns.addrs())?;
         let ns_fd = ns.handle().as_raw_fd();
         // SAFETY: setns is a plain syscall; the descriptor stays open in the parent until spawn returns.
         unsafe {
@@ -181,30 +187,30 @@ impl Runtime for QemuMicrovm {
         }
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         let process = spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?;
-        let relay = Relay::start(spec.addr, guest_addr(), &ns).context("starting the relay into the VM's namespace")?;
-        Ok(Box::new(VmInstance::new(process, relay, ns, GUEST_MEMORY_MIB * 1024)))
+        Ok(Box::new(VmInstance::new(process, ns, GUEST_MEMORY_MIB * 1024)))
     }
 }
 
-/// A VMM process, its namespace and the relay into it.
+/// A VMM process and its namespace; the guest is reached at its own address.
 pub struct VmInstance {
     pub process: ProcessInstance,
-    pub relay: Relay,
     pub ns: Netns,
+    addr: SocketAddr,
     pub guest_kib: u64,
     /// Launch events after t0 (e.g. Firecracker's API ready, InstanceStart).
     pub phases: Vec<(String, Duration)>,
 }
 
 impl VmInstance {
-    pub fn new(process: ProcessInstance, relay: Relay, ns: Netns, guest_kib: u64) -> VmInstance {
-        VmInstance { process, relay, ns, guest_kib, phases: Vec::new() }
+    pub fn new(process: ProcessInstance, ns: Netns, guest_kib: u64) -> VmInstance {
+        let addr = guest_addr(&ns.addrs());
+        VmInstance { process, ns, addr, guest_kib, phases: Vec::new() }
     }
 }
 
 impl Instance for VmInstance {
     fn addr(&self) -> SocketAddr {
-        self.process.addr()
+        self.addr
     }
 
     fn launched_at(&self) -> Instant {
@@ -212,10 +218,7 @@ impl Instance for VmInstance {
     }
 
     fn exited(&mut self) -> Option<String> {
-        if let Some(how) = self.process.exited() {
-            return Some(how);
-        }
-        self.relay.error().map(|e| format!("relay: {e}"))
+        self.process.exited()
     }
 
     fn pids(&self) -> Vec<u32> {
@@ -223,7 +226,6 @@ impl Instance for VmInstance {
     }
 
     fn stop(&mut self) -> Result<()> {
-        self.relay.stop();
         let stopped = self.process.stop();
         self.ns.delete()?;
         stopped

@@ -76,6 +76,14 @@ impl Runtime for Wasmcloud {
         Variant::NAMES
     }
 
+    fn serving_model(&self, _variant: &str) -> String {
+        "`wash host`: a multi-thread tokio runtime sized by the CPUs it may run on (the SUT set); nats-server and the registry on the SUT set too".into()
+    }
+
+    fn network_path(&self, _variant: &str) -> String {
+        "the wash host's HTTP ingress on 127.0.0.1 in the host namespace (a firewall profile sits on `lo`, not on the veth path)".into()
+    }
+
     fn detect(&self, _artifacts: &Artifacts) -> Detection {
         match Tools::locate() {
             Ok(tools) => Detection::found(tools.versions, tools.wash),

@@ -1,0 +1,123 @@
+//! The fair test bed (issue 13), on real runtimes: every runtime edgebench
+//! starts runs on the SUT's CPUs while edgebench keeps the client's (read back
+//! from `/proc/PID/status`), and under a firewall profile every backend that
+//! places itself in the server namespace is really started and reached there.
+//! Runtimes that are not installed are skipped with the reason, unless
+//! EDGEBENCH_REQUIRE names them. No timing is asserted.
+
+mod common;
+
+use common::*;
+use edgebench::campaign::{launch_until_ready, launch_until_ready_in, TrialKey};
+use edgebench::cpus::{self, CpuPlan, Cpus};
+use edgebench::network::{self, Network, Placement};
+use edgebench::runtime::{self, Context, Runtime};
+use edgebench::Workload;
+use std::sync::atomic::AtomicBool;
+
+/// Backends that answer workload requests on this host (a variant that
+/// cannot, such as a VMM floor, has nothing to place).
+fn serving_variant(r: &dyn Runtime) -> Option<&'static str> {
+    r.variants().iter().copied().find(|v| r.serves_workloads(v).is_ok())
+}
+
+fn net_ns(pid: u32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/net")).map(|p| p.display().to_string()).unwrap_or_default()
+}
+
+#[test]
+fn every_runtime_runs_on_the_sut_cpus_and_edgebench_on_the_clients() {
+    let host = cpus::host_cpus();
+    if host.len() < 2 {
+        eprintln!("SKIPPED: one CPU only ({host}): client and SUT share it, nothing to split");
+        return;
+    }
+    let plan = CpuPlan::resolve("auto", &host).unwrap();
+    plan.install().unwrap();
+    assert_eq!(cpus::allowed_of(std::process::id()), Some(plan.client.clone()), "edgebench on the client's CPUs");
+
+    let artifacts = artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = Context::new(format!("cpus-{}", std::process::id()), &artifacts, dir.path()).unwrap();
+    let never = AtomicBool::new(false);
+    let mut checked = Vec::new();
+    for r in runtime::all() {
+        // The Docker daemon is shared with the serialised Docker tests; the
+        // container's cpuset is checked there (tests/docker.rs).
+        if r.name() == "docker" || !available(r.name()) {
+            continue;
+        }
+        let Some(variant) = serving_variant(r.as_ref()) else { continue };
+        r.setup(&ctx).unwrap();
+        r.prepare(&ctx, Workload::Hello, variant).unwrap();
+        let key = TrialKey::new(r.name(), variant, Workload::Hello, 1);
+        let (mut instance, _) = launch_until_ready(r.as_ref(), &key, &ctx, &never)
+            .unwrap_or_else(|_| panic!("{} {variant} starts", r.name()));
+        let pids = instance.pids();
+        assert!(!pids.is_empty(), "{}: no process", r.name());
+        for pid in &pids {
+            if let Some(allowed) = cpus::allowed_of(*pid) {
+                assert_eq!(allowed, plan.sut, "{} {variant}: pid {pid} runs on {allowed}, not the SUT's {}", r.name(), plan.sut);
+            }
+        }
+        instance.stop().unwrap();
+        r.teardown(&ctx);
+        checked.push(format!("{} {variant} ({} processes)", r.name(), pids.len()));
+    }
+    eprintln!("on the SUT's CPUs {}: {}", plan.sut, checked.join(", "));
+    assert!(checked.len() >= 2, "at least native and wasmtime-embedded are always there");
+    assert!(children_left().is_empty(), "{:?}", children_left());
+}
+
+#[test]
+fn under_a_firewall_every_namespace_runtime_is_started_and_reached_in_the_namespace() {
+    if let Err(why) = network::available() {
+        let required = std::env::var("EDGEBENCH_REQUIRE").unwrap_or_default();
+        assert!(!required.contains("nftables"), "nftables is required (EDGEBENCH_REQUIRE) but: {why}");
+        eprintln!("SKIPPED: no firewall campaigns here: {why}");
+        return;
+    }
+    let artifacts = artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let id = format!("place-{}", std::process::id());
+    let ctx = Context::new(id.clone(), &artifacts, dir.path()).unwrap();
+    let net = Network::start(&id).unwrap();
+    let never = AtomicBool::new(false);
+    let ours = net_ns(std::process::id());
+    let mut checked = Vec::new();
+    for r in runtime::all() {
+        if r.network_placement() != Placement::ServerNamespace || !available(r.name()) {
+            continue;
+        }
+        let Some(variant) = serving_variant(r.as_ref()) else { continue };
+        r.setup(&ctx).unwrap();
+        r.prepare(&ctx, Workload::Hello, variant).unwrap();
+        let key = TrialKey::new(r.name(), variant, Workload::Hello, 1).with_firewall("off");
+        let launched = launch_until_ready_in(r.as_ref(), &key, &ctx, &never, Some(&net));
+        let Ok((mut instance, _)) = launched else {
+            net.finish().unwrap();
+            panic!("{} {variant} does not answer in the server namespace", r.name());
+        };
+        let addr = instance.addr();
+        let pid = instance.pids()[0];
+        let inside = net_ns(pid);
+        instance.stop().unwrap();
+        r.teardown(&ctx);
+        assert!(!addr.ip().is_loopback(), "{}: reached at {addr}, not through the namespace", r.name());
+        assert_ne!(inside, ours, "{}: pid {pid} runs in edgebench's own network namespace", r.name());
+        checked.push(format!("{} {variant} at {addr}", r.name()));
+    }
+    net.finish().unwrap();
+    eprintln!("reached in the server namespace: {}", checked.join(", "));
+    assert!(checked.len() >= 2, "at least native and wasmtime-embedded are always there");
+}
+
+#[test]
+fn cpu_plans_refuse_cpus_this_process_may_not_use() {
+    let host = cpus::host_cpus();
+    let beyond = host.to_string().split(['-', ',']).filter_map(|c| c.parse::<usize>().ok()).max().unwrap() + 1;
+    let e = CpuPlan::resolve(&format!("0/{beyond}"), &host).unwrap_err().to_string();
+    assert!(e.contains("is not one this process may use"), "{e}");
+    assert_eq!(CpuPlan::resolve("shared", &host).unwrap().sut, host);
+    let _ = Cpus::allowed();
+}
