@@ -273,3 +273,25 @@ fn ensure_rustup_targets(targets: &[&str]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::likely_fix;
+
+    #[test]
+    fn build_failures_a_new_user_meets_get_their_fix() {
+        let cases = [
+            ("edgebench musl-cc: refusing to compile /x/ring/curve25519.c", "must build without a musl C toolchain"),
+            ("error occurred in cc-rs: failed to find tool \"cc\"", "apt-get install gcc"),
+            ("error: linker `cc` not found", "apt-get install gcc"),
+            ("the `wasm32-wasip2` target may not be installed", "rustup target add wasm32-wasip2"),
+            ("failed to get `anyhow` as a dependency", "needs crates.io"),
+            ("No space left on device", "free disk space"),
+            ("something else entirely", "read cargo's error above"),
+        ];
+        for (output, fix) in cases {
+            let got = likely_fix(output, Some("wasm32-wasip2"));
+            assert!(got.contains(fix), "{output:?} → {got:?}");
+        }
+    }
+}

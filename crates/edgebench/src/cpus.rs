@@ -118,7 +118,10 @@ impl CpuPlan {
                     mode: "split",
                     client: Cpus(allowed.0[..client_n].to_vec()),
                     sut: Cpus(allowed.0[client_n..].to_vec()),
-                    why: format!("default on {} allowed CPUs: one in four for the client, the rest for the SUT", allowed.len()),
+                    why: format!(
+                        "default on {} allowed CPUs: one in four for the client, the rest for the SUT",
+                        allowed.len()
+                    ),
                 })
             }
             "auto" => Ok(CpuPlan {

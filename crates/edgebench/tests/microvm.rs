@@ -110,10 +110,8 @@ fn namespace_and_tap_are_created_and_removed() {
     let route = Command::new("ip").args(["route", "get", &a.guest.to_string()]).output().unwrap();
     let route = String::from_utf8_lossy(&route.stdout);
     assert!(route.contains(&format!("via {}", a.router)) && route.contains(&format!("src {}", a.client)), "{route}");
-    let forwarding = Command::new("ip")
-        .args(["netns", "exec", &name, "cat", "/proc/sys/net/ipv4/ip_forward"])
-        .output()
-        .unwrap();
+    let forwarding =
+        Command::new("ip").args(["netns", "exec", &name, "cat", "/proc/sys/net/ipv4/ip_forward"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&forwarding.stdout).trim(), "1");
     // The tap exists only inside the namespace.
     let outside = Command::new("ip").args(["link", "show", netns::TAP]).output().unwrap();

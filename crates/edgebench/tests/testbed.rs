@@ -57,7 +57,13 @@ fn every_runtime_runs_on_the_sut_cpus_and_edgebench_on_the_clients() {
         assert!(!pids.is_empty(), "{}: no process", r.name());
         for pid in &pids {
             if let Some(allowed) = cpus::allowed_of(*pid) {
-                assert_eq!(allowed, plan.sut, "{} {variant}: pid {pid} runs on {allowed}, not the SUT's {}", r.name(), plan.sut);
+                assert_eq!(
+                    allowed,
+                    plan.sut,
+                    "{} {variant}: pid {pid} runs on {allowed}, not the SUT's {}",
+                    r.name(),
+                    plan.sut
+                );
             }
         }
         instance.stop().unwrap();

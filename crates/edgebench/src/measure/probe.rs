@@ -82,7 +82,8 @@ impl Probe<'_> {
                 Ok(mut stream) => {
                     accept.get_or_insert_with(|| t0.elapsed());
                     let left = self.timeout.saturating_sub(t0.elapsed()).max(Duration::from_millis(1));
-                    let answered = stream.set_read_timeout(Some(left)).and_then(|()| stream.set_write_timeout(Some(left)));
+                    let answered =
+                        stream.set_read_timeout(Some(left)).and_then(|()| stream.set_write_timeout(Some(left)));
                     match answered.and_then(|()| http::exchange(&mut stream, self.request)) {
                         Ok(r) if r.status == 200 && r.body == self.expected_body => {
                             let response = t0.elapsed();
