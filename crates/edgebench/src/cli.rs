@@ -116,6 +116,10 @@ pub struct RunArgs {
     /// or CLIENT/SUT CPU lists such as 0/1-3.
     #[arg(long, default_value = "auto", conflicts_with = "resume")]
     pub cpus: String,
+    /// Before each trial, wait at most this many ms for the runtime CPUs to be quiet after the
+    /// previous teardown (the wait is stored as `settle`).
+    #[arg(long, default_value_t = 2000, conflicts_with = "resume")]
+    pub settle_max_ms: u64,
 }
 
 impl RunArgs {
@@ -173,6 +177,7 @@ impl RunArgs {
         o.firewall = crate::network::Profile::parse_list(&self.firewall)?;
         crate::cpus::CpuPlan::resolve(&self.cpus, &crate::cpus::host_cpus())?;
         o.cpus = self.cpus.clone();
+        o.settle_max_ms = self.settle_max_ms;
         Ok(o)
     }
 }

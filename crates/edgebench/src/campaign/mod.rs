@@ -232,6 +232,9 @@ impl Campaign {
                     ("failed", e)
                 }
             };
+            if status != "interrupted" {
+                self.store.insert_samples(&self.id, &trial::settle(key, &self.options))?;
+            }
             self.store.record_trial(&self.id, index, db_key, status, &error)?;
             bar.inc(1);
         }

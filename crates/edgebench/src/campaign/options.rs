@@ -124,6 +124,13 @@ pub struct Options {
     /// `shared` or `CLIENT/SUT` CPU lists (see `cpus::CpuPlan::resolve`).
     #[serde(default = "default_cpus")]
     pub cpus: String,
+    /// Before each trial, wait at most this long (ms) for the runtime CPUs to be quiet.
+    #[serde(default = "default_settle_max_ms")]
+    pub settle_max_ms: u64,
+}
+
+fn default_settle_max_ms() -> u64 {
+    2000
 }
 
 fn default_cpus() -> String {
@@ -191,6 +198,7 @@ impl Default for Options {
             scaling: ScalingOptions::default(),
             firewall: default_firewall(),
             cpus: default_cpus(),
+            settle_max_ms: default_settle_max_ms(),
         }
     }
 }

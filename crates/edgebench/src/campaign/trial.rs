@@ -6,8 +6,9 @@
 //! - `cold_start_accept`: t0 → first accepted TCP connection.
 //! - `probe_interval`: mean time between probe attempts in that cold start;
 //!   `probe_cpu`: CPU time the probe spent in it (on the client's CPUs).
-//! - `settle`: before the launch, the wait until the runtime CPUs were quiet
-//!   after the previous trial's teardown; `settle_busy`: their busy % then.
+//! - `settle` (phase `after_stop`): after the trial's instance is stopped,
+//!   the wait until the runtime CPUs are quiet again (the next trial starts
+//!   only then); `settle_busy`: their busy % over the last window.
 //! - `warm_start`: a new instance on an already running runtime: request sent
 //!   on a new connection → response read; `warm_start_internal`: the same as
 //!   timed inside the runtime (where it reports it).
@@ -64,12 +65,6 @@ impl Trial<'_> {
         let mut write = |samples: Vec<Sample>| {
             store.insert_samples(campaign, &samples).map_err(|e| Failure::Failed(format!("store: {e:#}")))
         };
-        let cpus = crate::cpus::installed().map(|p| p.sut).unwrap_or_else(crate::cpus::Cpus::allowed);
-        let settled = crate::measure::settle::wait(&cpus);
-        write(vec![
-            self.sample("settle", "", 0, ms(settled.waited), "ms"),
-            self.sample("settle_busy", "", 0, settled.busy * 100.0, "%"),
-        ])?;
         if let Some(own) = self.own_trial() {
             let samples: Vec<Sample> = own
                 .iter()
@@ -326,6 +321,17 @@ pub fn sample(key: &TrialKey, metric: &str, phase: &str, seq: u32, value: f64, u
 
 pub fn failed(key: &TrialKey, metric: &str, phase: &str, error: &str) -> Sample {
     Sample { value: None, ok: false, error: error.into(), ..sample(key, metric, phase, 0, 0.0, "") }
+}
+
+/// After a trial: waits until the runtime CPUs are quiet again (its
+/// teardown's work done) and stores the wait with the trial.
+pub fn settle(key: &TrialKey, options: &Options) -> Vec<Sample> {
+    let cpus = crate::cpus::installed().map(|p| p.sut).unwrap_or_else(crate::cpus::Cpus::allowed);
+    let settled = crate::measure::settle::wait(&cpus, Duration::from_millis(options.settle_max_ms));
+    vec![
+        sample(key, "settle", "after_stop", 0, ms(settled.waited), "ms"),
+        sample(key, "settle_busy", "after_stop", 0, settled.busy * 100.0, "%"),
+    ]
 }
 
 /// Launches an instance on 127.0.0.1 and waits for its first correct answer.

@@ -25,7 +25,7 @@ pub fn items(campaign: &CampaignRow, comparisons: usize) -> Vec<String> {
         ),
         test_bed(&campaign.environment),
         "**Probe.** The readiness probe connects, sends the workload's request and reads the whole response in a loop, sleeping 25 µs between attempts (timer slack 1 µs); the achieved interval is the `probe_interval` metric and the probe's own CPU time `probe_cpu`. A connect is given 200 ms; once a connection is accepted, the first answer is waited for as long as the runtime's ready timeout allows (a slow first answer is measured, never abandoned and retried).".into(),
-        "**Settling.** Before each trial's launch (outside every timed interval), edgebench waits until the runtime CPUs are quiet after the previous trial's teardown (under 10% busy over 20 ms, at most 2 s); the wait and the last window's busy share are stored (`settle`, `settle_busy`).".into(),
+        "**Settling.** After each trial's instance is stopped (outside every timed interval), edgebench waits until the runtime CPUs are quiet again before the next trial starts (under 10% busy over 20 ms, at most `--settle-max-ms`, default 2 s); the wait and the last window's busy share are stored (`settle`, `settle_busy`).".into(),
         if cfg["firewall"].as_array().is_some_and(|p| p.iter().any(|p| p != "off")) {
             "**Environment of runtimes.** Every runtime starts with only PATH, LANG and a campaign-private HOME (compile caches start empty); nothing of the user's shell is inherited. Traffic goes only into the campaign's own network namespace over its veth pair, or to 127.0.0.1 (see *Behind a host firewall*).".into()
         } else {

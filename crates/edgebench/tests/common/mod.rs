@@ -53,6 +53,8 @@ pub fn small_options(runtimes: &[&str], workloads: &[Workload], out: &Path) -> O
         seed: 42,
         out: Some(out.to_path_buf()),
         warmup: false,
+        // Tests run in parallel: the CPUs are rarely quiet, and no test times anything.
+        settle_max_ms: 100,
         ..Options::default()
     }
 }

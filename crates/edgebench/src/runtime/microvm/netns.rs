@@ -198,6 +198,9 @@ impl Netns {
             return Ok(());
         }
         self.deleted = true;
+        // The host end first: the kernel destroys a deleted namespace's links
+        // later, in the background, and the block must be free when its lock goes.
+        let _ = ip(&["link", "del", &self.host_link]);
         ip(&["netns", "del", &self.name])
     }
 }
