@@ -210,10 +210,21 @@ fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samp
         ));
     }
     let cpus = env["logical_cpus"].as_u64().unwrap_or(0);
-    if (1..=2).contains(&cpus) {
-        out.push(format!(
+    let plan = &env["test_bed"]["cpus"];
+    match plan["mode"].as_str() {
+        Some("split") => out.push(format!(
+            "Client on CPU(s) {}, runtimes on CPU(s) {}: they no longer compete, but every sequential request now wakes a process on another CPU, which costs more inside a virtual machine (an inter-processor interrupt through the hypervisor): compare keep-alive latencies with other hosts only under the same CPU plan.",
+            plan["client"].as_str().unwrap_or("?"),
+            plan["sut"].as_str().unwrap_or("?")
+        )),
+        Some(_) => out.push(format!(
+            "Client and runtimes shared CPU(s) {}: the probe and the load generator competed with the runtime they measured, so latencies and throughput include that contention.",
+            plan["sut"].as_str().unwrap_or("?")
+        )),
+        None if (1..=2).contains(&cpus) => out.push(format!(
             "{cpus} logical CPUs: the client, the readiness probe and the runtime share them, so latencies include scheduling delays."
-        ));
+        )),
+        None => {}
     }
     let load: f64 =
         env["loadavg_at_start"].as_str().and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
