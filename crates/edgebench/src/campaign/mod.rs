@@ -385,7 +385,11 @@ fn test_bed(
         for v in r.variants() {
             per_runtime.insert(
                 format!("{}/{v}", r.name()),
-                serde_json::json!({ "serving": r.serving_model(v), "network_path": r.network_path(v) }),
+                serde_json::json!({
+                    "serving": r.serving_model(v),
+                    "network_path": r.network_path(v),
+                    "placement": r.network_placement().name(),
+                }),
             );
         }
     }

@@ -75,8 +75,12 @@ fn list(items: &[String]) -> String {
 
 fn find_need(need: &Need, cells: &[Cell]) -> Option<Finding> {
     let relevant = |c: &&Cell| c.metric == need.metric && (c.phase == need.phase || need.metric == "warm_start");
-    let candidates: Vec<&Cell> = cells.iter().filter(relevant).filter(|c| c.runtime != BASELINE && c.n > 0).collect();
     let baseline: Vec<&Cell> = cells.iter().filter(relevant).filter(|c| c.runtime == BASELINE && c.n > 0).collect();
+    // Behind firewall profiles, only runtimes on the baseline's network path
+    // are ranked together (another path would rank paths, not runtimes).
+    let base_path = baseline.first().map(|b| b.path.as_str()).unwrap_or("");
+    let candidates: Vec<&Cell> =
+        cells.iter().filter(relevant).filter(|c| c.runtime != BASELINE && c.n > 0 && c.path == base_path).collect();
     if candidates.is_empty() {
         if baseline.is_empty() {
             return None;
@@ -236,6 +240,22 @@ fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samp
     let governor = env["governor"].as_str().unwrap_or("unknown");
     if governor != "performance" {
         out.push(format!("CPU frequency is not pinned (governor: {governor})."));
+    }
+    let base_path = cells.iter().find(|c| c.runtime == BASELINE).map(|c| c.path.clone()).unwrap_or_default();
+    let mut other_paths: Vec<String> = cells
+        .iter()
+        .filter(|c| c.path != base_path)
+        .map(|c| format!("{} ({})", c.runtime, c.path))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !other_paths.is_empty() {
+        other_paths.dedup();
+        out.push(format!(
+            "Behind firewall profiles, {} reached its instances over another network path than native ({}): no ratio to native and no ranking with the runtimes on native's path is made for them; their deltas between profiles (on their own path) stand.",
+            other_paths.join(", "),
+            if base_path.is_empty() { "unknown".to_string() } else { base_path }
+        ));
     }
     out.push("Latency is measured closed-loop (one request at a time), not at a fixed arrival rate: tails under load are not covered.".into());
     let reps = cells.iter().filter(|c| c.metric == "cold_start" && c.n > 0).map(|c| c.trials.len()).min();

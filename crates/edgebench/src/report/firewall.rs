@@ -422,6 +422,7 @@ mod tests {
             outlier_reps: Vec::new(),
             first_k: None,
             vs_baseline: None,
+            path: String::new(),
             values,
         }
     }

@@ -43,7 +43,7 @@ pub fn load(dir: &Path) -> Result<Loaded> {
     })?;
     let samples = store.samples(&campaign.id)?;
     let runtimes = store.runtimes(&campaign.id)?;
-    let cells = summarize(&samples);
+    let cells = summary::summarize_on_paths(&samples, &summary::paths(&campaign));
     Ok(Loaded { campaign, runtimes, samples, cells })
 }
 

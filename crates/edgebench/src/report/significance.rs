@@ -48,6 +48,7 @@ pub fn against_baseline(cells: &mut [Cell]) {
                 && b.metric == c.metric
                 && b.phase == c.phase
                 && b.firewall == c.firewall
+                && b.path == c.path
         });
         let Some(base) = base.filter(|b| !b.trial_values.is_empty()) else { continue };
         if let Some(t) = stats::mann_whitney(&c.trial_values, &base.trial_values) {

@@ -54,6 +54,11 @@ pub struct Cell {
     pub first_k: Option<FirstK>,
     /// Rank test against the baseline (Holm-adjusted over the whole report).
     pub vs_baseline: Option<Versus>,
+    /// The network path the instance was reached on, in a campaign behind
+    /// firewall profiles (`server-namespace`, `host-loopback`,
+    /// `own-namespace`); empty otherwise. Cells are compared with the
+    /// baseline (ratio, rank test) only on the same path.
+    pub path: String,
 }
 
 impl Cell {
@@ -73,6 +78,32 @@ type Key = (String, String, String, String, String, String);
 pub const MIN_TRIALS_FOR_OUTLIERS: usize = 5;
 
 pub fn summarize(samples: &[Sample]) -> Vec<Cell> {
+    summarize_on_paths(samples, &Paths::new())
+}
+
+/// Network path of each runtime × variant (see [`Cell::path`]).
+pub type Paths = std::collections::HashMap<(String, String), String>;
+
+/// The paths of a campaign behind firewall profiles, from its environment
+/// (`test_bed`); empty for a campaign without profiles (or from before paths
+/// were stored), where every runtime is compared with the baseline.
+pub fn paths(campaign: &crate::store::CampaignRow) -> Paths {
+    let profiles = campaign.config["firewall"].as_array();
+    if !profiles.is_some_and(|p| p.iter().any(|p| p != "off")) {
+        return Paths::new();
+    }
+    let runtimes = campaign.environment["test_bed"]["runtimes"].as_object();
+    runtimes
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, v)| {
+            let (runtime, variant) = key.split_once('/')?;
+            Some(((runtime.to_string(), variant.to_string()), v["placement"].as_str()?.to_string()))
+        })
+        .collect()
+}
+
+pub fn summarize_on_paths(samples: &[Sample], paths: &Paths) -> Vec<Cell> {
     let mut groups: BTreeMap<Key, Vec<&Sample>> = BTreeMap::new();
     for s in samples {
         let key = (
@@ -86,20 +117,34 @@ pub fn summarize(samples: &[Sample]) -> Vec<Cell> {
         groups.entry(key).or_default().push(s);
     }
     let mut cells: Vec<Cell> = groups.into_iter().map(|(key, group)| cell(key, &group)).collect();
+    for c in &mut cells {
+        c.path = paths.get(&(c.runtime.clone(), c.variant.clone())).cloned().unwrap_or_default();
+    }
     add_ratios(&mut cells);
     significance::against_baseline(&mut cells);
     cells
 }
 
 fn add_ratios(cells: &mut [Cell]) {
-    let baseline: BTreeMap<(String, String, String, String), Vec<Vec<f64>>> = cells
+    // (workload, metric, phase, profile) → the baseline's trials and path.
+    type Baseline = BTreeMap<(String, String, String, String), (Vec<Vec<f64>>, String)>;
+    let baseline: Baseline = cells
         .iter()
         .filter(|c| c.runtime == BASELINE && c.n > 0)
-        .map(|c| ((c.workload.clone(), c.metric.clone(), c.phase.clone(), c.firewall.clone()), c.trials.clone()))
+        .map(|c| {
+            (
+                (c.workload.clone(), c.metric.clone(), c.phase.clone(), c.firewall.clone()),
+                (c.trials.clone(), c.path.clone()),
+            )
+        })
         .collect();
     for c in cells.iter_mut().filter(|c| c.n > 0) {
         let key = (c.workload.clone(), c.metric.clone(), c.phase.clone(), c.firewall.clone());
-        let Some(base) = baseline.get(&key) else { continue };
+        let Some((base, base_path)) = baseline.get(&key) else { continue };
+        if *base_path != c.path {
+            // Another network path: a ratio would compare paths, not runtimes.
+            continue;
+        }
         let mut pooled: Vec<f64> = base.concat();
         pooled.sort_by(f64::total_cmp);
         let base_median = stats::median(&pooled);
@@ -177,6 +222,7 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
         outlier_reps: Vec::new(),
         first_k: None,
         vs_baseline: None,
+        path: String::new(),
     };
     if values.is_empty() {
         return c;
@@ -207,4 +253,52 @@ fn trial_value(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     stats::median(&sorted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(runtime: &str, variant: &str, values: &[f64]) -> Vec<Sample> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Sample {
+                runtime: runtime.into(),
+                variant: variant.into(),
+                workload: "hello".into(),
+                metric: "cold_start".into(),
+                phase: String::new(),
+                firewall: "host".into(),
+                repetition: i as u32 + 1,
+                seq: 0,
+                value: Some(*v),
+                unit: "ms".into(),
+                ts_ns: i as i64,
+                ok: true,
+                error: String::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runtimes_on_another_network_path_get_no_ratio_or_test_against_native() {
+        let mut all = samples("native", "static-musl", &[1.0, 1.1, 0.9, 1.0, 1.2, 1.05]);
+        all.extend(samples("docker", "bridge", &[300.0, 310.0, 290.0, 305.0, 320.0, 299.0]));
+        all.extend(samples("wasmtime-embedded", "precompiled-pooling", &[3.0, 3.1, 2.9, 3.3, 3.0, 3.2]));
+        let key = |r: &str, v: &str| (r.to_string(), v.to_string());
+        let paths: Paths = [
+            (key("native", "static-musl"), "server-namespace".to_string()),
+            (key("docker", "bridge"), "host-loopback".to_string()),
+            (key("wasmtime-embedded", "precompiled-pooling"), "server-namespace".to_string()),
+        ]
+        .into();
+        let cells = summarize_on_paths(&all, &paths);
+        let cell = |r: &str| cells.iter().find(|c| c.runtime == r).unwrap();
+        assert!(cell("docker").ratio.is_none() && cell("docker").vs_baseline.is_none(), "another path");
+        assert!(cell("wasmtime-embedded").ratio.is_some() && cell("wasmtime-embedded").vs_baseline.is_some());
+        // Without paths (no firewall profiles) every runtime is compared.
+        let cells = summarize(&all);
+        assert!(cells.iter().filter(|c| c.runtime != BASELINE).all(|c| c.ratio.is_some()));
+    }
 }
