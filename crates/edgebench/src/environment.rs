@@ -52,7 +52,8 @@ pub fn capture(source: &Path, controlled_env: &[(String, String)]) -> Value {
         "kernel": read_trim("/proc/sys/kernel/osrelease"),
         "kernel_cmdline": read_trim("/proc/cmdline"),
         "cpu_model": cpu_model(),
-        "logical_cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        // What edgebench may use (its affinity before any CPU plan pinned it).
+        "logical_cpus": crate::cpus::host_cpus().len(),
         "memory_kib": meminfo("MemTotal:"),
         "governor": read_trim("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").unwrap_or_else(|| "none (no cpufreq)".into()),
         "smt_active": read_trim("/sys/devices/system/cpu/smt/active"),

@@ -74,7 +74,17 @@ fn list(items: &[String]) -> String {
 }
 
 fn find_need(need: &Need, cells: &[Cell]) -> Option<Finding> {
-    let relevant = |c: &&Cell| c.metric == need.metric && (c.phase == need.phase || need.metric == "warm_start");
+    // One firewall profile: `off` where there is one, else the first (ranking a
+    // runtime against itself under another profile answers no need).
+    let profile = cells
+        .iter()
+        .map(|c| c.firewall.as_str())
+        .min_by_key(|p| super::firewall::profile_order(p))
+        .unwrap_or("off")
+        .to_string();
+    let relevant = |c: &&Cell| {
+        c.metric == need.metric && (c.phase == need.phase || need.metric == "warm_start") && c.firewall == profile
+    };
     let baseline: Vec<&Cell> = cells.iter().filter(relevant).filter(|c| c.runtime == BASELINE && c.n > 0).collect();
     // Behind firewall profiles, only runtimes on the baseline's network path
     // are ranked together (another path would rank paths, not runtimes).
