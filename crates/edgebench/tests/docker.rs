@@ -275,7 +275,14 @@ fn failures_leave_no_container() {
     let addr = taken.local_addr().unwrap();
 
     // Host network, port taken: the server exits at once; the probe sees the exit.
-    let spec = LaunchSpec { workload: Workload::Hello, variant: "host", addr, label: "taken-host".into(), netns: None };
+    let spec = LaunchSpec {
+        workload: Workload::Hello,
+        variant: "host",
+        addr,
+        label: "taken-host".into(),
+        netns: None,
+        firewall: None,
+    };
     let mut instance = f.docker.launch(&ctx, &spec).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let how = loop {
@@ -290,8 +297,14 @@ fn failures_leave_no_container() {
     assert!(edgebench_containers().is_empty());
 
     // Bridge, port taken: Docker cannot publish it; the half-made container is removed.
-    let spec =
-        LaunchSpec { workload: Workload::Hello, variant: "bridge", addr, label: "taken-bridge".into(), netns: None };
+    let spec = LaunchSpec {
+        workload: Workload::Hello,
+        variant: "bridge",
+        addr,
+        label: "taken-bridge".into(),
+        netns: None,
+        firewall: None,
+    };
     let err = f.docker.launch(&ctx, &spec).err().expect("publishing a taken port fails").to_string();
     assert!(err.contains("start"), "{err}");
     assert!(edgebench_containers().is_empty());

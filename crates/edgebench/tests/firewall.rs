@@ -195,6 +195,38 @@ fn a_small_campaign_measures_every_profile_and_leaves_nothing() {
     assert!(dir.path().join("firewall_deltas.svg").exists() && dir.path().join("firewall_deltas.csv").exists());
 }
 
+/// A micro-VM is reached over a veth into its own namespace: the profile is
+/// applied there, in front of the guest, before t0, and stored with the trial.
+#[test]
+fn a_micro_vm_is_measured_behind_the_profile_in_its_own_namespace() {
+    if !firewall_available() || !available("qemu-microvm") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = small_options(&["qemu-microvm"], &[Workload::Hello], dir.path());
+    options.reps = 1;
+    options.metrics = vec![edgebench::campaign::Metric::ColdStart, edgebench::campaign::Metric::LatencyKeepalive];
+    options.firewall = ["off", "rules-100"].map(String::from).to_vec();
+    let (outcome, samples) = run_campaign(options);
+    assert_eq!(outcome, Outcome::Finished);
+    let tcg = |p: &str, metric: &str| {
+        samples.iter().filter(|s| s.variant == "tcg" && s.firewall == p && s.metric == metric && s.ok).count()
+    };
+    for p in ["off", "rules-100"] {
+        assert_eq!(tcg(p, "cold_start"), 1, "{p}: {:?}", samples.iter().filter(|s| !s.ok).collect::<Vec<_>>());
+        assert!(tcg(p, "latency_keepalive") > 0, "{p}");
+    }
+    let applied: Vec<_> =
+        samples.iter().filter(|s| s.variant == "tcg" && s.metric == "firewall_apply" && s.ok).collect();
+    // Applied (off: our table removed) in the VM's namespace before each cold start, as on the campaign's path.
+    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert!(applied.iter().all(|s| s.error.contains("placement own-namespace")), "{applied:?}");
+    assert_ne!(applied[0].error, applied[1].error, "different rulesets in force under off and rules-100");
+    let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let left = String::from_utf8_lossy(&left.stdout);
+    assert!(!left.contains(&format!("eb-vm-{}-", std::process::id())), "{left}");
+}
+
 #[test]
 fn an_interrupted_campaign_leaves_no_table_namespace_or_veth() {
     if !firewall_available() {

@@ -138,7 +138,14 @@ fn bad_kernel_path_is_a_clear_error_and_leaves_nothing() {
     let ctx = context(&artifacts, &dir);
     let runtime = QemuMicrovm::with_kernel("/nonexistent/vmlinuz".into());
     let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let spec = LaunchSpec { workload: Workload::Hello, variant: "tcg", addr, label: "bad-kernel".into(), netns: None };
+    let spec = LaunchSpec {
+        workload: Workload::Hello,
+        variant: "tcg",
+        addr,
+        label: "bad-kernel".into(),
+        netns: None,
+        firewall: None,
+    };
     let err = runtime.launch(&ctx, &spec).err().expect("launch must fail");
     let text = format!("{err:#}");
     assert!(text.contains("/nonexistent/vmlinuz") && text.contains("does not exist"), "{text}");

@@ -31,6 +31,7 @@ fn spec(workload: Workload, variant: &str) -> LaunchSpec<'_> {
         addr: free_loopback_addr().unwrap(),
         label: format!("wasmcloud-{variant}-{workload}-test"),
         netns: None,
+        firewall: None,
     }
 }
 

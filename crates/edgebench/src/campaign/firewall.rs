@@ -32,15 +32,8 @@ impl Profiles {
         let Some(network) = network else { return Ok(()) };
         let placement = runtime.network_placement();
         if placement == Placement::OwnNamespace {
-            // Off needs no rules on that path; any other profile would not be on it.
-            return match key.firewall.as_str() {
-                "off" => Ok(()),
-                _ => {
-                    let why = crate::network::OWN_NAMESPACE_REASON;
-                    let _ = store.insert_samples(campaign, &[trial::failed(key, "cold_start", "", why)]);
-                    Err(Failure::Failed(why.into()))
-                }
-            };
+            // Applied by the runtime in its own namespace at launch (stored by the trial).
+            return Ok(());
         }
         let sample = match self.apply_and_record(store, campaign, network, placement, key) {
             Ok(ms) => {

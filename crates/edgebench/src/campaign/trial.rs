@@ -98,6 +98,12 @@ impl Trial<'_> {
             for (phase, at) in instance.launch_phases() {
                 samples.push(self.sample(&format!("cold_start_{phase}"), "", 0, ms(at), "ms"));
             }
+            if let Some(applied) = instance.firewall_applied() {
+                // Applied in the instance's own namespace before t0.
+                let mut s = self.sample("firewall_apply", "", 0, ms(applied.took), "ms");
+                s.error = format!("placement own-namespace; ruleset sha256 {}", applied.ruleset_sha256);
+                samples.push(s);
+            }
             write(samples)?;
         }
         let boot_cpu = resources::cpu_ns(&instance.pids());
@@ -127,6 +133,7 @@ impl Trial<'_> {
             addr,
             label: self.key.label(),
             netns: None,
+            firewall: None,
         };
         self.runtime.own_trial(self.ctx, &spec)
     }
@@ -357,7 +364,16 @@ pub fn launch_until_ready_in(
         None => (free_loopback_addr().map_err(|e| Failure::Failed(format!("no free port: {e}")))?, None),
         Some(net) => net.instance_addr(runtime.network_placement()).map_err(|e| Failure::Failed(format!("{e:#}")))?,
     };
-    let spec = LaunchSpec { workload: key.workload, variant: &key.variant, addr, label: key.label(), netns };
+    // A runtime on a path of its own applies the trial's profile itself.
+    let firewall = match network {
+        Some(net) if runtime.network_placement() == crate::network::Placement::OwnNamespace => {
+            let profile =
+                crate::network::Profile::parse(&key.firewall).map_err(|e| Failure::Failed(format!("{e:#}")))?;
+            Some(crate::runtime::OwnFirewall { network: net, profile })
+        }
+        _ => None,
+    };
+    let spec = LaunchSpec { workload: key.workload, variant: &key.variant, addr, label: key.label(), netns, firewall };
     let mut instance = runtime.launch(ctx, &spec).map_err(|e| Failure::Failed(format!("launch: {e:#}")))?;
     // Where the instance really answers: `addr` for most, the guest's own
     // address for a VM (known once its namespace exists). Built after t0,
@@ -401,6 +417,7 @@ pub fn warm_up(
         addr: ([127, 0, 0, 1], 0).into(),
         label: key.label(),
         netns: None,
+        firewall: None,
     };
     if let Some(own) = runtime.own_trial(ctx, &spec) {
         return match own.into_iter().find_map(|o| o.value.err()) {

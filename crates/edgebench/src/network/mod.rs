@@ -33,8 +33,8 @@ pub enum Placement {
     /// packets on `lo` to our service ports.
     HostLoopback,
     /// A namespace of the runtime's own, reached over a veth of its own (the
-    /// micro-VMs): not on the campaign's path, so no profile is applied to
-    /// it; its trials under any profile but `off` fail with that reason.
+    /// micro-VMs): the runtime applies the profile there itself, at launch
+    /// and before t0 ([`Network::apply_own`]), in front of its guest.
     OwnNamespace,
 }
 
@@ -47,11 +47,6 @@ impl Placement {
         }
     }
 }
-
-/// Why a runtime on its own network path is not measured behind a profile.
-pub const OWN_NAMESPACE_REASON: &str = "not measured under this firewall profile: the instance is reached over a \
-     veth into a namespace of its own (a micro-VM), not over the campaign's path, so the profile would not be \
-     on its path; it is measured under `off` only";
 
 /// The ports instances listen on under a firewall profile (the profiles
 /// accept exactly these; below Linux's ephemeral range, so client ports
@@ -152,7 +147,7 @@ impl Network {
         match placement {
             Placement::ServerNamespace => Ok((topology.netns(), Netns::Host, Scope::Namespace)),
             Placement::HostLoopback => Ok((Netns::Host, topology.netns(), Scope::HostLoopback)),
-            Placement::OwnNamespace => bail!("{OWN_NAMESPACE_REASON}"),
+            Placement::OwnNamespace => bail!("a runtime in a namespace of its own applies its profile at launch"),
         }
     }
 
@@ -179,6 +174,23 @@ impl Network {
                 profile.name(),
                 if ours.is_empty() { "absent" } else { "present" }
             );
+        }
+        Ok(Applied { took, definition, ruleset_sha256: nft::sha256(&ours) })
+    }
+
+    /// Applies `profile` in a runtime's own namespace at `netns` (a
+    /// micro-VM's, which routes to its guest): the same rules as on the
+    /// campaign's path, in the forward chain in front of the guest, for the
+    /// guest's `port`. The namespace and the table go together.
+    pub fn apply_own(&self, profile: Profile, netns: &Path, guest_if: &'static str, port: u16) -> Result<Applied> {
+        let target = Target { table: self.table().into(), scope: Scope::Forward { guest_if }, ports: (port, port) };
+        let definition = profile.batch(&target);
+        let ns = Netns::Ours(netns);
+        let took =
+            nft::apply(ns, &definition).with_context(|| format!("applying firewall profile {}", profile.name()))?;
+        let ours = self.our_table(ns)?;
+        if ours.is_empty() != (profile == Profile::OFF) {
+            bail!("after applying {} in {}, our table is not as expected", profile.name(), netns.display());
         }
         Ok(Applied { took, definition, ruleset_sha256: nft::sha256(&ours) })
     }

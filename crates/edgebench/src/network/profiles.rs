@@ -52,6 +52,11 @@ pub enum Scope {
     /// accept (the service traffic itself comes in on `lo`) and no ICMP rule
     /// (ICMP has no port to match narrowly).
     HostLoopback,
+    /// In a micro-VM's own namespace, which routes between the client's veth
+    /// and the guest's tap: the forward chain's policy is drop, as on a host
+    /// in front of the guest; what the guest sends (in on `guest_if`) passes,
+    /// as a host's own output would.
+    Forward { guest_if: &'static str },
 }
 
 /// Where and for which ports a profile is built.
@@ -190,13 +195,20 @@ impl Profile {
                 commands.push(rule("input", json!([on_lo("iif"), dport.clone(), {"jump": {"target": "profile"}}])));
                 "profile"
             }
+            Scope::Forward { guest_if } => {
+                commands.push(chain("forward", Some(("forward", 0, "drop"))));
+                let from_guest =
+                    json!({"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": guest_if}});
+                commands.push(rule("forward", json!([from_guest, {"accept": null}])));
+                "forward"
+            }
         };
         if !self.conntrack {
             // Raw priority: before conntrack would see the packet.
             commands.push(chain("notrack_pre", Some(("prerouting", -300, "accept"))));
             commands.push(chain("notrack_out", Some(("output", -300, "accept"))));
             match target.scope {
-                Scope::Namespace => {
+                Scope::Namespace | Scope::Forward { .. } => {
                     commands.push(rule("notrack_pre", json!([{"notrack": null}])));
                     commands.push(rule("notrack_out", json!([{"notrack": null}])));
                 }
@@ -228,7 +240,7 @@ impl Profile {
         }
         commands.push(rule(profile_chain, json!([dport, {"accept": null}])));
         match target.scope {
-            Scope::Namespace => {
+            Scope::Namespace | Scope::Forward { .. } => {
                 for proto in ["icmp", "ipv6-icmp"] {
                     commands.push(rule(
                         profile_chain,

@@ -102,6 +102,16 @@ pub struct LaunchSpec<'a> {
     /// when the campaign runs firewall profiles and the runtime's placement
     /// is [`Placement::ServerNamespace`]; `addr` is then inside it.
     pub netns: Option<&'a Path>,
+    /// The trial's firewall profile, for a runtime on a path of its own
+    /// ([`Placement::OwnNamespace`]) that applies it itself before t0.
+    pub firewall: Option<OwnFirewall<'a>>,
+}
+
+/// A profile a runtime applies in its own namespace (see [`crate::network::Network::apply_own`]).
+#[derive(Clone, Copy)]
+pub struct OwnFirewall<'a> {
+    pub network: &'a crate::network::Network,
+    pub profile: crate::network::Profile,
 }
 
 impl LaunchSpec<'_> {
@@ -250,6 +260,11 @@ pub trait Instance: Send {
     /// metrics `cold_start_<name>` (e.g. Docker's `create`, `start`).
     fn launch_phases(&self) -> Vec<(String, Duration)> {
         Vec::new()
+    }
+    /// The firewall profile this instance applied itself at launch, if any
+    /// (a runtime in a namespace of its own; stored as `firewall_apply`).
+    fn firewall_applied(&self) -> Option<crate::network::Applied> {
+        None
     }
     /// Resource figures beyond the processes' PSS/RSS/CPU (e.g. cgroup memory).
     fn extra_resources(&self) -> Vec<ExtraResource> {

@@ -83,7 +83,7 @@ impl Runtime for Firecracker {
     }
 
     fn network_path(&self, _variant: &str) -> String {
-        "vmm-floor: none (the boot timer is read from the VMM); linux: directly to the guest's address over a veth into the VM's own namespace (no relay; firewall profile `off` only)".into()
+        "vmm-floor: none (the boot timer is read from the VMM); linux: directly to the guest's address over a veth into the VM's own namespace (no relay; a firewall profile goes into that namespace's forward chain)".into()
     }
 
     fn detect(&self, artifacts: &Artifacts) -> Detection {
@@ -163,6 +163,7 @@ impl Runtime for Firecracker {
             );
         }
         let ns = Netns::create()?;
+        let firewall = ns.apply_firewall(spec.firewall)?;
         let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
         let socket = dir.join("api.sock");
         let mut command = Command::new(bin);
@@ -200,6 +201,7 @@ impl Runtime for Firecracker {
         api.call("PUT", "/actions", r#"{"action_type":"InstanceStart"}"#)?;
         let instance_start = t0.elapsed();
         let mut vm = VmInstance::new(process, ns, LINUX_MEMORY_MIB * 1024);
+        vm.firewall = firewall;
         vm.phases = vec![("api_ready".into(), api_ready), ("instance_start".into(), instance_start)];
         Ok(Box::new(vm))
     }

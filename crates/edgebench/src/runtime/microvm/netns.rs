@@ -114,6 +114,22 @@ impl Netns {
         self.addrs
     }
 
+    /// Its /run/netns path.
+    pub fn path(&self) -> std::path::PathBuf {
+        std::path::Path::new("/run/netns").join(&self.name)
+    }
+
+    /// Applies the trial's firewall profile (if any) in this namespace, in
+    /// front of the guest's workload server.
+    pub fn apply_firewall(
+        &self,
+        firewall: Option<crate::runtime::OwnFirewall<'_>>,
+    ) -> Result<Option<crate::network::Applied>> {
+        let Some(f) = firewall else { return Ok(None) };
+        let applied = f.network.apply_own(f.profile, &self.path(), TAP, super::GUEST_PORT)?;
+        Ok(Some(applied))
+    }
+
     fn configure(&self) -> Result<()> {
         let VmAddrs { client, router, gateway, guest } = self.addrs;
         let (name, host_link) = (&self.name, &self.host_link);

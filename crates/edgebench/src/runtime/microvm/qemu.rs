@@ -110,7 +110,7 @@ impl Runtime for QemuMicrovm {
     }
 
     fn network_path(&self, _variant: &str) -> String {
-        "directly to the guest's address: a veth from the host into the VM's own namespace, which routes to the guest's tap (no relay; measured under firewall profile `off` only)".into()
+        "directly to the guest's address: a veth from the host into the VM's own namespace, which routes to the guest's tap (no relay); a firewall profile goes into that namespace's forward chain, in front of the guest".into()
     }
 
     fn serves_workloads(&self, variant: &str) -> std::result::Result<(), String> {
@@ -176,6 +176,7 @@ impl Runtime for QemuMicrovm {
         let qemu = Self::qemu().with_context(|| format!("{QEMU} not found: apt-get install qemu-system-x86"))?;
         let guest = GuestFiles::new(ctx.artifacts);
         let ns = Netns::create()?;
+        let firewall = ns.apply_firewall(spec.firewall)?;
         let mut command = self.command(qemu, &guest, spec, ns.addrs())?;
         let ns_fd = ns.handle().as_raw_fd();
         // SAFETY: setns is a plain syscall; the descriptor stays open in the parent until spawn returns.
@@ -187,7 +188,9 @@ impl Runtime for QemuMicrovm {
         }
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         let process = spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?;
-        Ok(Box::new(VmInstance::new(process, ns, GUEST_MEMORY_MIB * 1024)))
+        let mut vm = VmInstance::new(process, ns, GUEST_MEMORY_MIB * 1024);
+        vm.firewall = firewall;
+        Ok(Box::new(vm))
     }
 }
 
@@ -199,12 +202,14 @@ pub struct VmInstance {
     pub guest_kib: u64,
     /// Launch events after t0 (e.g. Firecracker's API ready, InstanceStart).
     pub phases: Vec<(String, Duration)>,
+    /// The firewall profile applied in the VM's namespace before t0.
+    pub firewall: Option<crate::network::Applied>,
 }
 
 impl VmInstance {
     pub fn new(process: ProcessInstance, ns: Netns, guest_kib: u64) -> VmInstance {
         let addr = guest_addr(&ns.addrs());
-        VmInstance { process, ns, addr, guest_kib, phases: Vec::new() }
+        VmInstance { process, ns, addr, guest_kib, phases: Vec::new(), firewall: None }
     }
 }
 
@@ -237,6 +242,10 @@ impl Instance for VmInstance {
 
     fn launch_phases(&self) -> Vec<(String, Duration)> {
         self.phases.clone()
+    }
+
+    fn firewall_applied(&self) -> Option<crate::network::Applied> {
+        self.firewall.clone()
     }
 
     fn extra_resources(&self) -> Vec<ExtraResource> {
