@@ -244,10 +244,21 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
 }
 
 fn conformance_all(runtimes: Option<String>, artifacts: Artifacts) -> Result<()> {
+    let wanted: Option<Vec<String>> =
+        runtimes.map(|r| r.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+    let known: Vec<&str> = runtime::all().iter().map(|r| r.name()).collect();
+    if let Some(w) = &wanted {
+        if let Some(unknown) = w.iter().find(|n| !known.contains(&n.as_str())) {
+            bail!("unknown runtime {unknown:?}: known runtimes are {}", known.join(", "));
+        }
+        if w.is_empty() {
+            bail!("--runtimes names no runtime: known runtimes are {}", known.join(", "));
+        }
+    }
     ensure_artifacts(&artifacts, true)?;
-    let work = std::env::temp_dir().join(format!("edgebench-conformance-{}", std::process::id()));
-    let ctx = Context::new(format!("conformance-{}", std::process::id()), &artifacts, &work)?;
-    let wanted: Option<Vec<String>> = runtimes.map(|r| r.split(',').map(|s| s.trim().to_string()).collect());
+    // A private directory (not a name anyone could guess and create first).
+    let work = tempfile::Builder::new().prefix("edgebench-conformance-").tempdir()?;
+    let ctx = Context::new(format!("conformance-{}", std::process::id()), &artifacts, work.path())?;
     let mut failures = 0;
     for r in runtime::all() {
         if wanted.as_ref().is_some_and(|w| !w.iter().any(|n| n == r.name())) {
@@ -256,6 +267,10 @@ fn conformance_all(runtimes: Option<String>, artifacts: Artifacts) -> Result<()>
         let d = r.detect(&artifacts);
         if !d.available {
             println!("{:<20} not measured: {}", r.name(), d.reason);
+            // Named on the command line: not checking it is a failure, not a pass.
+            if wanted.is_some() {
+                failures += 1;
+            }
             continue;
         }
         // The campaign's hooks: e.g. Docker starts its daemon and builds its image here.
@@ -266,6 +281,10 @@ fn conformance_all(runtimes: Option<String>, artifacts: Artifacts) -> Result<()>
             continue;
         }
         for variant in r.variants() {
+            if let Err(why) = r.serves_workloads(variant) {
+                println!("{:<20} {variant:<20} not checked: {why}", r.name());
+                continue;
+            }
             for w in crate::Workload::ALL {
                 let result =
                     r.prepare(&ctx, w, variant).and_then(|()| conformance::check(r.as_ref(), variant, w, &ctx));
@@ -286,9 +305,8 @@ fn conformance_all(runtimes: Option<String>, artifacts: Artifacts) -> Result<()>
         }
         r.teardown(&ctx);
     }
-    let _ = std::fs::remove_dir_all(&work);
     if failures > 0 {
-        bail!("{failures} runtime/workload pair(s) do not conform");
+        bail!("{failures} runtime/workload pair(s) do not conform or could not be checked");
     }
     Ok(())
 }

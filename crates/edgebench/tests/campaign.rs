@@ -138,6 +138,24 @@ fn the_cli_names_bad_input_and_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("unknown runtime \"nope\": known runtimes are native"), "{err}");
 
+    // A misspelt runtime is named, and nothing is reported as conforming.
+    let out = Command::new(bin).args(["conformance", "--runtimes", "wasmtim"]).output().unwrap();
+    let (err, text) = (String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    assert!(!out.status.success() && err.contains("unknown runtime \"wasmtim\""), "{err}");
+    assert!(!text.contains("conforms"), "{text}");
+
+    // An existing directory that holds no campaign is not taken over (its files would be at risk).
+    let foreign = tempfile::tempdir().unwrap();
+    std::fs::write(foreign.path().join("thesis.tex"), "mine").unwrap();
+    let out = Command::new(bin)
+        .args(["run", "--runtimes", "native", "--no-build", "--out"])
+        .arg(foreign.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("holds files but no campaign"), "{err}");
+    assert!(foreign.path().join("thesis.tex").exists() && !foreign.path().join("results.sqlite").exists());
+
     let out = Command::new(bin).args(["report", "/nonexistent-dir"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("is it a campaign directory"), "{err}");

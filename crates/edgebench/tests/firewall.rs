@@ -289,31 +289,37 @@ fn a_crashed_campaign_is_cleaned_up_by_the_next() {
     if !firewall_available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("campaign");
+    let dir = dir.as_path();
     let mut child = Command::new(env!("CARGO_BIN_EXE_edgebench"))
         .args(["run", "--runtimes", "native", "--workloads", "hello", "--firewall", "host,rules-100"])
         .args(["--reps", "200", "--no-build", "--no-warmup", "--out"])
-        .arg(dir.path())
+        .arg(dir)
         .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+        .stderr(std::fs::File::create(logs.path().join("stderr.log")).unwrap())
         .spawn()
         .unwrap();
-    let db = dir.path().join("results.sqlite");
+    let db = dir.join("results.sqlite");
     let mut name = None;
     // Bounded: a minute, checking that the campaign is still running.
     for _ in 0..6000 {
         if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(logs.path().join("stderr.log")).unwrap_or_default();
             panic!("the campaign ended before applying a profile ({status}): {log}");
         }
         std::thread::sleep(Duration::from_millis(10));
+        if !db.exists() {
+            continue;
+        }
         let applied = rusqlite::Connection::open(&db)
             .and_then(|c| {
                 c.query_row("SELECT count(*) FROM samples WHERE metric = 'firewall_apply'", [], |r| r.get::<_, i64>(0))
             })
             .unwrap_or(0);
         if applied > 0 {
-            name = Some(network_name(dir.path()));
+            name = Some(network_name(dir));
             break;
         }
     }

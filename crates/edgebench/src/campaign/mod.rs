@@ -67,6 +67,14 @@ impl Campaign {
         if dir.join(RESULTS_FILE).exists() {
             bail!("{} already holds a campaign: choose another --out, or continue it with --resume", dir.display());
         }
+        // edgebench writes and later removes scratch files under DIR/work: never in a directory of the user's.
+        if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
+            bail!(
+                "{} holds files but no campaign: give --out a new or empty directory (edgebench writes and removes \
+                 its own files there)",
+                dir.display()
+            );
+        }
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let store = Store::open(&dir.join(RESULTS_FILE))?;
         Ok(Campaign { id, dir, options, store, artifacts, backends: None, profiles: Default::default() })
