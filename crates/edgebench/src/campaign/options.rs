@@ -122,7 +122,9 @@ pub struct Options {
     pub firewall: Vec<String>,
     /// Where the client and the system under test run (`--cpus`): `auto`,
     /// `shared` or `CLIENT/SUT` CPU lists (see `cpus::CpuPlan::resolve`).
-    #[serde(default = "default_cpus")]
+    /// Options stored before CPU plans existed read as `shared` (what those
+    /// campaigns did), so a resumed old campaign does not change its test bed.
+    #[serde(default = "stored_before_cpu_plans")]
     pub cpus: String,
     /// Before each trial, wait at most this long (ms) for the runtime CPUs to be quiet.
     #[serde(default = "default_settle_max_ms")]
@@ -135,6 +137,10 @@ fn default_settle_max_ms() -> u64 {
 
 fn default_cpus() -> String {
     "auto".into()
+}
+
+fn stored_before_cpu_plans() -> String {
+    "shared".into()
 }
 
 fn default_firewall() -> Vec<String> {
@@ -240,8 +246,11 @@ mod tests {
         // Options stored before firewall profiles existed read as `off` only.
         let mut old = serde_json::to_value(&o).unwrap();
         old.as_object_mut().unwrap().remove("firewall");
+        old.as_object_mut().unwrap().remove("cpus");
         let back: Options = serde_json::from_value(old).unwrap();
         assert_eq!(back.firewall, vec!["off"]);
+        assert_eq!(back.cpus, "shared", "campaigns from before CPU plans ran unpinned");
+        assert_eq!(Options::default().cpus, "auto");
         assert!(!back.uses_firewall());
     }
 }
