@@ -278,14 +278,15 @@ impl Trial<'_> {
     fn resources(&self, instance: &dyn Instance, memory_phase: &str, cpu_phase: &str, cpu_ns: u64) -> Vec<Sample> {
         let mut out = Vec::new();
         if self.options.wants(Metric::Memory) {
-            let m = resources::memory(&instance.pids());
-            for (metric, kib) in [
-                ("memory_rss", m.rss_kib),
-                ("memory_pss", m.pss_kib),
-                ("memory_pss_anon", m.pss_anon_kib),
-                ("memory_pss_file", m.pss_file_kib),
-            ] {
-                out.push(self.sample(metric, memory_phase, 0, kib as f64, "KiB"));
+            let metrics = ["memory_rss", "memory_pss", "memory_pss_anon", "memory_pss_file"];
+            match resources::memory_checked(&instance.pids()) {
+                Ok(m) => {
+                    for (metric, kib) in metrics.into_iter().zip([m.rss_kib, m.pss_kib, m.pss_anon_kib, m.pss_file_kib])
+                    {
+                        out.push(self.sample(metric, memory_phase, 0, kib as f64, "KiB"));
+                    }
+                }
+                Err(why) => out.extend(metrics.iter().map(|metric| self.failed(metric, memory_phase, &why))),
             }
         }
         if self.options.wants(Metric::Cpu) {

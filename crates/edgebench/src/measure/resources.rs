@@ -58,6 +58,37 @@ pub fn memory(pids: &[u32]) -> Memory {
     total
 }
 
+/// Like [`memory`], but an instance whose memory cannot be read is an error
+/// with the reason, never a valid 0 KiB: no live process, or a
+/// `smaps_rollup` that exists but cannot be read (permissions, a kernel
+/// without it). A process that exits between listing and reading is skipped.
+pub fn memory_checked(pids: &[u32]) -> Result<Memory, String> {
+    if pids.is_empty() {
+        return Err("the instance has no live process to read memory from".into());
+    }
+    let mut total = Memory::default();
+    let mut read = 0;
+    for pid in pids {
+        let path = format!("/proc/{pid}/smaps_rollup");
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                let m = parse_smaps_rollup(&text);
+                total.rss_kib += m.rss_kib;
+                total.pss_kib += m.pss_kib;
+                total.pss_anon_kib += m.pss_anon_kib;
+                total.pss_file_kib += m.pss_file_kib;
+                read += 1;
+            }
+            Err(_) if fs::metadata(format!("/proc/{pid}")).is_err() => {} // exited meanwhile
+            Err(e) => return Err(format!("{path}: {e}")),
+        }
+    }
+    if read == 0 {
+        return Err(format!("every process of the instance ({pids:?}) exited before its memory was read"));
+    }
+    Ok(total)
+}
+
 pub fn parse_smaps_rollup(text: &str) -> Memory {
     let mut m = Memory::default();
     for line in text.lines() {
@@ -125,5 +156,20 @@ mod tests {
     fn parses_rollup_fields() {
         let m = parse_smaps_rollup("Rss:  10 kB\nPss:   6 kB\nPss_Anon: 2 kB\nPss_File: 4 kB\n");
         assert_eq!(m, Memory { rss_kib: 10, pss_kib: 6, pss_anon_kib: 2, pss_file_kib: 4 });
+    }
+}
+
+#[cfg(test)]
+mod checked_tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_memory_is_an_error_not_zero() {
+        assert!(memory_checked(&[]).unwrap_err().contains("no live process"));
+        // A pid that does not exist (beyond pid_max).
+        let e = memory_checked(&[u32::MAX - 1]).unwrap_err();
+        assert!(e.contains("exited before its memory was read"), "{e}");
+        let me = memory_checked(&[std::process::id()]).unwrap();
+        assert!(me.pss_kib > 0 && me.rss_kib >= me.pss_kib, "{me:?}");
     }
 }
