@@ -35,7 +35,11 @@ fn main() {
     };
     let addr = instance.addr();
     let url = format!("http://{addr}/");
-    let target = Target { addr, request: http::encode(&latency_request(Workload::Hello), &addr.to_string(), false) };
+    let target = Target {
+        addr,
+        request: http::encode(&latency_request(Workload::Hello), &addr.to_string(), false),
+        expected: Some(edgebench::workload::expected_latency_answer(Workload::Hello)),
+    };
     let duration = Duration::from_secs(SECONDS);
 
     println!("| tool | load | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|");

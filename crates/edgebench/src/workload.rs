@@ -48,6 +48,61 @@ pub fn expected_probe_body(workload: Workload) -> Vec<u8> {
     reference_responses(workload, &[probe_request(workload)]).remove(0).1
 }
 
+/// What a correct answer to the latency request looks like: every response
+/// of a latency run or a load run is checked against it (a wrong answer is
+/// an error, never a latency).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    pub status: u16,
+    pub body: ExpectedBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExpectedBody {
+    Exact(Vec<u8>),
+    /// A counter's answer (`kv` increments): `prefix`, decimal digits, `suffix`.
+    Counter {
+        prefix: Vec<u8>,
+        suffix: Vec<u8>,
+    },
+}
+
+impl Expected {
+    pub fn check(&self, status: u16, body: &[u8]) -> Result<(), String> {
+        let body_ok = match &self.body {
+            ExpectedBody::Exact(b) => body == b.as_slice(),
+            ExpectedBody::Counter { prefix, suffix } => {
+                body.len() > prefix.len() + suffix.len()
+                    && body.starts_with(prefix)
+                    && body.ends_with(suffix)
+                    && body[prefix.len()..body.len() - suffix.len()].iter().all(u8::is_ascii_digit)
+            }
+        };
+        if status == self.status && body_ok {
+            return Ok(());
+        }
+        Err(format!(
+            "unexpected answer: status {status}, body {:?}",
+            String::from_utf8_lossy(&body[..body.len().min(120)])
+        ))
+    }
+}
+
+/// The expected answer to [`latency_request`], from the workload core.
+pub fn expected_latency_answer(workload: Workload) -> Expected {
+    let (status, body) = reference_responses(workload, &[latency_request(workload)]).remove(0);
+    let body = match workload {
+        // The first increment of a fresh store answers 1: the digits vary, the rest does not.
+        Workload::Kv => {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let at = text.find("\"1\"").map(|i| i + 1).expect("the core's first increment answers 1");
+            ExpectedBody::Counter { prefix: body[..at].to_vec(), suffix: body[at + 1..].to_vec() }
+        }
+        _ => ExpectedBody::Exact(body),
+    };
+    Expected { status, body }
+}
+
 /// The conformance sequence, sent after the probe on one instance.
 pub fn conformance_requests(workload: Workload) -> Vec<HttpRequest> {
     let mut all = vec![HttpRequest::new("GET", "/no-such-route", b""), HttpRequest::new("DELETE", "/", b"")];
@@ -95,6 +150,21 @@ pub fn reference_responses(workload: Workload, requests: &[HttpRequest]) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_answers_are_checked_exactly_or_as_a_counter() {
+        let hello = expected_latency_answer(Workload::Hello);
+        let (status, body) = reference_responses(Workload::Hello, &[latency_request(Workload::Hello)]).remove(0);
+        assert!(hello.check(status, &body).is_ok());
+        assert!(hello.check(status, b"hello, world?").unwrap_err().contains("unexpected answer"));
+        assert!(hello.check(500, &body).is_err());
+        let kv = expected_latency_answer(Workload::Kv);
+        let answers = reference_responses(Workload::Kv, &vec![latency_request(Workload::Kv); 12]);
+        for (status, body) in &answers {
+            assert!(kv.check(*status, body).is_ok(), "{}", String::from_utf8_lossy(body));
+        }
+        assert!(kv.check(200, br#"{"key":"hits","value":"x"}"#).is_err());
+    }
 
     #[test]
     fn probes_succeed_on_the_reference() {

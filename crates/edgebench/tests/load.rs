@@ -8,7 +8,7 @@ use edgebench::campaign::{launch_until_ready, Metric, TrialKey};
 use edgebench::measure::http;
 use edgebench::measure::load::{self, Load, Target};
 use edgebench::runtime::{self, Context};
-use edgebench::workload::latency_request;
+use edgebench::workload::{expected_latency_answer, latency_request};
 use edgebench::Workload;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -24,7 +24,11 @@ fn with_native_hello(f: impl FnOnce(&Target)) {
         panic!("native starts")
     };
     let addr = instance.addr();
-    let target = Target { addr, request: http::encode(&latency_request(Workload::Hello), &addr.to_string(), false) };
+    let target = Target {
+        addr,
+        request: http::encode(&latency_request(Workload::Hello), &addr.to_string(), false),
+        expected: Some(expected_latency_answer(Workload::Hello)),
+    };
     f(&target);
     instance.stop().unwrap();
 }
@@ -47,6 +51,64 @@ fn closed_and_open_loops_complete_without_errors_and_keep_to_the_schedule() {
         assert!(r.completed <= 7, "stops at its request bound: {}", r.completed);
     });
     assert_eq!(children_left(), Vec::<String>::new());
+}
+
+/// A server that answers `200` with the wrong body on every second request
+/// (content-length framing) and chunked on the others: wrong answers are
+/// errors, right ones latencies, and framing never desynchronises.
+fn wrong_every_second(expected: &[u8]) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let good = expected.to_vec();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { return };
+            let good = good.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                for i in 0.. {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    let answer = if i % 2 == 0 {
+                        let mut a =
+                            format!("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n", good.len())
+                                .into_bytes();
+                        a.extend_from_slice(&good);
+                        a.extend_from_slice(b"\r\n0\r\n\r\n");
+                        a
+                    } else {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nwrong".to_vec()
+                    };
+                    if stream.write_all(&answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn wrong_answers_under_load_are_errors_not_latencies() {
+    let expected = expected_latency_answer(Workload::Hello);
+    let edgebench::workload::ExpectedBody::Exact(good) = &expected.body else { panic!("hello answers exactly") };
+    let addr = wrong_every_second(good);
+    let target = Target {
+        addr,
+        request: http::encode(&latency_request(Workload::Hello), &addr.to_string(), false),
+        expected: Some(expected.clone()),
+    };
+    let never = AtomicBool::new(false);
+    let bounded = Load { max_requests: 200, ..Load::closed(2, Duration::from_secs(5)) };
+    let r = load::run(&target, &bounded, &never).unwrap();
+    assert!(r.errors > 0 && r.completed > 0, "{r:?}");
+    assert!(r.first_error.as_deref().unwrap_or("").contains("unexpected answer"), "{r:?}");
+    // Alternating answers on each connection: about as many wrong as right.
+    assert!(r.errors.abs_diff(r.completed) <= 4, "{r:?}");
 }
 
 #[test]

@@ -136,7 +136,15 @@ fn density(launcher: &Launcher<'_>, key: &TrialKey, options: &Options) -> Result
         }
         let newest = instances.last().expect("just pushed");
         let request = http::encode(&latency_request(key.workload), &newest.addr().to_string(), false);
-        let run = Run { addr: newest.addr(), request: &request, warmup: 5, count: 50, interrupted };
+        let expected = crate::workload::expected_latency_answer(key.workload);
+        let run = Run {
+            addr: newest.addr(),
+            request: &request,
+            warmup: 5,
+            count: 50,
+            interrupted,
+            expected: Some(&expected),
+        };
         match run.keepalive() {
             Ok(mut latencies) => {
                 latencies.sort_unstable();

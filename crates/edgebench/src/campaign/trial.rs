@@ -27,7 +27,7 @@ use crate::measure::{http, resources};
 use crate::network::Network;
 use crate::runtime::{Context, Instance, LaunchSpec, Runtime, WarmStart};
 use crate::store::{now_ns, Sample, Store};
-use crate::workload::{expected_probe_body, latency_request, probe_request};
+use crate::workload::{expected_latency_answer, expected_probe_body, latency_request, probe_request};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -179,12 +179,14 @@ impl Trial<'_> {
                 continue;
             }
             let bytes = http::encode(&request, &host, close);
+            let expected = expected_latency_answer(workload);
             let run = Run {
                 addr: instance.addr(),
                 request: &bytes,
                 warmup: self.options.warmup_requests,
                 count: self.options.requests,
                 interrupted: self.interrupted,
+                expected: Some(&expected),
             };
             let outcome = if close { run.new_connection() } else { run.keepalive() };
             let (latencies, error) = match outcome {
@@ -222,6 +224,7 @@ impl Trial<'_> {
         let target = Target {
             addr: instance.addr(),
             request: http::encode(&latency_request(self.key.workload), &instance.addr().to_string(), false),
+            expected: Some(expected_latency_answer(self.key.workload)),
         };
         let duration = Duration::from_millis(o.duration_ms);
         let io = |e: std::io::Error| Failure::Failed(format!("load generator: {e}"));

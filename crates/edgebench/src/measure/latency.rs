@@ -16,6 +16,8 @@ pub struct Run<'a> {
     pub warmup: usize,
     pub count: usize,
     pub interrupted: &'a AtomicBool,
+    /// The answer every response must be; `None` accepts any `200`.
+    pub expected: Option<&'a crate::workload::Expected>,
 }
 
 /// Latencies in nanoseconds, or the error that stopped the run together with
@@ -41,10 +43,14 @@ impl Run<'_> {
             let start = Instant::now();
             let response = send();
             let elapsed = start.elapsed();
-            match response {
-                Ok(r) if r.status == 200 => {}
-                Ok(r) => return Err((format!("request {i}: status {}", r.status), samples)),
-                Err(e) => return Err((format!("request {i}: {e}"), samples)),
+            let checked = match (&response, self.expected) {
+                (Ok(r), Some(expected)) => expected.check(r.status, &r.body),
+                (Ok(r), None) if r.status == 200 => Ok(()),
+                (Ok(r), None) => Err(format!("status {}", r.status)),
+                (Err(e), _) => Err(e.to_string()),
+            };
+            if let Err(e) = checked {
+                return Err((format!("request {i}: {e}"), samples));
             }
             if i >= self.warmup {
                 samples.push(elapsed.as_nanos() as u64);

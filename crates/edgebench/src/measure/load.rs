@@ -28,6 +28,9 @@ pub struct Target {
     pub addr: SocketAddr,
     /// One encoded keep-alive request.
     pub request: Vec<u8>,
+    /// The answer every response must be (a wrong one is an error, not a
+    /// latency); `None` accepts any `200`.
+    pub expected: Option<crate::workload::Expected>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -242,67 +245,57 @@ async fn connection(
         let sent = Instant::now();
         let exchange = async {
             s.write_all(&target.request).await?;
-            read_response(s, &mut buf).await
+            read_frame(s, &mut buf).await
         };
         match tokio::time::timeout(RESPONSE_TIMEOUT, exchange).await {
-            Ok(Ok(200)) => {
+            Ok(Ok(f)) => {
                 let latency = due_from.unwrap_or(sent).elapsed();
-                histogram.saturating_record(latency.as_nanos() as u64);
+                let checked = match &target.expected {
+                    Some(expected) => expected.check(f.status, &f.body),
+                    None if f.status == 200 => Ok(()),
+                    None => Err(format!("status {}", f.status)),
+                };
+                match checked {
+                    Ok(()) => {
+                        histogram.saturating_record(latency.as_nanos() as u64);
+                    }
+                    Err(e) => counters.error(e),
+                }
             }
-            Ok(Ok(status)) => counters.error(format!("status {status}")),
             Ok(Err(e)) => {
                 counters.error(format!("exchange: {e}"));
                 stream = None;
+                buf.clear();
             }
             Err(_) => {
                 counters.error("response timed out");
                 stream = None;
+                buf.clear();
             }
         }
     }
     histogram
 }
 
-/// Reads one response (content-length or chunked body); returns its status.
-async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
-    buf.clear();
+/// Reads one response with the shared framing (`http::frame`); bytes of a
+/// next response, if any, stay in `buf`.
+async fn read_frame(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<super::http::Frame> {
     let mut chunk = [0u8; 8192];
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut response = httparse::Response::new(&mut headers);
-        let parsed = response.parse(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        if let httparse::Status::Complete(head) = parsed {
-            let status = response.code.unwrap_or(0);
-            let header = |name: &str| {
-                response
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case(name))
-                    .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
-            };
-            if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-                while !buf[head..].windows(5).any(|w| w == b"0\r\n\r\n") {
-                    read_more(stream, buf, &mut chunk).await?;
-                }
-            } else {
-                let len: usize = header("content-length").and_then(|v| v.trim().parse().ok()).unwrap_or(0);
-                while buf.len() < head + len {
-                    read_more(stream, buf, &mut chunk).await?;
-                }
-            }
-            return Ok(status);
+        if let Some(f) = super::http::frame(buf, false)? {
+            buf.drain(..f.consumed);
+            return Ok(f);
         }
-        read_more(stream, buf, &mut chunk).await?;
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            let f = super::http::frame(buf, true)?.ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed before a response")
+            })?;
+            buf.clear();
+            return Ok(f);
+        }
+        buf.extend_from_slice(&chunk[..n]);
     }
-}
-
-async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>, chunk: &mut [u8]) -> std::io::Result<()> {
-    let n = stream.read(chunk).await?;
-    if n == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
-    }
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(())
 }
 
 /// The highest arrival rate whose p99 stays under `slo` with nothing dropped
