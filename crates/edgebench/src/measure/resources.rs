@@ -16,6 +16,15 @@ pub struct Memory {
     pub pss_file_kib: u64,
 }
 
+impl std::ops::AddAssign for Memory {
+    fn add_assign(&mut self, m: Memory) {
+        self.rss_kib += m.rss_kib;
+        self.pss_kib += m.pss_kib;
+        self.pss_anon_kib += m.pss_anon_kib;
+        self.pss_file_kib += m.pss_file_kib;
+    }
+}
+
 /// `root` and all its descendants that are alive now.
 pub fn process_tree(root: u32) -> Vec<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -49,11 +58,7 @@ pub fn memory(pids: &[u32]) -> Memory {
     let mut total = Memory::default();
     for pid in pids {
         let Ok(text) = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else { continue };
-        let m = parse_smaps_rollup(&text);
-        total.rss_kib += m.rss_kib;
-        total.pss_kib += m.pss_kib;
-        total.pss_anon_kib += m.pss_anon_kib;
-        total.pss_file_kib += m.pss_file_kib;
+        total += parse_smaps_rollup(&text);
     }
     total
 }
@@ -72,11 +77,7 @@ pub fn memory_checked(pids: &[u32]) -> Result<Memory, String> {
         let path = format!("/proc/{pid}/smaps_rollup");
         match fs::read_to_string(&path) {
             Ok(text) => {
-                let m = parse_smaps_rollup(&text);
-                total.rss_kib += m.rss_kib;
-                total.pss_kib += m.pss_kib;
-                total.pss_anon_kib += m.pss_anon_kib;
-                total.pss_file_kib += m.pss_file_kib;
+                total += parse_smaps_rollup(&text);
                 read += 1;
             }
             Err(_) if fs::metadata(format!("/proc/{pid}")).is_err() => {} // exited meanwhile

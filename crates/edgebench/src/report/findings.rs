@@ -252,7 +252,7 @@ fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samp
         out.push(format!("CPU frequency is not pinned (governor: {governor})."));
     }
     let base_path = cells.iter().find(|c| c.runtime == BASELINE).map(|c| c.path.clone()).unwrap_or_default();
-    let mut other_paths: Vec<String> = cells
+    let other_paths: Vec<String> = cells
         .iter()
         .filter(|c| c.path != base_path)
         .map(|c| format!("{} ({})", c.runtime, c.path))
@@ -260,7 +260,6 @@ fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samp
         .into_iter()
         .collect();
     if !other_paths.is_empty() {
-        other_paths.dedup();
         out.push(format!(
             "Behind firewall profiles, {} reached its instances over another network path than native ({}): no ratio to native and no ranking with the runtimes on native's path is made for them; their deltas between profiles (on their own path) stand.",
             other_paths.join(", "),
