@@ -61,6 +61,7 @@ impl Fixture {
             artifacts: &self.artifacts,
             work_dir: self.dir.path().to_path_buf(),
             env: campaign::controlled_env(self.dir.path()),
+            server_netns: None,
         }
     }
 
@@ -376,6 +377,7 @@ fn not_measured_without_an_engine() {
             artifacts: &artifacts,
             work_dir: dir.path().to_path_buf(),
             env: campaign::controlled_env(dir.path()),
+            server_netns: None,
         };
         let err = format!("{:#}", docker.setup(&ctx).unwrap_err());
         assert!(err.contains("only for the default socket"), "{err}");

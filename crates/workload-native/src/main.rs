@@ -1,5 +1,6 @@
 //! `edgebench-workload WORKLOAD [ADDR]`: serves one workload over HTTP/1.1,
-//! a thread per connection, state in process memory.
+//! a thread per connection, state in process memory. `edgebench-workload
+//! pause` only sleeps (a pod's namespace holder).
 //! Built as a static musl binary so that the same file runs natively, in a
 //! `FROM scratch` container and as a micro-VM guest's server.
 
@@ -10,6 +11,13 @@ use std::sync::Arc;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("pause") {
+        // Holds a container's namespaces for others to join (Docker's pause
+        // container of a pod); killed, never asked to stop.
+        loop {
+            std::thread::park();
+        }
+    }
     let names: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
     let Some(workload) = args.first().and_then(|n| Workload::from_name(n)) else {
         eprintln!("usage: edgebench-workload WORKLOAD [ADDR]; WORKLOAD is one of {}", names.join(", "));

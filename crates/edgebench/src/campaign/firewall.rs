@@ -30,7 +30,7 @@ impl Profiles {
         key: &TrialKey,
     ) -> Result<(), Failure> {
         let Some(network) = network else { return Ok(()) };
-        let placement = runtime.network_placement();
+        let placement = runtime.network_placement(&key.variant);
         if placement == Placement::OwnNamespace {
             // Applied by the runtime in its own namespace at launch (stored by the trial).
             return Ok(());

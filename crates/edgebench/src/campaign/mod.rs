@@ -111,7 +111,7 @@ impl Campaign {
     pub fn run(&mut self, interrupted: &AtomicBool) -> Result<Outcome> {
         let work_dir = self.dir.join("work");
         let artifacts = self.artifacts.clone();
-        let ctx = Context::new(self.id.clone(), &artifacts, &work_dir)?;
+        let mut ctx = Context::new(self.id.clone(), &artifacts, &work_dir)?;
         let resuming = self.store.campaign()?.is_some();
         let runtimes = self.select_runtimes()?;
         // Before anything is started: every process, container and daemon of
@@ -120,7 +120,12 @@ impl Campaign {
         cpus.install()?;
         let detections = self.detect(&runtimes)?;
         // Before anything is stored: a campaign that cannot have its firewall does not start.
-        let network = if self.options.uses_firewall() { Some(Network::start(&self.id)?) } else { None };
+        let network = if self.options.uses_firewall() {
+            Some(Self::start_network(&self.id, &ctx, &runtimes, &detections)?)
+        } else {
+            None
+        };
+        ctx.server_netns = network.as_ref().map(|n| n.topology().netns_path().to_path_buf());
         if !resuming {
             self.store.insert_campaign(&CampaignRow {
                 id: self.id.clone(),
@@ -183,6 +188,38 @@ impl Campaign {
             );
         }
         Ok(outcome)
+    }
+
+    /// The campaign's network: its server namespace is a new one, or the one a
+    /// runtime placed there can join (see [`Runtime::hold_server_namespace`]).
+    /// A runtime that fails to hold it is said, and its trials then fail with the
+    /// reason; the campaign goes on in a namespace of its own.
+    fn start_network(
+        id: &str,
+        ctx: &Context<'_>,
+        runtimes: &[Box<dyn Runtime>],
+        detections: &HashMap<&'static str, Detection>,
+    ) -> Result<Network> {
+        let placed_there = runtimes.iter().filter(|r| {
+            detections[r.name()].available
+                && r.variants().iter().any(|v| r.network_placement(v) == network::Placement::ServerNamespace)
+        });
+        let mut holder = None;
+        for r in placed_there {
+            match r.hold_server_namespace(ctx) {
+                Ok(Some(pid)) => {
+                    holder = Some((r, pid));
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => eprintln!("edgebench: {}: cannot hold the server namespace: {e:#}", r.name()),
+            }
+        }
+        Network::start_in(id, holder.map(|(_, pid)| pid)).inspect_err(|_| {
+            if let Some((r, _)) = holder {
+                r.teardown(ctx);
+            }
+        })
     }
 
     /// Sets up runtimes, warms up, then runs every pending trial; returns the
@@ -396,7 +433,7 @@ fn test_bed(
                 serde_json::json!({
                     "serving": r.serving_model(v),
                     "network_path": r.network_path(v),
-                    "placement": r.network_placement().name(),
+                    "placement": r.network_placement(v).name(),
                 }),
             );
         }

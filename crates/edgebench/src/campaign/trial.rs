@@ -366,11 +366,13 @@ pub fn launch_until_ready_in(
 ) -> Result<(Box<dyn Instance>, crate::measure::probe::Ready), Failure> {
     let (addr, netns) = match network {
         None => (free_loopback_addr().map_err(|e| Failure::Failed(format!("no free port: {e}")))?, None),
-        Some(net) => net.instance_addr(runtime.network_placement()).map_err(|e| Failure::Failed(format!("{e:#}")))?,
+        Some(net) => {
+            net.instance_addr(runtime.network_placement(&key.variant)).map_err(|e| Failure::Failed(format!("{e:#}")))?
+        }
     };
     // A runtime on a path of its own applies the trial's profile itself.
     let firewall = match network {
-        Some(net) if runtime.network_placement() == crate::network::Placement::OwnNamespace => {
+        Some(net) if runtime.network_placement(&key.variant) == crate::network::Placement::OwnNamespace => {
             let profile =
                 crate::network::Profile::parse(&key.firewall).map_err(|e| Failure::Failed(format!("{e:#}")))?;
             Some(crate::runtime::OwnFirewall { network: net, profile })

@@ -98,13 +98,20 @@ impl Network {
     /// Removes leftovers of crashed campaigns, takes the host's ruleset, then
     /// creates this campaign's namespace and veth and checks the route.
     pub fn start(campaign_id: &str) -> Result<Network> {
+        Network::start_in(campaign_id, None)
+    }
+
+    /// As [`Network::start`]; with `holder`, the server namespace is that
+    /// process's network namespace (e.g. Docker's pause container, which
+    /// containers can join) instead of a new one.
+    pub fn start_in(campaign_id: &str, holder: Option<u32>) -> Result<Network> {
         let nft_version = available().map_err(|e| anyhow::anyhow!("cannot run firewall profiles: {e}"))?;
         let removed = topology::remove_leftovers().context("removing leftovers of crashed campaigns")?;
         if !removed.is_empty() {
             eprintln!("edgebench: removed leftovers of a crashed campaign: {}", removed.join(", "));
         }
         let host_before = HostSnapshot::take().context("listing the host's ruleset")?;
-        let topology = Topology::create(campaign_id)?;
+        let topology = Topology::create(campaign_id, holder)?;
         Ok(Network { topology, next_port: AtomicU32::new(0), host_before, nft_version, placed: Mutex::new(None) })
     }
 

@@ -43,6 +43,28 @@ pub fn enter_netns(command: &mut Command, netns: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Runs `f` on this thread inside the namespace at `netns` (a /run/netns
+/// path), then puts the thread back: sockets it makes and processes it
+/// spawns belong to that namespace, and stay there after.
+pub fn in_netns<T>(netns: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use nix::sched::{setns, CloneFlags};
+    let home = File::open("/proc/thread-self/ns/net").context("opening this thread's network namespace")?;
+    let target = File::open(netns).with_context(|| format!("opening {}", netns.display()))?;
+    setns(&target, CloneFlags::CLONE_NEWNET).with_context(|| format!("entering {}", netns.display()))?;
+    struct Back(File);
+    impl Drop for Back {
+        fn drop(&mut self) {
+            // The thread must not stay in the namespace, even on a panic.
+            if let Err(e) = nix::sched::setns(&self.0, nix::sched::CloneFlags::CLONE_NEWNET) {
+                eprintln!("edgebench: cannot return a thread to its network namespace ({e}): aborting");
+                std::process::abort();
+            }
+        }
+    }
+    let _back = Back(home);
+    f()
+}
+
 /// Runs `ip ARGS`; an error carries its stderr.
 fn ip(args: &[&str]) -> Result<String> {
     let out = Command::new("ip").args(args).output().context("running ip (Debian's iproute2)")?;
@@ -88,8 +110,10 @@ pub struct Topology {
 
 impl Topology {
     /// Creates namespace and veth pair for a campaign, with a name derived
-    /// from `seed` (the campaign id) that no live campaign holds.
-    pub fn create(seed: &str) -> Result<Topology> {
+    /// from `seed` (the campaign id) that no live campaign holds. With
+    /// `holder`, the namespace is that process's (named with `ip netns
+    /// attach`; it lives on as long as the process or the name), not a new one.
+    pub fn create(seed: &str, holder: Option<u32>) -> Result<Topology> {
         let mut attempt = 0u32;
         let (name, lock) = loop {
             let hash = nft::sha256(&format!("{seed}/{}/{attempt}", std::process::id()));
@@ -117,18 +141,36 @@ impl Topology {
             removed: false,
         };
         super::register_for_emergency_cleanup(&t.name);
-        if let Err(e) = t.build() {
+        if let Err(e) = t.build(holder) {
             let _ = t.remove();
             return Err(e);
         }
         Ok(t)
     }
 
-    fn build(&self) -> Result<()> {
+    fn build(&self, holder: Option<u32>) -> Result<()> {
         let (n, h, s) = (self.name.as_str(), self.host_if.as_str(), self.ns_if.as_str());
         let client = format!("{}/30", self.client);
         let server = format!("{}/30", self.server);
-        ip(&["netns", "add", n])?;
+        match holder {
+            None => ip(&["netns", "add", n])?,
+            Some(pid) => {
+                // Never the host's namespace (our table's input policy is drop).
+                let ns_of = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+                let theirs = ns_of(&pid.to_string()).with_context(|| format!("no process {pid}"))?;
+                if Some(&theirs) == ns_of("self").as_ref() || Some(&theirs) == ns_of("1").as_ref() {
+                    bail!("pid {pid} is in the host's network namespace, not one of its own");
+                }
+                ip(&["netns", "attach", n, &pid.to_string()])?;
+                let links = ip_json(&["-n", n, "-j", "link", "show"])?;
+                let names: Vec<&str> =
+                    links.as_array().into_iter().flatten().filter_map(|l| l["ifname"].as_str()).collect();
+                if names != ["lo"] {
+                    bail!("the network namespace of pid {pid} has links {names:?}, not only loopback");
+                }
+                String::new()
+            }
+        };
         ip(&["link", "add", h, "type", "veth", "peer", "name", s, "netns", n])?;
         // No IPv6 link-local addresses: nothing but our traffic on the link.
         ip(&["link", "set", h, "addrgenmode", "none"])?;

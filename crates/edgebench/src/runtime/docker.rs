@@ -4,9 +4,11 @@
 //!
 //! Variants: `bridge` (default bridge network, the port published on
 //! 127.0.0.1 only: through Docker's NAT rules and its docker-proxy, which
-//! forwards into the container's namespace) and `host` (host networking: the
-//! server listens on the launch address itself). edgebench itself only ever
-//! connects to 127.0.0.1.
+//! forwards into the container's namespace) and `host` (the server listens on
+//! the launch address itself, in the host's namespace; under firewall
+//! profiles in the campaign's server namespace, which is then a pause
+//! container's that the containers join, see [`pod`]). edgebench connects
+//! only to 127.0.0.1 or into its own server namespace.
 //!
 //! What is measured, besides the metrics every runtime has:
 //! - `cold_start` is the whole `docker run` path as one interval: t0 just
@@ -43,6 +45,7 @@ mod engine;
 mod image;
 mod instance;
 mod labels;
+mod pod;
 
 pub use engine::{Endpoint, DEFAULT_SOCKET, HOST_ENV};
 pub use image::Outcome as ImageOutcome;
@@ -77,6 +80,8 @@ struct State {
     /// The image tag checked or built in this campaign.
     image: Option<String>,
     daemon_memory_pending: Arc<AtomicBool>,
+    /// The pause container holding the server namespace, in a firewall campaign.
+    pod: Option<pod::Pod>,
 }
 
 impl Docker {
@@ -135,11 +140,30 @@ impl Docker {
 }
 
 impl Runtime for Docker {
-    /// Containers are reached through Docker's own path (a port published on
-    /// 127.0.0.1 through its NAT rules and proxy): firewall profiles are
-    /// applied where that traffic passes, in the host namespace.
-    fn network_placement(&self) -> super::Placement {
-        super::Placement::HostLoopback
+    /// `bridge` is reached through Docker's own path (a port published on
+    /// 127.0.0.1 through its NAT rules and proxy): profiles are applied where
+    /// that traffic passes, in the host namespace. `host` containers join the
+    /// server namespace, which is then the pause container's ([`pod`]).
+    fn network_placement(&self, variant: &str) -> super::Placement {
+        match Network::parse(variant) {
+            Ok(Network::Host) => super::Placement::ServerNamespace,
+            _ => super::Placement::HostLoopback,
+        }
+    }
+
+    /// Starts the daemon if needed, then the pause container whose namespace
+    /// becomes the server namespace.
+    fn hold_server_namespace(&self, ctx: &Context<'_>) -> Result<Option<u32>> {
+        if self.engine().is_err() {
+            self.setup(ctx)?;
+        }
+        let engine = self.engine()?;
+        let image = self.image(ctx)?;
+        let pod = pod::start(&engine, &image, &ctx.campaign_id)?;
+        let pid = pod.pid;
+        eprintln!("edgebench: docker: pause container {} holds the server namespace", &pod.id[..12.min(pod.id.len())]);
+        self.state.lock().unwrap().pod = Some(pod);
+        Ok(Some(pid))
     }
 
     fn name(&self) -> &'static str {
@@ -156,7 +180,7 @@ impl Runtime for Docker {
 
     fn network_path(&self, variant: &str) -> String {
         match variant {
-            "host" => "the host's network namespace: listens on 127.0.0.1 itself (a firewall profile sits on `lo`, not on the veth path)".into(),
+            "host" => "shares a network namespace: the host's, listening on 127.0.0.1; under firewall profiles the server namespace, which is a pause container's that every container joins (`network_mode: container:<pause>`, as in a pod), reached over its veth pair like the process runtimes".into(),
             _ => "Docker's bridge: the port published on 127.0.0.1 through Docker's NAT rules and docker-proxy (a firewall profile sits on `lo`, not on the veth path)".into(),
         }
     }
@@ -238,6 +262,7 @@ impl Runtime for Docker {
     fn teardown(&self, ctx: &Context<'_>) {
         let (engine, daemon) = {
             let mut state = self.state.lock().unwrap();
+            state.pod = None;
             (state.engine.take(), state.daemon.take())
         };
         if let Some(engine) = engine {
@@ -264,7 +289,8 @@ impl Runtime for Docker {
         // Two statements: the state lock must be released before dockerd_pid takes it.
         let pending = self.state.lock().unwrap().daemon_memory_pending.clone();
         let daemon_memory = DaemonMemory { pending, dockerd: self.dockerd_pid() };
-        Ok(Box::new(instance::launch(engine, &image, &ctx.campaign_id, spec, network, daemon_memory)?))
+        let pod = self.state.lock().unwrap().pod.as_ref().map(|p| p.id.clone());
+        Ok(Box::new(instance::launch(engine, &image, &ctx.campaign_id, spec, network, pod.as_deref(), daemon_memory)?))
     }
 }
 

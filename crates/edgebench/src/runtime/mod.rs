@@ -70,6 +70,10 @@ pub struct Context<'a> {
     pub work_dir: PathBuf,
     /// The whole environment runtimes are started with (nothing is inherited).
     pub env: Vec<(String, String)>,
+    /// The campaign's server namespace (a /run/netns path) when it runs
+    /// firewall profiles: where a runtime placed there starts what its
+    /// instances share (e.g. wasmCloud's NATS server and registry).
+    pub server_netns: Option<PathBuf>,
 }
 
 impl<'a> Context<'a> {
@@ -88,6 +92,7 @@ impl<'a> Context<'a> {
             artifacts,
             work_dir: work_dir.to_path_buf(),
             env: crate::campaign::controlled_env(work_dir),
+            server_netns: None,
         })
     }
 }
@@ -222,14 +227,23 @@ pub trait Runtime: Sync {
     }
     /// Once per campaign at the end, on every path (stop what `setup` started).
     fn teardown(&self, _ctx: &Context<'_>) {}
-    /// Where instances listen when the campaign runs firewall profiles.
-    /// Process runtimes start inside the server namespace (they call
-    /// [`LaunchSpec::place`]); a runtime with its own network path (Docker's
-    /// port published on 127.0.0.1 through its NAT) returns
-    /// [`Placement::HostLoopback`], and the profile is then applied in the
-    /// host namespace, in our own table, on the packets to its port.
-    fn network_placement(&self) -> Placement {
+    /// Where instances of `variant` listen when the campaign runs firewall
+    /// profiles. Process runtimes start inside the server namespace (they
+    /// call [`LaunchSpec::place`]); a runtime with its own network path
+    /// (Docker's bridge: a port published on 127.0.0.1 through its NAT)
+    /// returns [`Placement::HostLoopback`], and the profile is then applied in
+    /// the host namespace, in our own table, on the packets to its port.
+    fn network_placement(&self, _variant: &str) -> Placement {
         Placement::ServerNamespace
+    }
+    /// A process whose network namespace must become the campaign's server
+    /// namespace, for a runtime that can join only a namespace it made itself
+    /// (Docker: containers join a pause container's namespace, as in a pod).
+    /// Called before the server namespace exists, once, when a variant of
+    /// this runtime is placed there; `None` (the default): the campaign makes
+    /// a namespace of its own.
+    fn hold_server_namespace(&self, _ctx: &Context<'_>) -> Result<Option<u32>> {
+        Ok(None)
     }
     /// How an instance serves concurrent connections (threads, workers), for
     /// the report: loaded figures compare runtimes only where this is alike.

@@ -99,12 +99,23 @@ pub fn launch(
     campaign: &str,
     spec: &LaunchSpec<'_>,
     network: Network,
+    pod: Option<&str>,
     daemon_memory: DaemonMemory,
 ) -> Result<DockerInstance> {
-    if !spec.addr.ip().is_loopback() {
+    let joins = match (spec.netns, network, pod) {
+        (None, ..) => None,
+        (Some(_), Network::Host, Some(pod)) => Some(pod),
+        (Some(netns), Network::Host, None) => bail!(
+            "the server namespace {} is not a Docker pause container's, so no container can join it (the pause \
+             container could not be started: see the campaign's output)",
+            netns.display()
+        ),
+        (Some(_), Network::Bridge, _) => bail!("the bridge variant is reached through Docker's NAT on 127.0.0.1"),
+    };
+    if joins.is_none() && !spec.addr.ip().is_loopback() {
         bail!("docker instances are reached on loopback only, not on {}", spec.addr);
     }
-    let config = container_config(image, campaign, spec, network);
+    let config = container_config(image, campaign, spec, network, joins);
     let name = container_name(campaign, &spec.label);
     let options = CreateContainerOptions { name: Some(name), ..Default::default() };
     let launched_at = Instant::now();
@@ -130,7 +141,15 @@ pub fn launch(
     Ok(instance)
 }
 
-fn container_config(image: &str, campaign: &str, spec: &LaunchSpec<'_>, network: Network) -> ContainerCreateBody {
+/// `joins`: the pause container whose network namespace (the campaign's
+/// server namespace) the container shares, instead of the host's.
+fn container_config(
+    image: &str,
+    campaign: &str,
+    spec: &LaunchSpec<'_>,
+    network: Network,
+    joins: Option<&str>,
+) -> ContainerCreateBody {
     let (listen, exposed_ports, port_bindings) = match network {
         Network::Bridge => {
             let port = format!("{CONTAINER_PORT}/tcp");
@@ -155,9 +174,10 @@ fn container_config(image: &str, campaign: &str, spec: &LaunchSpec<'_>, network:
         stop_signal: Some("SIGKILL".into()),
         exposed_ports,
         host_config: Some(HostConfig {
-            network_mode: Some(match network {
-                Network::Bridge => "bridge".into(),
-                Network::Host => "host".into(),
+            network_mode: Some(match (network, joins) {
+                (Network::Bridge, _) => "bridge".into(),
+                (Network::Host, Some(pod)) => format!("container:{pod}"),
+                (Network::Host, None) => "host".into(),
             }),
             port_bindings,
             cpuset_cpus: crate::cpus::sut_list(),

@@ -62,7 +62,7 @@ impl Firecracker {
 
 impl Runtime for Firecracker {
     /// The VM sits in a namespace of its own, reached over a veth of its own.
-    fn network_placement(&self) -> crate::runtime::Placement {
+    fn network_placement(&self, _variant: &str) -> crate::runtime::Placement {
         crate::runtime::Placement::OwnNamespace
     }
 

@@ -89,7 +89,7 @@ impl QemuMicrovm {
 
 impl Runtime for QemuMicrovm {
     /// The VM sits in a namespace of its own, reached over a veth of its own.
-    fn network_placement(&self) -> crate::runtime::Placement {
+    fn network_placement(&self, _variant: &str) -> crate::runtime::Placement {
         crate::runtime::Placement::OwnNamespace
     }
 

@@ -19,8 +19,11 @@ use std::time::{Duration, Instant};
 /// wasmCloud routes a request to the workload whose `config.host` equals the
 /// request's Host header without its port (and refuses `127.0.0.1:PORT` as
 /// not an RFC 1123 name). Every instance has a host and port of its own, so
-/// this one name routes exactly the clients' `host: 127.0.0.1:PORT`.
-const ROUTE_HOST: &str = "127.0.0.1";
+/// the listening address's IP (127.0.0.1, or the server namespace's) routes
+/// exactly the clients' `host: IP:PORT`.
+fn route_host(addr: SocketAddr) -> String {
+    addr.ip().to_string()
+}
 /// Where the `kv` component keeps its state (the directory `wasmtime serve` preopens too).
 const KV_MOUNT: &str = "/data";
 const HEARTBEAT_LIMIT: Duration = Duration::from_secs(30);
@@ -95,11 +98,15 @@ pub fn launch(
     } else {
         None
     };
-    let control = Control::connect(stack.rt.clone(), &stack.nats_url())?;
+    if spec.netns.is_some() && spec.netns != stack.netns.as_deref() {
+        bail!("the wasmcloud stack (NATS, registry) was started outside the server namespace: setup() needs the context's server_netns");
+    }
+    let control = stack.here(|| Control::connect(stack.rt.clone(), &stack.nats_url()))?;
     // Subscribed before the spawn: the first heartbeat comes ~10 ms after it.
     let mut beats = control.heartbeats()?;
     let group = format!("edgebench-{}-{}", std::process::id(), spec.label);
-    let command = host_command(stack, spec.addr, &group, &scratch);
+    let mut command = host_command(stack, spec.addr, &group, &scratch);
+    spec.place(&mut command)?;
     let logs = ctx.work_dir.join("logs");
     let env = host_env(ctx, &scratch.join("home"));
     record_command(&logs.join(format!("{}.wash-host.json", spec.label)), &command, &env)?;
@@ -192,7 +199,13 @@ pub fn host_env(ctx: &Context<'_>, home: &Path) -> Vec<(String, String)> {
 }
 
 /// A `workload.start` request (protobuf JSON mapping of `wasmcloud.runtime.v2`).
-pub fn start_request(workload_id: &str, workload: Workload, image: &str, data_dir: Option<&Path>) -> Value {
+pub fn start_request(
+    workload_id: &str,
+    workload: Workload,
+    image: &str,
+    data_dir: Option<&Path>,
+    route_host: &str,
+) -> Value {
     let mut component = json!({
         "name": workload.name(),
         "image": image,
@@ -207,7 +220,7 @@ pub fn start_request(workload_id: &str, workload: Workload, image: &str, data_di
                 "namespace": "wasi",
                 "package": "http",
                 "interfaces": ["incoming-handler"],
-                "config": { "host": ROUTE_HOST },
+                "config": { "host": route_host },
             }],
         },
     });
@@ -224,7 +237,7 @@ impl WasmcloudInstance {
     fn deploy(&mut self) -> Result<()> {
         self.deploys += 1;
         let id = format!("{}-{}", self.workload.name(), self.deploys);
-        let request = start_request(&id, self.workload, &self.image, self.data_dir.as_deref());
+        let request = start_request(&id, self.workload, &self.image, self.data_dir.as_deref(), &route_host(self.addr));
         // Recorded before the reply: a failed start is stopped too.
         self.deployed = Some(id);
         let status = self
@@ -392,13 +405,19 @@ mod tests {
 
     #[test]
     fn kv_gets_its_state_directory_as_a_volume() {
-        let r = start_request("kv-1", Workload::Kv, "127.0.0.1:5000/edgebench/kv:0.1.0", Some(Path::new("/s/d")));
+        let r = start_request(
+            "kv-1",
+            Workload::Kv,
+            "127.0.0.1:5000/edgebench/kv:0.1.0",
+            Some(Path::new("/s/d")),
+            "127.0.0.1",
+        );
         assert_eq!(r["workloadId"], "kv-1");
         assert_eq!(r["workload"]["volumes"][0]["hostPath"]["localPath"], "/s/d");
         let component = &r["workload"]["witWorld"]["components"][0];
         assert_eq!(component["localResources"]["volumeMounts"][0]["mountPath"], "/data");
         assert_eq!(r["workload"]["witWorld"]["hostInterfaces"][0]["config"]["host"], "127.0.0.1");
-        let hello = start_request("hello-1", Workload::Hello, "x", None);
+        let hello = start_request("hello-1", Workload::Hello, "x", None, "127.0.0.1");
         assert!(hello["workload"].get("volumes").is_none());
     }
 

@@ -62,12 +62,6 @@ impl Wasmcloud {
 }
 
 impl Runtime for Wasmcloud {
-    /// The host needs the campaign's NATS server and registry on 127.0.0.1:
-    /// it stays in the host namespace, behind the host-side profile.
-    fn network_placement(&self) -> super::Placement {
-        super::Placement::HostLoopback
-    }
-
     fn name(&self) -> &'static str {
         "wasmcloud"
     }
@@ -81,7 +75,10 @@ impl Runtime for Wasmcloud {
     }
 
     fn network_path(&self, _variant: &str) -> String {
-        "the wash host's HTTP ingress on 127.0.0.1 in the host namespace (a firewall profile sits on `lo`, not on the veth path)".into()
+        "the wash host's HTTP ingress at the address it is given: 127.0.0.1, or under a firewall profile the \
+         campaign namespace's address, reached over its veth pair; NATS and the registry then run in that namespace \
+         too, on its loopback, so only the clients' requests cross the veth"
+            .into()
     }
 
     fn detect(&self, _artifacts: &Artifacts) -> Detection {

@@ -1,11 +1,15 @@
 //! What every wasmCloud host of a campaign shares: a NATS server (the
 //! control plane) and a local OCI registry (components come only from a
 //! registry), both on 127.0.0.1, started in `setup`, stopped in `teardown`.
+//! Under firewall profiles they run in the server namespace, on its
+//! loopback, beside the hosts: only the clients' requests cross the veth
+//! and the profile, as for every other runtime placed there.
 
 use super::control::new_runtime;
 use super::tools::{run_bounded, Tools};
 use crate::campaign::free_loopback_addr;
 use crate::measure::http;
+use crate::network::topology::in_netns;
 use crate::runtime::process::{spawn, ProcessInstance, WarmMode};
 use crate::runtime::{Context, Instance};
 use crate::workload::HttpRequest;
@@ -33,11 +37,34 @@ pub struct Stack {
     pub rt: Arc<tokio::runtime::Runtime>,
     /// Registry storage, `wash oci push`'s HOME: removed at teardown.
     scratch: PathBuf,
+    /// The namespace the stack runs in (none: the host's).
+    pub netns: Option<PathBuf>,
     pushed: HashSet<Workload>,
 }
 
 impl Stack {
+    /// Starts the stack in the campaign's server namespace, if it has one.
     pub fn start(ctx: &Context<'_>, tools: Tools) -> Result<Stack> {
+        match &ctx.server_netns {
+            Some(netns) => {
+                let mut stack = in_netns(netns, || Stack::start_here(ctx, tools))?;
+                stack.netns = Some(netns.clone());
+                Ok(stack)
+            }
+            None => Stack::start_here(ctx, tools),
+        }
+    }
+
+    /// Runs `f` where the stack's loopback is (sockets to NATS or the
+    /// registry, and processes that use them, are made inside it).
+    pub fn here<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        match &self.netns {
+            Some(netns) => in_netns(netns, f),
+            None => f(),
+        }
+    }
+
+    fn start_here(ctx: &Context<'_>, tools: Tools) -> Result<Stack> {
         let scratch = ctx.work_dir.join("state").join("wasmcloud-stack");
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(scratch.join("registry")).with_context(|| format!("creating {}", scratch.display()))?;
@@ -64,7 +91,7 @@ impl Stack {
         wait_for_registry(&mut registry, registry_addr)?;
 
         let rt = new_runtime()?;
-        Ok(Stack { tools, nats, nats_addr, registry, registry_addr, rt, scratch, pushed: HashSet::new() })
+        Ok(Stack { tools, nats, nats_addr, registry, registry_addr, rt, scratch, netns: None, pushed: HashSet::new() })
     }
 
     pub fn nats_url(&self) -> String {
@@ -90,7 +117,7 @@ impl Stack {
         // The campaign's environment, with a HOME of its own: wash caches what
         // it pushes there, and no host may find a component in that cache.
         command.env_clear().envs(ctx.env.iter().map(|(k, v)| (k, v))).env("HOME", self.scratch.join("push-home"));
-        run_bounded(command, PUSH_LIMIT)
+        self.here(|| run_bounded(command, PUSH_LIMIT))
             .with_context(|| format!("pushing {} to the local registry", component.display()))?;
         self.pushed.insert(workload);
         Ok(())
