@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
 mod firewall;
+pub mod histograms;
 pub use firewall::{FirewallProfileRow, HostRulesetRow, NetworkRow};
 
 pub const RESULTS_FILE: &str = "results.sqlite";
@@ -138,6 +139,7 @@ impl Store {
             conn.execute_batch("ALTER TABLE trials ADD COLUMN firewall TEXT NOT NULL DEFAULT 'off'")?;
         }
         conn.execute_batch(firewall::SCHEMA)?;
+        conn.execute_batch(histograms::SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Store { conn })
     }
@@ -325,6 +327,13 @@ impl Store {
             ),
             params![campaign, key.runtime, key.variant, key.workload, key.repetition, key.firewall],
         )?;
+        if !scaling {
+            self.conn.execute(
+                "UPDATE histograms SET ok = 0 WHERE campaign = ?1 AND runtime = ?2 AND variant = ?3 AND workload = ?4
+                 AND repetition = ?5 AND firewall = ?6",
+                params![campaign, key.runtime, key.variant, key.workload, key.repetition, key.firewall],
+            )?;
+        }
         Ok(())
     }
 }

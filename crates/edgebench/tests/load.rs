@@ -45,6 +45,10 @@ fn closed_and_open_loops_complete_without_errors_and_keep_to_the_schedule() {
         let open = load::run(target, &Load::open(200.0, 4, Duration::from_millis(500)), &never).unwrap();
         assert_eq!((open.errors, open.dropped), (0, 0), "{open:?}");
         assert!(open.completed > 0 && open.completed <= 100, "{} requests for a schedule of 100", open.completed);
+        assert_eq!(
+            (open.sent, open.histogram.len(), open.service.len()),
+            (open.completed, open.completed, open.completed)
+        );
 
         let bounded = Load { max_requests: 7, ..Load::closed(2, Duration::from_secs(5)) };
         let r = load::run(target, &bounded, &never).unwrap();
@@ -109,6 +113,96 @@ fn wrong_answers_under_load_are_errors_not_latencies() {
     assert!(r.first_error.as_deref().unwrap_or("").contains("unexpected answer"), "{r:?}");
     // Alternating answers on each connection: about as many wrong as right.
     assert!(r.errors.abs_diff(r.completed) <= 4, "{r:?}");
+}
+
+/// A server that answers `expected` (content-length) to every request, and
+/// before answering request number `every`, 2·`every`, … (counted over all
+/// connections) pauses for `pause`.
+fn stalling_server(expected: &[u8], every: u64, pause: Duration) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", expected.len()).into_bytes();
+    answer.extend_from_slice(expected);
+    let count = Arc::new(AtomicU64::new(0));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut stream) = stream else { return };
+            let (answer, count) = (answer.clone(), count.clone());
+            std::thread::spawn(move || {
+                let _ = stream.set_nodelay(true);
+                let mut buf = [0u8; 4096];
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    if (count.fetch_add(1, Ordering::SeqCst) + 1) % every == 0 {
+                        std::thread::sleep(pause);
+                    }
+                    if stream.write_all(&answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn hello_target(addr: std::net::SocketAddr) -> Target {
+    Target {
+        addr,
+        request: http::encode(&latency_request(Workload::Hello), &addr.to_string(), false),
+        expected: Some(expected_latency_answer(Workload::Hello)),
+    }
+}
+
+fn hello_body() -> Vec<u8> {
+    match expected_latency_answer(Workload::Hello).body {
+        edgebench::workload::ExpectedBody::Exact(good) => good,
+        _ => panic!("hello answers exactly"),
+    }
+}
+
+#[test]
+fn a_stalling_server_shows_in_the_fixed_rate_tail_as_wrk2_would_show_it() {
+    // 1000 req/s on 2 connections (one due every 2 ms on each); every 200th
+    // request stalls 50 ms. From the intended send time, every request due
+    // during a stall waits for it (about 5 per stall over 40 ms); from the
+    // actual send, only the stalled one does.
+    const STALL: Duration = Duration::from_millis(50);
+    let target = hello_target(stalling_server(&hello_body(), 200, STALL));
+    let never = AtomicBool::new(false);
+    let r = load::run(&target, &Load::open(1000.0, 2, Duration::from_millis(1500)), &never).unwrap();
+    assert_eq!(r.errors, 0, "{r:?}");
+    assert!(r.late > 0, "requests due during a stall are sent late: {r:?}");
+    let at_least_40ms = |h: &hdrhistogram::Histogram<u64>| h.count_between(40_000_000, u64::MAX);
+    let (intended, service) = (at_least_40ms(&r.histogram), at_least_40ms(&r.service));
+    assert!(service >= 1, "the stalled requests themselves take ≥ 40 ms: {r:?}");
+    assert!(intended >= 3 * service, "the stall is charged to every request due during it: {intended} vs {service}");
+    assert!(
+        r.quantile_ms(0.99) >= 40.0,
+        "p99 from the intended send time shows the stall: {:.3} ms",
+        r.quantile_ms(0.99)
+    );
+    assert_eq!(r.histogram.len(), r.completed + r.dropped, "every completed or dropped request is in the distribution");
+    assert_eq!(r.send_error.len() + r.late, r.sent, "each send is either on time (with its error) or late");
+}
+
+#[test]
+fn requests_that_could_not_be_sent_are_in_the_tail_not_left_out() {
+    // One connection; the 10th request stalls past the end of the run: the
+    // requests due behind it are never sent, and each is in the distribution
+    // at what it had waited.
+    let target = hello_target(stalling_server(&hello_body(), 10, Duration::from_millis(1500)));
+    let never = AtomicBool::new(false);
+    let r = load::run(&target, &Load::open(100.0, 1, Duration::from_millis(1000)), &never).unwrap();
+    assert!(r.dropped > 0, "{r:?}");
+    assert_eq!(r.histogram.len(), r.completed + r.dropped, "{r:?}");
+    assert!(r.quantile_ms(0.99) >= 500.0, "the unsent requests make the tail: {:.1} ms", r.quantile_ms(0.99));
 }
 
 #[test]

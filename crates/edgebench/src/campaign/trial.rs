@@ -26,6 +26,7 @@ use crate::measure::probe::{NotReady, Probe};
 use crate::measure::{http, resources};
 use crate::network::Network;
 use crate::runtime::{Context, Instance, LaunchSpec, Runtime, WarmStart};
+use crate::store::histograms::StoredHistogram;
 use crate::store::{now_ns, Sample, Store};
 use crate::workload::{expected_latency_answer, expected_probe_body, latency_request, probe_request};
 use std::net::{SocketAddr, TcpListener};
@@ -118,8 +119,10 @@ impl Trial<'_> {
         }
         let boot_cpu = boot_cpu + idle_cpu;
 
-        let result = self.measure_running(instance.as_mut(), &mut write, boot_cpu);
+        let mut histograms = Vec::new();
+        let result = self.measure_running(instance.as_mut(), &mut write, &mut histograms, boot_cpu);
         let stopped = instance.stop();
+        store.insert_histograms(campaign, &histograms).map_err(|e| failed(format!("store: {e:#}")))?;
         result?;
         stopped.map_err(|e| failed(format!("stopping: {e:#}")))
     }
@@ -142,6 +145,7 @@ impl Trial<'_> {
         &self,
         instance: &mut dyn Instance,
         write: &mut dyn FnMut(Vec<Sample>) -> Result<(), Failure>,
+        histograms: &mut Vec<StoredHistogram>,
         boot_cpu: u64,
     ) -> Result<(), Failure> {
         let workload = self.key.workload;
@@ -212,14 +216,17 @@ impl Trial<'_> {
         let cpu = resources::cpu_ns(&pids).saturating_sub(boot_cpu);
         write(self.resources(instance, "after_latency", "latency", cpu))?;
         if self.options.wants(Metric::Throughput) {
-            write(self.throughput(instance)?)?;
+            let (samples, hists) = self.throughput(instance)?;
+            histograms.extend(hists);
+            write(samples)?;
         }
         Ok(())
     }
 
     /// Closed loop for the maximum rate, then a search for the highest open-loop
     /// rate whose p99 meets the objective; CPU per request from the closed loop.
-    fn throughput(&self, instance: &dyn Instance) -> Result<Vec<Sample>, Failure> {
+    /// Every run's counters are samples, its distributions histograms.
+    fn throughput(&self, instance: &dyn Instance) -> Result<(Vec<Sample>, Vec<StoredHistogram>), Failure> {
         let o = &self.options.load;
         let target = Target {
             addr: instance.addr(),
@@ -234,13 +241,14 @@ impl Trial<'_> {
         if self.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Failure::Interrupted);
         }
-        let mut samples = Vec::new();
+        let phase = format!("closed-c{}", o.connections);
+        let mut samples = self.load_counters(&phase, 0, &closed);
+        let mut histograms = vec![self.histogram("throughput_latency", &phase, 0, &closed.histogram)];
         if closed.errors > 0 || closed.completed == 0 {
             let e = closed.first_error.clone().unwrap_or_else(|| "no request completed".into());
             samples.push(self.failed("throughput", "closed", &format!("{} errors; first: {e}", closed.errors)));
-            return Ok(samples);
+            return Ok((samples, histograms));
         }
-        let phase = format!("closed-c{}", o.connections);
         samples.push(self.sample("throughput", &phase, 0, closed.throughput(), "req/s"));
         samples.push(self.sample("throughput_p50", &phase, 0, closed.quantile_ms(0.5), "ms"));
         samples.push(self.sample("throughput_p99", &phase, 0, closed.quantile_ms(0.99), "ms"));
@@ -255,26 +263,66 @@ impl Trial<'_> {
         };
         let (rate, steps) = load::search(&target, &search, self.interrupted).map_err(io)?;
         for (seq, step) in steps.iter().enumerate() {
-            let phase = format!("rate={:.0}", step.rate);
-            samples.push(self.sample("open_loop_p99", &phase, seq as u32, step.p99_ms, "ms"));
-            samples.push(self.sample("open_loop_achieved", &phase, seq as u32, step.achieved, "req/s"));
+            let (phase, seq, r) = (format!("rate={:.0}", step.rate), seq as u32, &step.result);
+            samples.push(self.sample("open_loop_p99", &phase, seq, r.quantile_ms(0.99), "ms"));
+            samples.push(self.sample("open_loop_p50", &phase, seq, r.quantile_ms(0.5), "ms"));
+            samples.push(self.sample(
+                "open_loop_service_p99",
+                &phase,
+                seq,
+                r.service.value_at_quantile(0.99) as f64 / 1e6,
+                "ms",
+            ));
+            samples.push(self.sample(
+                "open_loop_send_error_p99",
+                &phase,
+                seq,
+                r.send_error.value_at_quantile(0.99) as f64 / 1e3,
+                "us",
+            ));
+            samples.push(self.sample("open_loop_achieved", &phase, seq, r.throughput(), "req/s"));
+            samples.extend(self.load_counters(&phase, seq, r));
+            histograms.push(self.histogram("open_loop_latency", &phase, seq, &r.histogram));
+            histograms.push(self.histogram("open_loop_service", &phase, seq, &r.service));
+            histograms.push(self.histogram("open_loop_send_error", &phase, seq, &r.send_error));
         }
         let phase = format!("open-p99<{}ms", o.slo_p99_ms);
         if rate > 0.0 {
             samples.push(self.sample("throughput", &phase, 0, rate, "req/s"));
         } else {
-            let lowest =
-                steps
-                    .iter()
-                    .map(|s| (s.rate, s.p99_ms))
-                    .fold((f64::INFINITY, 0.0), |a, b| if b.0 < a.0 { b } else { a });
+            let lowest = steps
+                .iter()
+                .map(|s| (s.rate, s.result.quantile_ms(0.99)))
+                .fold((f64::INFINITY, 0.0), |a, b| if b.0 < a.0 { b } else { a });
             let e = format!(
                 "no rate tried met p99 < {} ms (lowest tried {:.0} req/s: p99 {:.2} ms)",
                 o.slo_p99_ms, lowest.0, lowest.1
             );
             samples.push(self.failed("throughput", &phase, &e));
         }
-        Ok(samples)
+        Ok((samples, histograms))
+    }
+
+    /// A load run's counters: `load_sent`, `load_completed`, `load_errors`,
+    /// `load_late`, `load_dropped` (requests).
+    fn load_counters(&self, phase: &str, seq: u32, r: &load::LoadResult) -> Vec<Sample> {
+        [
+            ("load_sent", r.sent),
+            ("load_completed", r.completed),
+            ("load_errors", r.errors),
+            ("load_late", r.late),
+            ("load_dropped", r.dropped),
+        ]
+        .into_iter()
+        .map(|(metric, n)| self.sample(metric, phase, seq, n as f64, "requests"))
+        .collect()
+    }
+
+    fn histogram(&self, metric: &str, phase: &str, seq: u32, h: &hdrhistogram::Histogram<u64>) -> StoredHistogram {
+        StoredHistogram {
+            key: Sample { value: None, ..self.sample(metric, phase, seq, 0.0, "ns") },
+            histogram: h.clone(),
+        }
     }
 
     /// Memory now, and CPU time spent in the phase that just ended.

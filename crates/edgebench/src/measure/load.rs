@@ -2,14 +2,20 @@
 //! maximum throughput, open loop (a fixed arrival rate) for latency under
 //! load, and a search for the highest rate that meets a latency objective.
 //!
-//! Open loop avoids coordinated omission the way wrk2 does: request i of a
-//! connection is due at an absolute time (start + i·C/rate, connections
-//! staggered). When a connection is still waiting for an earlier response at
-//! that time, the request's latency counts from when it was *due*; when the
-//! connection was free and only the client's timer woke late, it counts from
-//! when it was sent, so client scheduling noise is not charged to the server.
-//! A request more than `max_lag` behind schedule is dropped (counted, not sent).
-//! Every run is bounded in time and in requests and stops by itself.
+//! Open loop measures what wrk2 measures: request i of a connection is due
+//! at an absolute time (start + i·C/rate, connections staggered), and its
+//! latency counts from that intended send time, whatever delayed the send
+//! (an earlier response still pending on the connection, or the client).
+//! Nothing is left out of the tail: a request that falls more than
+//! `max_lag` behind schedule, or is still unsent when the run ends, is not
+//! sent but recorded at the time it had already waited (a lower bound) and
+//! counted as dropped; a response that times out is recorded at its elapsed
+//! time and counted as an error. The pacer sleeps on tokio's 1 ms timer to
+//! just before a due time and then yields until it, so sends keep to the
+//! schedule within microseconds; each send's error (actual − intended, for
+//! connections free at their due time) is kept. The service time (from the
+//! actual send) is kept too, under its own name. Every run is bounded in
+//! time and in requests and stops by itself.
 
 use hdrhistogram::Histogram;
 use std::net::SocketAddr;
@@ -73,15 +79,28 @@ impl Load {
 
 #[derive(Debug)]
 pub struct LoadResult {
+    /// Requests written to a connection.
+    pub sent: u64,
+    /// Responses received and checked correct.
     pub completed: u64,
+    /// Failed connects, exchanges, timeouts and wrong answers.
     pub errors: u64,
-    /// Open loop: requests sent after they were due because the connection was busy.
+    /// Open loop: requests already due when their connection was free to
+    /// send them (an earlier response still pending, or the client behind).
     pub late: u64,
-    /// Open loop: requests not sent because they fell too far behind schedule.
+    /// Open loop: requests not sent because they fell more than `max_lag`
+    /// behind schedule or the run ended first (in `histogram` all the same).
     pub dropped: u64,
     pub elapsed: Duration,
-    /// Latencies in nanoseconds.
+    /// Latencies in ns. Open loop: from each request's intended send time,
+    /// with dropped and timed-out requests at their elapsed time; closed
+    /// loop: from the send.
     pub histogram: Histogram<u64>,
+    /// Open loop: completed requests from their actual send (service time).
+    pub service: Histogram<u64>,
+    /// Open loop: actual − intended send time (ns) of the requests whose
+    /// connection was free at their due time: the pacer's own error.
+    pub send_error: Histogram<u64>,
     pub first_error: Option<String>,
 }
 
@@ -96,9 +115,17 @@ impl LoadResult {
     }
 }
 
+/// One connection's record.
+struct Recorded {
+    latency: Histogram<u64>,
+    service: Histogram<u64>,
+    send_error: Histogram<u64>,
+}
+
 #[derive(Default)]
 struct Counters {
     sent: AtomicU64,
+    completed: AtomicU64,
     errors: AtomicU64,
     late: AtomicU64,
     dropped: AtomicU64,
@@ -153,27 +180,48 @@ pub fn run(target: &Target, load: &Load, stop: &AtomicBool) -> std::io::Result<L
         histograms
     });
     let elapsed = start.elapsed();
-    let mut histogram = new_histogram();
-    let mut completed = 0;
-    for h in histograms.into_iter().flatten() {
-        completed += h.len();
-        histogram.add(&h).expect("same bounds");
+    let (mut histogram, mut service, mut send_error) = (new_histogram(), new_histogram(), new_histogram());
+    for r in histograms.into_iter().flatten() {
+        histogram.add(&r.latency).expect("same bounds");
+        service.add(&r.service).expect("same bounds");
+        send_error.add(&r.send_error).expect("same bounds");
     }
     let first_error = counters.first_error.lock().unwrap().clone();
+    let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
     Ok(LoadResult {
-        completed,
-        errors: counters.errors.load(Ordering::Relaxed),
-        late: counters.late.load(Ordering::Relaxed),
-        dropped: counters.dropped.load(Ordering::Relaxed),
+        sent: count(&counters.sent),
+        completed: count(&counters.completed),
+        errors: count(&counters.errors),
+        late: count(&counters.late),
+        dropped: count(&counters.dropped),
         elapsed,
         histogram,
+        service,
+        send_error,
         first_error,
     })
 }
 
 fn new_histogram() -> Histogram<u64> {
-    // 1 µs .. 60 s at 3 significant digits.
-    Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("valid bounds")
+    // 1 ns .. 60 s at 3 significant digits (send errors are sub-µs).
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
+}
+
+/// How long before a due time the pacer stops sleeping on tokio's timer
+/// (1 ms granularity, may fire up to 1 ms late) and yields until it.
+const SPIN_BEFORE: Duration = Duration::from_micros(1500);
+
+/// Waits until `due`: the timer for the bulk, then yielding to the other
+/// connections' tasks until the instant has come.
+async fn pace(due: Instant) {
+    if let Some(early) = due.checked_sub(SPIN_BEFORE) {
+        if early > Instant::now() {
+            tokio::time::sleep_until(early.into()).await;
+        }
+    }
+    while Instant::now() < due {
+        tokio::task::yield_now().await;
+    }
 }
 
 async fn connection(
@@ -183,8 +231,9 @@ async fn connection(
     start: Instant,
     deadline: Instant,
     counters: &Counters,
-) -> Histogram<u64> {
-    let mut histogram = new_histogram();
+) -> Recorded {
+    let mut rec = Recorded { latency: new_histogram(), service: new_histogram(), send_error: new_histogram() };
+    let record = |h: &mut Histogram<u64>, d: Duration| h.saturating_record((d.as_nanos() as u64).max(1));
     let mut stream: Option<TcpStream> = None;
     let mut buf = Vec::with_capacity(4096);
     // Open loop: this connection's share of the schedule.
@@ -197,31 +246,32 @@ async fn connection(
     };
     let mut i: u32 = 0;
     loop {
-        let now = Instant::now();
-        if now >= deadline
-            || counters.halt.load(Ordering::Relaxed)
-            || counters.sent.load(Ordering::Relaxed) >= load.max_requests
-        {
+        if counters.halt.load(Ordering::Relaxed) || counters.sent.load(Ordering::Relaxed) >= load.max_requests {
             break;
         }
-        // When the request counts from (None: from when it is sent).
-        let mut due_from = None;
+        let now = Instant::now();
+        // Open loop: when the request is due (its latency counts from there).
+        let mut due = None;
         if let Some(interval) = interval {
-            let due = start + offset + interval * i;
+            let at = start + offset + interval * i;
             i += 1;
-            if due >= deadline {
+            if at >= deadline {
                 break;
             }
-            if due > now {
-                tokio::time::sleep_until(due.into()).await;
-            } else if now - due > load.max_lag {
+            if now >= deadline || now - at.min(now) > load.max_lag {
+                // Never sent, never forgotten: in the tail at what it already waited.
                 counters.dropped.fetch_add(1, Ordering::Relaxed);
+                record(&mut rec.latency, now - at.min(now));
                 continue;
-            } else if now - due > Duration::from_micros(100) {
-                // The connection was busy with an earlier request past this one's due time.
-                counters.late.fetch_add(1, Ordering::Relaxed);
-                due_from = Some(due);
             }
+            if at > now {
+                pace(at).await;
+            } else {
+                counters.late.fetch_add(1, Ordering::Relaxed);
+            }
+            due = Some((at, at > now));
+        } else if now >= deadline {
+            break;
         }
         if stream.is_none() {
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.addr)).await {
@@ -241,15 +291,28 @@ async fn connection(
             }
         }
         let s = stream.as_mut().expect("connected above");
-        counters.sent.fetch_add(1, Ordering::Relaxed);
+        // The request bound holds across connections: a send takes a slot first.
+        let slot = counters
+            .sent
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < load.max_requests).then_some(n + 1));
+        if slot.is_err() {
+            break;
+        }
         let sent = Instant::now();
+        if let Some((at, on_time)) = due {
+            if on_time {
+                record(&mut rec.send_error, sent.saturating_duration_since(at));
+            }
+        }
         let exchange = async {
             s.write_all(&target.request).await?;
             read_frame(s, &mut buf).await
         };
-        match tokio::time::timeout(RESPONSE_TIMEOUT, exchange).await {
+        let outcome = tokio::time::timeout(RESPONSE_TIMEOUT, exchange).await;
+        let done = Instant::now();
+        let origin = due.map_or(sent, |(at, _)| at);
+        match outcome {
             Ok(Ok(f)) => {
-                let latency = due_from.unwrap_or(sent).elapsed();
                 let checked = match &target.expected {
                     Some(expected) => expected.check(f.status, &f.body),
                     None if f.status == 200 => Ok(()),
@@ -257,7 +320,9 @@ async fn connection(
                 };
                 match checked {
                     Ok(()) => {
-                        histogram.saturating_record(latency.as_nanos() as u64);
+                        counters.completed.fetch_add(1, Ordering::Relaxed);
+                        record(&mut rec.latency, done - origin);
+                        record(&mut rec.service, done - sent);
                     }
                     Err(e) => counters.error(e),
                 }
@@ -268,13 +333,15 @@ async fn connection(
                 buf.clear();
             }
             Err(_) => {
+                // In the tail at its elapsed time, and an error.
+                record(&mut rec.latency, done - origin);
                 counters.error("response timed out");
                 stream = None;
                 buf.clear();
             }
         }
     }
-    histogram
+    rec
 }
 
 /// Reads one response with the shared framing (`http::frame`); bytes of a
@@ -311,9 +378,8 @@ pub struct Search {
 #[derive(Debug)]
 pub struct SearchStep {
     pub rate: f64,
-    pub achieved: f64,
-    pub p99_ms: f64,
     pub passed: bool,
+    pub result: LoadResult,
 }
 
 pub fn search(target: &Target, s: &Search, stop: &AtomicBool) -> std::io::Result<(f64, Vec<SearchStep>)> {
@@ -331,7 +397,7 @@ pub fn search(target: &Target, s: &Search, stop: &AtomicBool) -> std::io::Result
             && r.completed > 0
             && p99 <= s.slo.as_secs_f64() * 1e3
             && r.throughput() >= 0.95 * rate;
-        steps.push(SearchStep { rate, achieved: r.throughput(), p99_ms: p99, passed });
+        steps.push(SearchStep { rate, passed, result: r });
         if passed {
             lo = rate;
             if rate == hi {
