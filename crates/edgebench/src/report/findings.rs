@@ -255,18 +255,20 @@ fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samp
     let other_paths: Vec<String> = cells
         .iter()
         .filter(|c| c.path != base_path)
-        .map(|c| format!("{} ({})", c.runtime, c.path))
+        .map(|c| format!("{} {} ({})", c.runtime, c.variant, c.path))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
     if !other_paths.is_empty() {
         out.push(format!(
-            "Behind firewall profiles, {} reached its instances over another network path than native ({}): no ratio to native and no ranking with the runtimes on native's path is made for them; their deltas between profiles (on their own path) stand.",
+            "Behind firewall profiles, {} reached their instances over another network path than native ({}): no ratio to native and no ranking with the runtimes on native's path is made for them; their deltas between profiles (on their own path) stand.",
             other_paths.join(", "),
             if base_path.is_empty() { "unknown".to_string() } else { base_path }
         ));
     }
-    out.push("Latency is measured closed-loop (one request at a time), not at a fixed arrival rate: tails under load are not covered.".into());
+    if !cells.iter().any(|c| c.metric == "open_loop_p99") {
+        out.push("Latency is measured closed-loop (one request at a time), not at a fixed arrival rate: tails under load are not covered (`--metrics throughput` adds them).".into());
+    }
     let reps = cells.iter().filter(|c| c.metric == "cold_start" && c.n > 0).map(|c| c.trials.len()).min();
     if let Some(r) = reps.filter(|r| *r < 6) {
         out.push(format!(
