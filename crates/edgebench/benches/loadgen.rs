@@ -2,7 +2,8 @@
 //! what wrk2 and oha measure? The same target (the native `hello` server on
 //! the SUT's CPUs; every client on the client's CPUs, `--cpus auto`'s split)
 //! loaded by edgebench, wrk and oha:
-//! - closed loop, 16 connections, 2 client threads: maximum req/s;
+//! - closed loop, 16 connections, one client thread per client CPU (wrk's
+//!   `-t`; oha sizes its runtime by the CPUs it may use): maximum req/s;
 //! - open loop at fixed rates, latency from the intended send time (wrk2's
 //!   definition; oha's `--latency-correction`): p50 and p99, and edgebench's
 //!   pacing error (actual − intended send, p99).
@@ -161,7 +162,10 @@ fn run(config: Config, target: &Target, url: &str) -> Result<Figures, String> {
                 send_error_p99: rate.map(|_| r.send_error.value_at_quantile(0.99) as f64 / 1e3),
             })
         }
-        (Tool::Wrk, _) => wrk(url, &["-t2", &format!("-c{c}"), &format!("-d{z}"), "--latency"]),
+        (Tool::Wrk, _) => {
+            let threads = format!("-t{}", edgebench::cpus::client_workers());
+            wrk(url, &[&threads, &format!("-c{c}"), &format!("-d{z}"), "--latency"])
+        }
         (Tool::Oha, None) => oha(url, &["-z", &z, "-c", &c]),
         (Tool::Oha, Some(rate)) => oha(url, &["-z", &z, "-c", &c, "-q", &rate.to_string(), "--latency-correction"]),
     }

@@ -211,6 +211,14 @@ pub fn sut_workers() -> usize {
     installed().map(|p| p.sut_workers()).unwrap_or_else(|| Cpus::allowed().len().max(1))
 }
 
+/// Threads of edgebench's own load generator: one per CPU it may run on
+/// (the client set under a plan). More would share a CPU, and a pacer
+/// spinning on one thread would then wait for the kernel to switch back
+/// to it (milliseconds) before it could send.
+pub fn client_workers() -> usize {
+    installed().map(|p| p.client.len()).unwrap_or_else(|| Cpus::allowed().len()).max(1)
+}
+
 /// `Cpus_allowed_list` of a process, as the kernel reports it.
 pub fn allowed_of(pid: u32) -> Option<Cpus> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

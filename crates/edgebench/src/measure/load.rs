@@ -56,7 +56,7 @@ pub struct Load {
     pub max_requests: u64,
     /// Open loop: how far behind schedule a request may fall before it is dropped.
     pub max_lag: Duration,
-    /// Client threads (tokio workers).
+    /// Client threads (tokio workers): one per client CPU by default.
     pub threads: usize,
 }
 
@@ -68,7 +68,7 @@ impl Load {
             duration,
             max_requests: 50_000_000,
             max_lag: Duration::from_secs(1),
-            threads: 2,
+            threads: crate::cpus::client_workers(),
         }
     }
 
