@@ -63,6 +63,78 @@ fn a_crashing_runtime_fails_its_samples_and_the_campaign_goes_on() {
     assert_eq!(children_left(), Vec::<String>::new());
 }
 
+/// The native server behind a setup that really fails (it runs a program
+/// that is not there), or a prepare that fails for `kv` only (it reads a
+/// file that is not there): faults of the runtime's own steps, not mocks.
+struct FailingStep {
+    name: &'static str,
+    setup_fails: bool,
+}
+
+impl Runtime for FailingStep {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn variants(&self) -> &'static [&'static str] {
+        &["v"]
+    }
+    fn serving_model(&self, _variant: &str) -> String {
+        "the native server".into()
+    }
+    fn detect(&self, artifacts: &Artifacts) -> Detection {
+        Detection::found("test", artifacts.native_server())
+    }
+    fn setup(&self, _ctx: &Context<'_>) -> anyhow::Result<()> {
+        if self.setup_fails {
+            Command::new("/nonexistent/edgebench-daemon").status()?;
+        }
+        Ok(())
+    }
+    fn prepare(&self, ctx: &Context<'_>, workload: Workload, _variant: &str) -> anyhow::Result<()> {
+        if workload == Workload::Kv {
+            std::fs::read(ctx.work_dir.join("no-such-image"))?;
+        }
+        Ok(())
+    }
+    fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> anyhow::Result<Box<dyn Instance>> {
+        let mut command = Command::new(ctx.artifacts.native_server());
+        command.arg(spec.workload.name()).arg(spec.addr.to_string());
+        let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
+        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))
+    }
+}
+
+#[test]
+fn a_failed_setup_or_prepare_fails_only_its_trials_and_the_campaign_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options =
+        small_options(&["no-setup", "no-prepare", "native"], &[Workload::Hello, Workload::Kv], dir.path());
+    options.reps = 1;
+    options.warmup = true;
+    let mut backends = runtime::all();
+    backends.push(Box::new(FailingStep { name: "no-setup", setup_fails: true }));
+    backends.push(Box::new(FailingStep { name: "no-prepare", setup_fails: false }));
+    let mut campaign = Campaign::create(options, artifacts()).unwrap().with_backends(backends);
+    assert_eq!(campaign.run(&AtomicBool::new(false)).unwrap(), Outcome::Finished);
+    let samples = samples(dir.path());
+    let cold = |rt: &str, w: &str| -> Vec<_> {
+        samples.iter().filter(|s| s.runtime == rt && s.workload == w && s.metric == "cold_start").collect()
+    };
+    for w in ["hello", "kv"] {
+        let failed = cold("no-setup", w);
+        assert!(failed.len() == 1 && !failed[0].ok, "{failed:?}");
+        assert!(failed[0].error.contains("setup of no-setup failed"), "{}", failed[0].error);
+        assert_eq!(ok_values(&samples, "native", w, "cold_start").len(), 1, "native still measured");
+    }
+    let kv = cold("no-prepare", "kv");
+    assert!(kv.len() == 1 && !kv[0].ok && kv[0].error.contains("prepare of no-prepare v for kv failed"), "{kv:?}");
+    assert_eq!(ok_values(&samples, "no-prepare", "hello", "cold_start").len(), 1, "its other workload runs");
+    let store = Store::open_existing(dir.path()).unwrap();
+    assert_eq!(store.campaign().unwrap().unwrap().status, "finished");
+    assert!(dir.path().join("report.md").exists(), "the report is written");
+    assert_eq!(children_left(), Vec::<String>::new());
+}
+
 #[test]
 fn an_interrupted_campaign_keeps_its_samples_and_resumes() {
     let dir = tempfile::tempdir().unwrap();

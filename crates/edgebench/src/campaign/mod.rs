@@ -232,21 +232,40 @@ impl Campaign {
         interrupted: &AtomicBool,
         network: Option<&Network>,
     ) -> Result<usize> {
-        let mut set_up = std::collections::HashSet::new();
+        // A runtime whose setup, or a configuration whose prepare, fails does
+        // not stop the campaign: its trials fail with the reason, the others run.
+        let mut set_up: HashMap<&str, Result<(), String>> = HashMap::new();
+        let mut unprepared: Unprepared = HashMap::new();
         for (runtime, variant) in available {
-            if set_up.insert(runtime.name()) {
-                runtime.setup(ctx).with_context(|| format!("setting up {}", runtime.name()))?;
-            }
+            let name = runtime.name();
+            let setup = set_up.entry(name).or_insert_with(|| {
+                runtime.setup(ctx).map_err(|e| {
+                    eprintln!("edgebench: {name}: setup failed, its trials fail: {e:#}");
+                    format!("setup of {name} failed: {e:#}")
+                })
+            });
             for workload in self.options.workloads.clone() {
-                runtime.prepare(ctx, workload, variant)?;
-                self.record_prepared(*runtime, workload, variant)?;
+                let why = match setup {
+                    Err(e) => e.clone(),
+                    Ok(()) => match runtime.prepare(ctx, workload, variant) {
+                        Ok(()) => {
+                            self.record_prepared(*runtime, workload, variant)?;
+                            continue;
+                        }
+                        Err(e) => {
+                            eprintln!("edgebench: {name} {variant} {workload}: prepare failed, its trials fail: {e:#}");
+                            format!("prepare of {name} {variant} for {workload} failed: {e:#}")
+                        }
+                    },
+                };
+                unprepared.insert((name.to_string(), variant.to_string(), workload), why);
             }
         }
         let finished = self.store.finished_trials(&self.id)?;
         let pending: Vec<(usize, &TrialKey)> =
             trials.iter().enumerate().filter(|(i, _)| !finished.contains(i)).collect();
         if self.options.warmup {
-            self.warm_up(ctx, available, interrupted, network);
+            self.warm_up(ctx, available, &unprepared, interrupted, network);
         }
 
         let bar = ProgressBar::new(pending.len() as u64);
@@ -263,10 +282,15 @@ impl Campaign {
             let db_key = key.db_key();
             self.store.supersede_partial_trial(&self.id, db_key, false)?;
             let runtime = by_name[key.runtime.as_str()];
-            let result = match self.profiles.apply(&mut self.store, &self.id, network, runtime, key) {
-                Ok(()) => trial::Trial { runtime, key, options: &self.options, ctx, interrupted, network }
-                    .run(&mut self.store, &self.id),
-                Err(e) => Err(e),
+            let result = if let Some(why) = unprepared.get(&(key.runtime.clone(), key.variant.clone(), key.workload)) {
+                self.store.insert_samples(&self.id, &[trial::failed(key, "cold_start", "", why)])?;
+                Err(trial::Failure::Failed(why.clone()))
+            } else {
+                match self.profiles.apply(&mut self.store, &self.id, network, runtime, key) {
+                    Ok(()) => trial::Trial { runtime, key, options: &self.options, ctx, interrupted, network }
+                        .run(&mut self.store, &self.id),
+                    Err(e) => Err(e),
+                }
             };
             let (status, error) = match result {
                 Ok(()) => ("done", String::new()),
@@ -285,7 +309,7 @@ impl Campaign {
         }
         bar.finish_and_clear();
         if self.options.wants(Metric::Scaling) && !interrupted.load(Ordering::SeqCst) {
-            failures += self.run_scaling(ctx, available, trials.len(), &finished, interrupted, network)?;
+            failures += self.run_scaling(ctx, available, trials.len(), &finished, &unprepared, interrupted, network)?;
         }
         Ok(failures)
     }
@@ -298,6 +322,7 @@ impl Campaign {
         available: &[(&dyn Runtime, &'static str)],
         first_index: usize,
         finished: &std::collections::HashSet<usize>,
+        unprepared: &Unprepared,
         interrupted: &AtomicBool,
         network: Option<&Network>,
     ) -> Result<usize> {
@@ -315,7 +340,10 @@ impl Campaign {
             let db_key = key.db_key();
             self.store.supersede_partial_trial(&self.id, db_key, true)?;
             let runtime = by_name[key.runtime.as_str()];
-            let applied = self.profiles.apply(&mut self.store, &self.id, network, runtime, key);
+            let applied = match unprepared.get(&(key.runtime.clone(), key.variant.clone(), key.workload)) {
+                Some(why) => Err(trial::Failure::Failed(why.clone())),
+                None => self.profiles.apply(&mut self.store, &self.id, network, runtime, key),
+            };
             let (store, id) = (&mut self.store, self.id.as_str());
             let mut write = |samples: Vec<crate::store::Sample>| {
                 store.insert_samples(id, &samples).map_err(|e| trial::Failure::Failed(format!("store: {e:#}")))
@@ -404,11 +432,15 @@ impl Campaign {
         &self,
         ctx: &Context<'_>,
         available: &[(&dyn Runtime, &'static str)],
+        unprepared: &Unprepared,
         interrupted: &AtomicBool,
         network: Option<&Network>,
     ) {
         for (runtime, variant) in available {
             for &workload in &self.options.workloads {
+                if unprepared.contains_key(&(runtime.name().to_string(), variant.to_string(), workload)) {
+                    continue;
+                }
                 let key = TrialKey::new(runtime.name(), variant, workload, 0).with_label_suffix("warmup");
                 if let Err(e) = trial::warm_up(*runtime, &key, ctx, interrupted, network) {
                     eprintln!("edgebench: warm-up of {} failed: {e}", key.label());
@@ -417,6 +449,10 @@ impl Campaign {
         }
     }
 }
+
+/// Configurations (runtime, variant, workload) whose setup or prepare
+/// failed, with the reason their trials fail.
+type Unprepared = HashMap<(String, String, Workload), String>;
 
 /// Where client and runtimes ran, and how each runtime serves and is reached:
 /// stored with the environment and printed in the report's methods.
