@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS samples (
 CREATE INDEX IF NOT EXISTS samples_cell ON samples (campaign, runtime, variant, workload, metric);
 CREATE TABLE IF NOT EXISTS trials (
     campaign    TEXT NOT NULL,
-    trial       INTEGER NOT NULL,             -- position in the seeded random order
+    kind        TEXT NOT NULL DEFAULT 'trial', -- trial | scaling (an experiment after the trials)
+    trial       INTEGER NOT NULL,             -- position in the seeded random order of its run
     runtime     TEXT NOT NULL,
     variant     TEXT NOT NULL,
     workload    TEXT NOT NULL,
@@ -66,9 +67,69 @@ CREATE TABLE IF NOT EXISTS trials (
     status      TEXT NOT NULL,                -- done | failed | interrupted
     error       TEXT NOT NULL,
     finished_ns INTEGER NOT NULL,
-    PRIMARY KEY (campaign, trial)
+    PRIMARY KEY (campaign, kind, runtime, variant, workload, repetition, firewall)
 );
 "#;
+
+/// A trial or scaling experiment of a campaign, as `trials` records it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TrialIdentity {
+    pub kind: String,
+    pub runtime: String,
+    pub variant: String,
+    pub workload: String,
+    pub repetition: u32,
+    pub firewall: String,
+}
+
+impl TrialIdentity {
+    pub fn of(kind: &str, key: TrialRow<'_>) -> TrialIdentity {
+        TrialIdentity {
+            kind: kind.into(),
+            runtime: key.runtime.into(),
+            variant: key.variant.into(),
+            workload: key.workload.into(),
+            repetition: key.repetition,
+            firewall: key.firewall.into(),
+        }
+    }
+}
+
+/// Files from before trials were keyed by identity (`trials` keyed by
+/// position): rebuilt with the new key. A scaling experiment then shares its
+/// identity with a trial and was recorded after every trial, so of two rows
+/// with one identity the later position is the scaling one.
+fn key_trials_by_identity(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "BEGIN;
+         ALTER TABLE trials RENAME TO trials_by_position;
+         CREATE TABLE trials (
+            campaign    TEXT NOT NULL,
+            kind        TEXT NOT NULL DEFAULT 'trial',
+            trial       INTEGER NOT NULL,
+            runtime     TEXT NOT NULL,
+            variant     TEXT NOT NULL,
+            workload    TEXT NOT NULL,
+            repetition  INTEGER NOT NULL,
+            firewall    TEXT NOT NULL DEFAULT 'off',
+            status      TEXT NOT NULL,
+            error       TEXT NOT NULL,
+            finished_ns INTEGER NOT NULL,
+            PRIMARY KEY (campaign, kind, runtime, variant, workload, repetition, firewall)
+         );
+         INSERT OR REPLACE INTO trials
+         SELECT t.campaign,
+                CASE WHEN EXISTS (SELECT 1 FROM trials_by_position e WHERE e.campaign = t.campaign
+                     AND e.runtime = t.runtime AND e.variant = t.variant AND e.workload = t.workload
+                     AND e.repetition = t.repetition AND e.firewall = t.firewall AND e.trial < t.trial)
+                     THEN 'scaling' ELSE 'trial' END,
+                t.trial, t.runtime, t.variant, t.workload, t.repetition, t.firewall, t.status, t.error, t.finished_ns
+         FROM trials_by_position t ORDER BY t.trial;
+         DROP TABLE trials_by_position;
+         COMMIT;",
+    )?;
+    Ok(())
+}
 
 /// What identifies a trial (and its samples) besides its campaign.
 #[derive(Clone, Copy, Debug)]
@@ -137,6 +198,9 @@ impl Store {
         // Files written before firewall profiles: add the trials' column.
         if conn.prepare("SELECT firewall FROM trials LIMIT 0").is_err() {
             conn.execute_batch("ALTER TABLE trials ADD COLUMN firewall TEXT NOT NULL DEFAULT 'off'")?;
+        }
+        if conn.prepare("SELECT kind FROM trials LIMIT 0").is_err() {
+            key_trials_by_identity(&conn)?;
         }
         conn.execute_batch(firewall::SCHEMA)?;
         conn.execute_batch(histograms::SCHEMA)?;
@@ -276,17 +340,20 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(Into::into)
     }
 
+    /// Records how a trial (`kind` "trial") or scaling experiment ("scaling")
+    /// ended; one row per identity, the last outcome wins.
     pub fn record_trial(
         &self,
         campaign: &str,
+        kind: &str,
         trial: usize,
         key: TrialRow<'_>,
         status: &str,
         error: &str,
     ) -> Result<()> {
         self.conn.execute(
-            "INSERT OR REPLACE INTO trials (campaign, trial, runtime, variant, workload, repetition, firewall, status, error, finished_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT OR REPLACE INTO trials (campaign, kind, trial, runtime, variant, workload, repetition, firewall, status, error, finished_ns)
+             VALUES (?1, ?11, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 campaign,
                 trial as i64,
@@ -297,18 +364,32 @@ impl Store {
                 key.firewall,
                 status,
                 error,
-                now_ns()
+                now_ns(),
+                kind
             ],
         )?;
         Ok(())
     }
 
     /// Trials that need not run again on resume (done or failed for good).
-    pub fn finished_trials(&self, campaign: &str) -> Result<std::collections::HashSet<usize>> {
-        let mut stmt =
-            self.conn.prepare("SELECT trial FROM trials WHERE campaign = ?1 AND status IN ('done', 'failed')")?;
-        let rows = stmt.query_map([campaign], |r| r.get::<_, i64>(0))?;
-        Ok(rows.filter_map(|r| r.ok()).map(|t| t as usize).collect())
+    /// by identity, not by position: a resumed campaign whose plan changed
+    /// (a runtime found or lost) still skips exactly what ran.
+    pub fn finished_trials(&self, campaign: &str) -> Result<std::collections::HashSet<TrialIdentity>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT kind, runtime, variant, workload, repetition, firewall FROM trials
+             WHERE campaign = ?1 AND status IN ('done', 'failed')",
+        )?;
+        let rows = stmt.query_map([campaign], |r| {
+            Ok(TrialIdentity {
+                kind: r.get(0)?,
+                runtime: r.get(1)?,
+                variant: r.get(2)?,
+                workload: r.get(3)?,
+                repetition: r.get(4)?,
+                firewall: r.get(5)?,
+            })
+        })?;
+        rows.collect::<Result<_, _>>().map_err(Into::into)
     }
 
     /// Before a trial that did not finish runs again on resume: its samples
@@ -341,6 +422,36 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_with_trials_keyed_by_position_is_rekeyed_by_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RESULTS_FILE);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE trials (campaign TEXT NOT NULL, trial INTEGER NOT NULL, runtime TEXT NOT NULL,
+                   variant TEXT NOT NULL, workload TEXT NOT NULL, repetition INTEGER NOT NULL,
+                   firewall TEXT NOT NULL DEFAULT 'off', status TEXT NOT NULL, error TEXT NOT NULL,
+                   finished_ns INTEGER NOT NULL, PRIMARY KEY (campaign, trial));
+                 INSERT INTO trials VALUES ('c', 0, 'native', 'v', 'hello', 2, 'off', 'done', '', 1);
+                 INSERT INTO trials VALUES ('c', 1, 'native', 'v', 'hello', 1, 'off', 'done', '', 2);
+                 INSERT INTO trials VALUES ('c', 2, 'native', 'v', 'hello', 1, 'off', 'failed', 'x', 3);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let finished = store.finished_trials("c").unwrap();
+        let id = |kind: &str, repetition| TrialIdentity {
+            kind: kind.into(),
+            runtime: "native".into(),
+            variant: "v".into(),
+            workload: "hello".into(),
+            repetition,
+            firewall: "off".into(),
+        };
+        assert_eq!(finished, [id("trial", 1), id("trial", 2), id("scaling", 1)].into_iter().collect());
+    }
 
     #[test]
     fn round_trips_campaigns_runtimes_and_samples() {

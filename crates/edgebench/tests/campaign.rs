@@ -135,6 +135,83 @@ fn a_failed_setup_or_prepare_fails_only_its_trials_and_the_campaign_finishes() {
     assert_eq!(children_left(), Vec::<String>::new());
 }
 
+/// The native server under another name, found or not as `FOUND` says: a
+/// runtime that is installed in one run of a campaign and gone in the next.
+static FOUND: AtomicBool = AtomicBool::new(true);
+
+struct SometimesFound;
+
+impl Runtime for SometimesFound {
+    fn name(&self) -> &'static str {
+        "sometimes"
+    }
+    fn variants(&self) -> &'static [&'static str] {
+        &["v"]
+    }
+    fn serving_model(&self, _variant: &str) -> String {
+        "the native server".into()
+    }
+    fn detect(&self, artifacts: &Artifacts) -> Detection {
+        if FOUND.load(Ordering::SeqCst) {
+            Detection::found("test", artifacts.native_server())
+        } else {
+            Detection::missing("uninstalled between the two runs")
+        }
+    }
+    fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> anyhow::Result<Box<dyn Instance>> {
+        FailingStep { name: "sometimes", setup_fails: false }.launch(ctx, spec)
+    }
+}
+
+/// Raises `flag` once `done` trials are stored in `dir`.
+fn interrupt_after(done: i64, dir: &std::path::Path, flag: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    let db = dir.join("results.sqlite");
+    std::thread::spawn(move || {
+        for _ in 0..4000 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let n = rusqlite::Connection::open(&db)
+                .and_then(|c| {
+                    c.query_row("SELECT count(*) FROM trials WHERE status = 'done'", [], |r| r.get::<_, i64>(0))
+                })
+                .unwrap_or(0);
+            if n >= done {
+                break;
+            }
+        }
+        flag.store(true, Ordering::SeqCst);
+    })
+}
+
+#[test]
+fn a_resumed_campaign_whose_plan_changed_runs_each_trial_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = small_options(&["native", "sometimes"], &[Workload::Hello], dir.path());
+    options.reps = 5;
+    let backends = || {
+        let mut b = runtime::all();
+        b.push(Box::new(SometimesFound) as Box<dyn Runtime>);
+        b
+    };
+    FOUND.store(true, Ordering::SeqCst);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let watcher = interrupt_after(4, dir.path(), interrupted.clone());
+    let mut campaign = Campaign::create(options, artifacts()).unwrap().with_backends(backends());
+    assert_eq!(campaign.run(&interrupted).unwrap(), Outcome::Interrupted);
+    watcher.join().unwrap();
+    let native_before = ok_values(&samples(dir.path()), "native", "hello", "cold_start").len();
+    assert!(native_before < 5, "some native trials are left: {native_before}");
+
+    // The second run finds one runtime fewer: its plan is another list.
+    FOUND.store(false, Ordering::SeqCst);
+    let mut resumed = Campaign::resume(dir.path(), artifacts()).unwrap().with_backends(backends());
+    assert_eq!(resumed.run(&AtomicBool::new(false)).unwrap(), Outcome::Finished);
+    let mut reps: Vec<u32> =
+        ok_values(&samples(dir.path()), "native", "hello", "cold_start").iter().map(|s| s.repetition).collect();
+    reps.sort();
+    assert_eq!(reps, (1..=5).collect::<Vec<_>>(), "every native repetition exactly once");
+    assert_eq!(children_left(), Vec::<String>::new());
+}
+
 #[test]
 fn an_interrupted_campaign_keeps_its_samples_and_resumes() {
     let dir = tempfile::tempdir().unwrap();

@@ -15,7 +15,7 @@ pub use trial::{free_loopback_addr, launch_until_ready, launch_until_ready_in, F
 use crate::artifacts::Artifacts;
 use crate::network::{self, Network};
 use crate::runtime::{self, Context, Detection, Runtime};
-use crate::store::{now_ns, CampaignRow, RuntimeRow, Store, RESULTS_FILE};
+use crate::store::{now_ns, CampaignRow, RuntimeRow, Store, TrialIdentity, RESULTS_FILE};
 use crate::{environment, report, Workload};
 use anyhow::{bail, Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -262,8 +262,11 @@ impl Campaign {
             }
         }
         let finished = self.store.finished_trials(&self.id)?;
-        let pending: Vec<(usize, &TrialKey)> =
-            trials.iter().enumerate().filter(|(i, _)| !finished.contains(i)).collect();
+        let pending: Vec<(usize, &TrialKey)> = trials
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| !finished.contains(&TrialIdentity::of("trial", k.db_key())))
+            .collect();
         if self.options.warmup {
             self.warm_up(ctx, available, &unprepared, interrupted, network);
         }
@@ -304,12 +307,13 @@ impl Campaign {
             if status != "interrupted" {
                 self.store.insert_samples(&self.id, &trial::settle(key, &self.options))?;
             }
-            self.store.record_trial(&self.id, index, db_key, status, &error)?;
+            self.store.record_trial(&self.id, "trial", index, db_key, status, &error)?;
             bar.inc(1);
         }
         bar.finish_and_clear();
         if self.options.wants(Metric::Scaling) && !interrupted.load(Ordering::SeqCst) {
-            failures += self.run_scaling(ctx, available, trials.len(), &finished, &unprepared, interrupted, network)?;
+            failures +=
+                self.run_scaling(ctx, available, trials.len(), (&finished, &unprepared), interrupted, network)?;
         }
         Ok(failures)
     }
@@ -321,8 +325,7 @@ impl Campaign {
         ctx: &Context<'_>,
         available: &[(&dyn Runtime, &'static str)],
         first_index: usize,
-        finished: &std::collections::HashSet<usize>,
-        unprepared: &Unprepared,
+        (finished, unprepared): (&std::collections::HashSet<TrialIdentity>, &Unprepared),
         interrupted: &AtomicBool,
         network: Option<&Network>,
     ) -> Result<usize> {
@@ -333,7 +336,7 @@ impl Campaign {
         let mut failures = 0;
         for (j, key) in experiments.iter().enumerate() {
             let index = first_index + j;
-            if finished.contains(&index) || interrupted.load(Ordering::SeqCst) {
+            if finished.contains(&TrialIdentity::of("scaling", key.db_key())) || interrupted.load(Ordering::SeqCst) {
                 continue;
             }
             eprintln!("edgebench: scaling {}", key.label());
@@ -359,7 +362,7 @@ impl Campaign {
                     ("failed", e)
                 }
             };
-            self.store.record_trial(&self.id, index, db_key, status, &error)?;
+            self.store.record_trial(&self.id, "scaling", index, db_key, status, &error)?;
         }
         Ok(failures)
     }
