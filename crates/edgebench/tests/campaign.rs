@@ -212,6 +212,80 @@ fn a_resumed_campaign_whose_plan_changed_runs_each_trial_exactly_once() {
     assert_eq!(children_left(), Vec::<String>::new());
 }
 
+/// Raised by the first warm start of `InterruptedWarm`, as a Ctrl-C would be.
+static STOP: AtomicBool = AtomicBool::new(false);
+static WARM_STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The native server; its instances' warm start (a real request on a new
+/// connection) raises the campaign's interrupt flag and counts the calls.
+struct InterruptedWarm;
+
+struct CountingInstance(Box<dyn Instance>);
+
+impl Instance for CountingInstance {
+    fn addr(&self) -> std::net::SocketAddr {
+        self.0.addr()
+    }
+    fn launched_at(&self) -> std::time::Instant {
+        self.0.launched_at()
+    }
+    fn exited(&mut self) -> Option<String> {
+        self.0.exited()
+    }
+    fn pids(&self) -> Vec<u32> {
+        self.0.pids()
+    }
+    fn stop(&mut self) -> anyhow::Result<()> {
+        self.0.stop()
+    }
+    fn log_tail(&self) -> String {
+        self.0.log_tail()
+    }
+    fn warm_start(&mut self, workload: Workload) -> runtime::WarmStart {
+        WARM_STARTS.fetch_add(1, Ordering::SeqCst);
+        STOP.store(true, Ordering::SeqCst);
+        runtime::warm_start_per_request(self.0.addr(), workload, None)
+    }
+}
+
+impl Runtime for InterruptedWarm {
+    fn name(&self) -> &'static str {
+        "interrupted-warm"
+    }
+    fn variants(&self) -> &'static [&'static str] {
+        &["v"]
+    }
+    fn serving_model(&self, _variant: &str) -> String {
+        "the native server".into()
+    }
+    fn detect(&self, artifacts: &Artifacts) -> Detection {
+        Detection::found("test", artifacts.native_server())
+    }
+    fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> anyhow::Result<Box<dyn Instance>> {
+        let inner = FailingStep { name: "interrupted-warm", setup_fails: false }.launch(ctx, spec)?;
+        Ok(Box::new(CountingInstance(inner)))
+    }
+}
+
+#[test]
+fn an_interrupt_during_warm_starts_ends_the_trial_at_once_as_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = small_options(&["interrupted-warm"], &[Workload::Hello], dir.path());
+    options.reps = 1;
+    options.warm_starts = 5;
+    let mut backends = runtime::all();
+    backends.push(Box::new(InterruptedWarm));
+    let mut campaign = Campaign::create(options, artifacts()).unwrap().with_backends(backends);
+    assert_eq!(campaign.run(&STOP).unwrap(), Outcome::Interrupted);
+    assert_eq!(WARM_STARTS.load(Ordering::SeqCst), 1, "no warm start after the interrupt");
+    let conn = rusqlite::Connection::open(dir.path().join("results.sqlite")).unwrap();
+    let status: String = conn.query_row("SELECT status FROM trials", [], |r| r.get(0)).unwrap();
+    assert_eq!(status, "interrupted", "re-run on resume, not failed for good");
+    let warm = samples(dir.path()).into_iter().filter(|s| s.metric == "warm_start" && s.ok).count();
+    assert_eq!(warm, 1, "the warm start measured before the interrupt is kept");
+    assert_eq!(children_left(), Vec::<String>::new());
+}
+
 #[test]
 fn an_interrupted_campaign_keeps_its_samples_and_resumes() {
     let dir = tempfile::tempdir().unwrap();

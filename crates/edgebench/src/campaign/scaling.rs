@@ -160,9 +160,18 @@ fn density(launcher: &Launcher<'_>, key: &TrialKey, options: &Options) -> Result
                     );
                 }
             }
+            Err((e, _)) if e == "interrupted" => {
+                stop_all(instances);
+                return Err(Failure::Interrupted);
+            }
             Err((e, _)) => break (instances.len() - 1, format!("requests failed: {e}")),
         }
     };
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        // Cut short: not a density, whatever cause ended the loop.
+        stop_all(instances);
+        return Err(Failure::Interrupted);
+    }
     let count = instances.len().max(1) as u64;
     stop_all(instances);
     let mut s = sample(key, "density", "", 0, fit as f64, "instances");

@@ -152,6 +152,11 @@ impl Trial<'_> {
         if self.options.wants(Metric::WarmStart) {
             let mut samples = Vec::new();
             'warm: for seq in 0..self.options.warm_starts as u32 {
+                if self.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                    // What was measured stays; the trial is re-run on resume.
+                    write(samples)?;
+                    return Err(Failure::Interrupted);
+                }
                 match instance.warm_start(workload) {
                     WarmStart::NotApplicable(why) => {
                         samples.push(self.failed("warm_start", "", &format!("not applicable: {why}")));
@@ -219,6 +224,9 @@ impl Trial<'_> {
             let (samples, hists) = self.throughput(instance)?;
             histograms.extend(hists);
             write(samples)?;
+            if self.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Failure::Interrupted);
+            }
         }
         Ok(())
     }
@@ -262,6 +270,11 @@ impl Trial<'_> {
             connections: o.connections,
         };
         let (rate, steps) = load::search(&target, &search, self.interrupted).map_err(io)?;
+        if self.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+            // A search cut short is no result; the closed loop's samples are
+            // stored, and the caller ends the trial as interrupted.
+            return Ok((samples, histograms));
+        }
         for (seq, step) in steps.iter().enumerate() {
             let (phase, seq, r) = (format!("rate={:.0}", step.rate), seq as u32, &step.result);
             samples.push(self.sample("open_loop_p99", &phase, seq, r.quantile_ms(0.99), "ms"));

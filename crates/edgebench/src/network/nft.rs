@@ -23,7 +23,7 @@ pub enum Netns<'a> {
 }
 
 fn nft(netns: Netns<'_>) -> Result<Command> {
-    let mut command = Command::new("nft");
+    let mut command = crate::runtime::process::helper("nft");
     if let Netns::Ours(path) = netns {
         enter_netns(&mut command, path)?;
     }

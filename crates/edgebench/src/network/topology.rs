@@ -67,7 +67,7 @@ pub fn in_netns<T>(netns: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
 
 /// Runs `ip ARGS`; an error carries its stderr.
 fn ip(args: &[&str]) -> Result<String> {
-    let out = Command::new("ip").args(args).output().context("running ip (Debian's iproute2)")?;
+    let out = crate::runtime::process::helper("ip").args(args).output().context("running ip (Debian's iproute2)")?;
     if !out.status.success() {
         bail!("`ip {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }

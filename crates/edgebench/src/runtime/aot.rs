@@ -43,6 +43,8 @@ impl AotCompiles {
         command.env_clear().envs(env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null());
         command.stdout(out.try_clone()?).stderr(out);
         crate::cpus::pin_sut(&mut command);
+        // Its own process group: a Ctrl-C interrupts edgebench, not the compile (see process::helper).
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let start = Instant::now();
         let child = command.spawn().with_context(|| format!("starting {:?}", command.get_program()))?;
         // Reaped with wait4 for this child's own peak RSS (getrusage of all

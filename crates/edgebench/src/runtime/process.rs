@@ -154,3 +154,29 @@ pub fn scratch_dir(work_dir: &std::path::Path, label: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
+
+/// A command for a helper edgebench waits for (`nft`, `ip`, an AOT compiler,
+/// `wash oci push`): in a process group of its own, so that a Ctrl-C at the
+/// terminal reaches edgebench, which ends the trial as interrupted, and not
+/// the helper, whose death would be stored as the trial's failure.
+pub fn helper(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_helper_runs_in_a_process_group_of_its_own() {
+        let mut child = helper("sleep").arg("5").spawn().unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        let group = nix::unistd::getpgid(Some(pid)).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(group, pid, "the helper leads its own group");
+        assert_ne!(group, nix::unistd::getpgrp(), "not edgebench's group, which a terminal's Ctrl-C reaches");
+    }
+}

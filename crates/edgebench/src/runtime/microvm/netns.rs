@@ -185,7 +185,7 @@ impl Netns {
                 args.extend(["-n", n]);
             }
             args.extend(["route", "get", guest.as_str()]);
-            let out = Command::new("ip").args(&args).output()?;
+            let out = crate::runtime::process::helper("ip").args(&args).output()?;
             let text = String::from_utf8_lossy(&out.stdout);
             let words: Vec<&str> = text.split_whitespace().collect();
             if !out.status.success() || !words.windows(2).any(|w| w == ["dev", dev]) {
@@ -268,7 +268,7 @@ fn take_block(start: u32) -> Result<(u32, Flock<File>)> {
 
 /// Runs `ip [-n NETNS] -batch -` with `script`.
 fn batch(netns: Option<&str>, script: &str) -> Result<()> {
-    let mut command = Command::new("ip");
+    let mut command = crate::runtime::process::helper("ip");
     if let Some(n) = netns {
         command.args(["-n", n]);
     }
@@ -288,7 +288,7 @@ fn batch(netns: Option<&str>, script: &str) -> Result<()> {
 }
 
 fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip").args(args).output().context("running ip (iproute2)")?;
+    let out = crate::runtime::process::helper("ip").args(args).output().context("running ip (iproute2)")?;
     if !out.status.success() {
         bail!("ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }

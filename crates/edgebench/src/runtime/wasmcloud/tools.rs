@@ -137,6 +137,8 @@ fn short_registry_version(line: &str) -> String {
 /// command still running at the limit is killed.
 pub fn run_bounded(mut command: Command, limit: Duration) -> Result<String> {
     let what = format!("{:?}", command.get_program());
+    // Its own process group: a Ctrl-C interrupts edgebench, not the helper (see process::helper).
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
