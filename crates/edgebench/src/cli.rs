@@ -25,8 +25,11 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Writes report.html, report.md and summary.csv for a campaign directory.
     Report {
-        /// A directory written by `edgebench run`.
+        /// A directory written by `edgebench run` (only read: it may be read-only).
         dir: PathBuf,
+        /// Where to write the report (default: DIR).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Compares two campaigns cell by cell: what changed, and whether it is significant.
     Compare {
@@ -190,8 +193,8 @@ pub fn execute(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Build => artifacts.build(),
-        Command::Report { dir } => {
-            let path = report::write(&dir)?;
+        Command::Report { dir, out } => {
+            let path = report::write_to(&dir, out.as_ref().unwrap_or(&dir))?;
             println!("{}", path.display());
             Ok(())
         }

@@ -220,6 +220,44 @@ impl Store {
         Store::open(&path)
     }
 
+    /// Opens a campaign's results for reading only (`report`, `compare`):
+    /// nothing is written to the file, so a read-only copy or an archived
+    /// campaign can be reported; an error names the file and what is wrong.
+    pub fn open_read_only(dir: &Path) -> Result<Store> {
+        use rusqlite::OpenFlags;
+        let path = dir.join(RESULTS_FILE);
+        if !path.exists() {
+            anyhow::bail!(
+                "{} has no {RESULTS_FILE}: is it a campaign directory written by `edgebench run`?",
+                dir.display()
+            );
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let not_ours = |e: rusqlite::Error| {
+            anyhow::anyhow!(
+                "{} is not an edgebench results file ({e}): give a directory written by `edgebench run`",
+                path.display()
+            )
+        };
+        let readable = |uri: String| -> Result<Connection> {
+            let conn = Connection::open_with_flags(uri, flags).map_err(not_ours)?;
+            conn.query_row("SELECT count(*) FROM campaigns", [], |r| r.get::<_, i64>(0)).map_err(not_ours)?;
+            Ok(conn)
+        };
+        let uri = |query: &str| format!("file:{}?{query}", path.display());
+        // With no WAL beside it, the file holds everything and is read as
+        // immutable (no -wal/-shm is created). A WAL (a campaign running, or
+        // one that crashed) is read through its shared-memory index; where
+        // none can be made (a read-only directory), as immutable.
+        let wal = path.with_file_name(format!("{RESULTS_FILE}-wal"));
+        let conn = if wal.exists() {
+            readable(uri("mode=ro")).or_else(|_| readable(uri("immutable=1")))?
+        } else {
+            readable(uri("immutable=1"))?
+        };
+        Ok(Store { conn })
+    }
+
     pub fn insert_campaign(&self, c: &CampaignRow) -> Result<()> {
         self.conn.execute(
             "INSERT INTO campaigns (id, started_ns, finished_ns, status, seed, config, environment) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -287,6 +287,44 @@ fn an_interrupt_during_warm_starts_ends_the_trial_at_once_as_interrupted() {
 }
 
 #[test]
+fn report_only_reads_the_campaign_and_names_a_file_that_is_not_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = small_options(&["native"], &[Workload::Hello], dir.path());
+    options.reps = 1;
+    let mut campaign = Campaign::create(options, artifacts()).unwrap();
+    assert_eq!(campaign.run(&AtomicBool::new(false)).unwrap(), Outcome::Finished);
+    drop(campaign); // closes the file: its WAL is checkpointed and removed
+    let listing = |d: &std::path::Path| {
+        let mut names: Vec<String> =
+            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    };
+    let results = dir.path().join("results.sqlite");
+    let (bytes, files) = (std::fs::read(&results).unwrap(), listing(dir.path()));
+
+    let bin = env!("CARGO_BIN_EXE_edgebench");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(bin).arg("report").arg(dir.path()).arg("--out").arg(elsewhere.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(elsewhere.path().join("report.md").exists() && elsewhere.path().join("report.html").exists());
+    assert_eq!(std::fs::read(&results).unwrap(), bytes, "results.sqlite is not written by report");
+    assert_eq!(listing(dir.path()), files, "nothing is added to the campaign directory (no -wal, no -shm)");
+
+    // A file that is not a results file: the error names it.
+    let foreign = tempfile::tempdir().unwrap();
+    std::fs::write(foreign.path().join("results.sqlite"), "not a database at all, but long enough to look like one")
+        .unwrap();
+    let out = Command::new(bin).arg("report").arg(foreign.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("is not an edgebench results file") && err.contains(&foreign.path().display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_interrupted_campaign_keeps_its_samples_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = small_options(&["native"], &[Workload::Hello, Workload::Kv], dir.path());

@@ -34,7 +34,7 @@ pub struct Loaded {
 }
 
 pub fn load(dir: &Path) -> Result<Loaded> {
-    let store = Store::open_existing(dir)?;
+    let store = Store::open_read_only(dir)?;
     let campaign = store.campaign()?.with_context(|| {
         format!(
             "{} holds no campaign: its results.sqlite is empty (was `edgebench run` stopped before it began?)",
@@ -50,8 +50,14 @@ pub fn load(dir: &Path) -> Result<Loaded> {
 /// Writes `summary.csv`, `report.md` and `report.html` into the campaign
 /// directory and returns the HTML report's path.
 pub fn write(dir: &Path) -> Result<PathBuf> {
+    write_to(dir, dir)
+}
+
+/// As [`write`], into `out` (created if needed); the campaign is only read.
+pub fn write_to(dir: &Path, out: &Path) -> Result<PathBuf> {
     let l = load(dir)?;
-    std::fs::write(dir.join(SUMMARY_CSV), csv::render(&l.cells))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::write(out.join(SUMMARY_CSV), csv::render(&l.cells))?;
     let summary = findings::summarize(&l.campaign, &l.runtimes, &l.cells, &l.samples);
     let comparisons = l.cells.iter().filter(|c| c.vs_baseline.is_some()).count();
     let methods = methods::items(&l.campaign, comparisons);
@@ -63,9 +69,9 @@ pub fn write(dir: &Path) -> Result<PathBuf> {
         summary: &summary,
         methods: &methods,
     });
-    let store = Store::open_existing(dir)?;
-    write_firewall(dir, &store, &l.campaign.id, &l.cells, &l.samples, &mut md)?;
-    std::fs::write(dir.join(REPORT_MD), md)?;
+    let store = Store::open_read_only(dir)?;
+    write_firewall(out, &store, &l.campaign.id, &l.cells, &l.samples, &mut md)?;
+    std::fs::write(out.join(REPORT_MD), md)?;
     let page = html::render(&html::Page {
         campaign: &l.campaign,
         runtimes: &l.runtimes,
@@ -74,7 +80,7 @@ pub fn write(dir: &Path) -> Result<PathBuf> {
         summary: &summary,
         methods: &methods,
     });
-    let path = dir.join(REPORT_HTML);
+    let path = out.join(REPORT_HTML);
     std::fs::write(&path, page)?;
     Ok(path)
 }
