@@ -75,8 +75,16 @@ pub struct RunArgs {
     /// Campaign directory (default: results/<campaign id>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue an interrupted campaign in DIR with its stored options.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["runtimes", "workloads", "metrics", "out"])]
+    /// Continue an interrupted campaign in DIR with its stored options (any option that would change
+    /// them is refused).
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = [
+            "runtimes", "workloads", "metrics", "out", "reps", "requests", "warm_starts", "seed", "no_warmup",
+            "connections", "load_duration_ms", "slo_p99_ms", "scaling_max", "density_max", "memory_budget_mib",
+        ]
+    )]
     pub resume: Option<PathBuf>,
     /// Do not build artifacts first (fails if any is missing).
     #[arg(long)]

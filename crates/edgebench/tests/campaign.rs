@@ -399,6 +399,14 @@ fn the_cli_names_bad_input_and_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("unknown runtime \"nope\": known runtimes are native"), "{err}");
 
+    // --resume continues with the stored options: one that would change them is refused, not ignored.
+    for flag in [["--reps", "3"], ["--seed", "7"], ["--requests", "5"], ["--load-duration-ms", "10"]] {
+        let out = Command::new(bin).args(["run", "--no-build", "--resume", "somewhere"]).args(flag).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(flag[0]) && err.contains("cannot be used with"), "{err}");
+    }
+
     // A misspelt runtime is named, and nothing is reported as conforming.
     let out = Command::new(bin).args(["conformance", "--runtimes", "wasmtim"]).output().unwrap();
     let (err, text) = (String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
