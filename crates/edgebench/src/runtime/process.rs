@@ -62,9 +62,42 @@ pub fn spawn(
     unsafe {
         command.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
     }
-    let launched_at = Instant::now();
-    let child = command.spawn().with_context(|| format!("starting {:?}", command.get_program()))?;
+    let program = command.get_program().to_owned();
+    let (child, launched_at) = spawn_from_lasting_thread(command).with_context(|| format!("starting {program:?}"))?;
     Ok(ProcessInstance { child, addr, launched_at, log, scratch, exit: None, stopped: false, warm })
+}
+
+type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<(Child, Instant)>>);
+
+/// Spawns `command` from one thread that lives as long as edgebench, and
+/// returns the child with t0 (taken on that thread just before the fork).
+/// The parent-death signal fires when the *thread* that forked exits, not
+/// the process: an instance launched from a short-lived thread (scaling's
+/// concurrent starts) would be killed as soon as its launcher ended.
+pub fn spawn_from_lasting_thread(command: Command) -> std::io::Result<(Child, Instant)> {
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::{Mutex, OnceLock};
+    static SPAWNER: OnceLock<Mutex<Sender<SpawnRequest>>> = OnceLock::new();
+    let sender = SPAWNER
+        .get_or_init(|| {
+            let (tx, rx) = channel::<SpawnRequest>();
+            std::thread::Builder::new()
+                .name("edgebench-spawner".into())
+                .spawn(move || {
+                    for (mut command, reply) in rx {
+                        let launched_at = Instant::now();
+                        let _ = reply.send(command.spawn().map(|child| (child, launched_at)));
+                    }
+                })
+                .expect("starting the spawner thread");
+            Mutex::new(tx)
+        })
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let (reply, answer) = channel();
+    sender.send((command, reply)).map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    answer.recv().map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
 impl ProcessInstance {
@@ -168,6 +201,25 @@ pub fn helper(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instance_outlives_the_thread_that_launched_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("sleep.log");
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
+        let mut instance = std::thread::spawn(move || {
+            let mut command = Command::new("sleep");
+            command.arg("30");
+            spawn(command, &env, addr, log, None, WarmMode::None).unwrap()
+        })
+        .join()
+        .unwrap();
+        // The launching thread has exited: a parent-death signal tied to it would have fired.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(instance.exited(), None, "still running after its launcher thread ended");
+        instance.stop().unwrap();
+    }
 
     #[test]
     fn a_helper_runs_in_a_process_group_of_its_own() {
