@@ -193,6 +193,46 @@ impl RunArgs {
     }
 }
 
+/// What the user asked for is wrong (bad option value, unknown name, a
+/// directory that is not a campaign): exit code 2, as for clap's own errors.
+#[derive(Debug)]
+pub struct Usage(pub anyhow::Error);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn usage(e: anyhow::Error) -> anyhow::Error {
+    Usage(e).into()
+}
+
+/// The campaign was interrupted (Ctrl-C): exit code 130, as a shell reports SIGINT.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// The process exit code for the outcome of [`execute`]: 0 success, 2 bad
+/// input, 130 interrupted, 1 any other failure.
+pub fn exit_code(result: &Result<()>) -> u8 {
+    match result {
+        Ok(()) => 0,
+        Err(e) if e.downcast_ref::<Usage>().is_some() => 2,
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => 130,
+        Err(_) => 1,
+    }
+}
+
 pub fn execute(cli: Cli) -> Result<()> {
     let artifacts = Artifacts::from_env();
     match cli.command {
@@ -202,12 +242,13 @@ pub fn execute(cli: Cli) -> Result<()> {
         }
         Command::Build => artifacts.build(),
         Command::Report { dir, out } => {
+            report::load(&dir).map_err(usage)?;
             let path = report::write_to(&dir, out.as_ref().unwrap_or(&dir))?;
             println!("{}", path.display());
             Ok(())
         }
         Command::Compare { a, b, out } => {
-            let comparison = report::compare::compare(&a, &b)?;
+            let comparison = report::compare::compare(&a, &b).map_err(usage)?;
             print!("{}", comparison.text_table());
             let (md, html) = comparison.write(out.as_ref().unwrap_or(&b))?;
             println!("{}\n{}", md.display(), html.display());
@@ -236,8 +277,8 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
     ensure_artifacts(&artifacts, !args.no_build)?;
     crate::measure::probe::tighten_timer_slack();
     let mut campaign = match &args.resume {
-        Some(dir) => Campaign::resume(dir, artifacts)?,
-        None => Campaign::create(args.options()?, artifacts)?,
+        Some(dir) => Campaign::resume(dir, artifacts).map_err(usage)?,
+        None => Campaign::create(args.options().map_err(usage)?, artifacts).map_err(usage)?,
     };
     eprintln!("edgebench: campaign {} in {}", campaign.id, campaign.dir.display());
     let interrupted = campaign::interrupt_flag();
@@ -246,10 +287,11 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
     println!("report: {}", campaign.dir.join(report::REPORT_HTML).display());
     println!("samples: {}", campaign.dir.join(crate::store::RESULTS_FILE).display());
     if outcome == Outcome::Interrupted {
-        bail!(
+        return Err(Interrupted(format!(
             "campaign interrupted; every sample so far is stored: resume with `edgebench run --resume {}`",
             campaign.dir.display()
-        );
+        ))
+        .into());
     }
     Ok(())
 }
@@ -260,10 +302,10 @@ fn conformance_all(runtimes: Option<String>, artifacts: Artifacts) -> Result<()>
     let known: Vec<&str> = runtime::all().iter().map(|r| r.name()).collect();
     if let Some(w) = &wanted {
         if let Some(unknown) = w.iter().find(|n| !known.contains(&n.as_str())) {
-            bail!("unknown runtime {unknown:?}: known runtimes are {}", known.join(", "));
+            return Err(usage(anyhow::anyhow!("unknown runtime {unknown:?}: known runtimes are {}", known.join(", "))));
         }
         if w.is_empty() {
-            bail!("--runtimes names no runtime: known runtimes are {}", known.join(", "));
+            return Err(usage(anyhow::anyhow!("--runtimes names no runtime: known runtimes are {}", known.join(", "))));
         }
     }
     ensure_artifacts(&artifacts, true)?;

@@ -3,11 +3,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = edgebench::cli::Cli::parse();
-    match edgebench::cli::execute(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("edgebench: {e:#}");
-            ExitCode::FAILURE
-        }
+    let result = edgebench::cli::execute(cli);
+    if let Err(e) = &result {
+        eprintln!("edgebench: {e:#}");
     }
+    ExitCode::from(edgebench::cli::exit_code(&result))
 }

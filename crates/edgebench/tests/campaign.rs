@@ -317,11 +317,47 @@ fn report_only_reads_the_campaign_and_names_a_file_that_is_not_one() {
         .unwrap();
     let out = Command::new(bin).arg("report").arg(foreign.path()).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("is not an edgebench results file") && err.contains(&foreign.path().display().to_string()),
         "{err}"
     );
+}
+
+#[test]
+fn ctrl_c_ends_a_campaign_with_exit_code_130_and_the_way_to_resume() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c");
+    // Its own process group, as a shell's foreground job: the SIGINT goes to the whole group.
+    let child = Command::new(env!("CARGO_BIN_EXE_edgebench"))
+        .args(["run", "--no-build", "--runtimes", "native", "--workloads", "hello", "--reps", "200"])
+        .args(["--metrics", "cold_start", "--settle-max-ms", "100", "--out"])
+        .arg(&out)
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let stored = || {
+        rusqlite::Connection::open(out.join("results.sqlite"))
+            .and_then(|c| c.query_row("SELECT count(*) FROM trials WHERE status = 'done'", [], |r| r.get::<_, i64>(0)))
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while stored() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{err}");
+    assert!(err.contains("resume with `edgebench run --resume"), "{err}");
+    let conn = rusqlite::Connection::open(out.join("results.sqlite")).unwrap();
+    let failed: i64 = conn.query_row("SELECT count(*) FROM trials WHERE status = 'failed'", [], |r| r.get(0)).unwrap();
+    assert_eq!(failed, 0, "an interrupt fails no trial");
+    assert_eq!(children_left(), Vec::<String>::new());
 }
 
 #[test]
@@ -387,7 +423,7 @@ fn an_interrupted_campaign_keeps_its_samples_and_resumes() {
 fn the_cli_names_bad_input_and_what_to_do() {
     let bin = env!("CARGO_BIN_EXE_edgebench");
     let out = Command::new(bin).args(["run", "--metrics", "speed", "--no-build"]).output().unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "bad input is a usage error");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown metric \"speed\"") && err.contains("cold_start"), "{err}");
 
@@ -410,7 +446,7 @@ fn the_cli_names_bad_input_and_what_to_do() {
     // A misspelt runtime is named, and nothing is reported as conforming.
     let out = Command::new(bin).args(["conformance", "--runtimes", "wasmtim"]).output().unwrap();
     let (err, text) = (String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
-    assert!(!out.status.success() && err.contains("unknown runtime \"wasmtim\""), "{err}");
+    assert!(out.status.code() == Some(2) && err.contains("unknown runtime \"wasmtim\""), "{err}");
     assert!(!text.contains("conforms"), "{text}");
 
     // An existing directory that holds no campaign is not taken over (its files would be at risk).
@@ -422,7 +458,7 @@ fn the_cli_names_bad_input_and_what_to_do() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("holds files but no campaign"), "{err}");
+    assert!(out.status.code() == Some(2) && err.contains("holds files but no campaign"), "{err}");
     assert!(foreign.path().join("thesis.tex").exists() && !foreign.path().join("results.sqlite").exists());
 
     let out = Command::new(bin).args(["report", "/nonexistent-dir"]).output().unwrap();
