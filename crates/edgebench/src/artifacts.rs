@@ -104,6 +104,23 @@ impl Artifacts {
         all
     }
 
+    /// SHA-256 of every artifact that exists, by what it is: stored with
+    /// each run of a campaign, so that a resumed campaign never mixes binaries
+    /// unnoticed.
+    pub fn fingerprint(&self) -> serde_json::Map<String, serde_json::Value> {
+        use sha2::{Digest, Sha256};
+        self.required()
+            .into_iter()
+            .filter_map(|(what, path)| {
+                let mut file = std::fs::File::open(&path).ok()?;
+                let mut hash = Sha256::new();
+                std::io::copy(&mut file, &mut hash).ok()?;
+                let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+                Some((what, serde_json::Value::String(hex)))
+            })
+            .collect()
+    }
+
     pub fn missing(&self) -> Vec<(String, PathBuf)> {
         self.required().into_iter().filter(|(_, p)| !p.exists()).collect()
     }

@@ -86,6 +86,10 @@ pub struct RunArgs {
         ]
     )]
     pub resume: Option<PathBuf>,
+    /// With --resume: go on although the artifacts differ from those the campaign began with (each
+    /// run's artifacts are stored).
+    #[arg(long, requires = "resume")]
+    pub allow_changed_artifacts: bool,
     /// Do not build artifacts first (fails if any is missing).
     #[arg(long)]
     pub no_build: bool,
@@ -277,7 +281,7 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
     ensure_artifacts(&artifacts, !args.no_build)?;
     crate::measure::probe::tighten_timer_slack();
     let mut campaign = match &args.resume {
-        Some(dir) => Campaign::resume(dir, artifacts).map_err(usage)?,
+        Some(dir) => Campaign::resume_with(dir, artifacts, args.allow_changed_artifacts).map_err(usage)?,
         None => Campaign::create(args.options().map_err(usage)?, artifacts).map_err(usage)?,
     };
     eprintln!("edgebench: campaign {} in {}", campaign.id, campaign.dir.display());

@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS samples (
     ok          INTEGER NOT NULL,
     error       TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS runs (
+    campaign    TEXT NOT NULL,
+    started_ns  INTEGER NOT NULL,             -- one row per run: the first, and each --resume
+    environment TEXT NOT NULL,                -- JSON, as campaigns.environment, for this run
+    artifacts   TEXT NOT NULL,                -- JSON: what -> sha256 of the artifact this run used
+    PRIMARY KEY (campaign, started_ns)
+);
 CREATE INDEX IF NOT EXISTS samples_cell ON samples (campaign, runtime, variant, workload, metric);
 CREATE TABLE IF NOT EXISTS trials (
     campaign    TEXT NOT NULL,
@@ -262,6 +269,20 @@ impl Store {
         self.conn.execute(
             "INSERT INTO campaigns (id, started_ns, finished_ns, status, seed, config, environment) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![c.id, c.started_ns, c.finished_ns, c.status, c.seed as i64, c.config.to_string(), c.environment.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Records one run of a campaign (its first, or a resume) with its environment and artifacts.
+    pub fn insert_run(
+        &self,
+        campaign: &str,
+        environment: &serde_json::Value,
+        artifacts: &serde_json::Value,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO runs (campaign, started_ns, environment, artifacts) VALUES (?1, ?2, ?3, ?4)",
+            params![campaign, now_ns(), environment.to_string(), artifacts.to_string()],
         )?;
         Ok(())
     }

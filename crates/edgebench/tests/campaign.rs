@@ -396,8 +396,28 @@ fn an_interrupted_campaign_keeps_its_samples_and_resumes() {
     }
     assert_eq!(children_left(), Vec::<String>::new(), "nothing left running after the interrupt");
 
-    let mut resumed = Campaign::resume(dir.path(), artifacts()).unwrap();
+    // A binary that changed since the campaign began is refused (one campaign, one set of binaries),
+    // unless allowed; every run's artifacts are stored.
+    let first_env = {
+        let conn = rusqlite::Connection::open(dir.path().join("results.sqlite")).unwrap();
+        let env: String = conn.query_row("SELECT environment FROM campaigns", [], |r| r.get(0)).unwrap();
+        conn.execute(
+            "UPDATE campaigns SET environment = json_set(environment, '$.artifacts.\"native server\"', 'deadbeef')",
+            [],
+        )
+        .unwrap();
+        env
+    };
+    let err = Campaign::resume(dir.path(), artifacts()).err().expect("refused").to_string();
+    assert!(err.contains("artifacts differ") && err.contains("native server"), "{err}");
+    let mut resumed = Campaign::resume_with(dir.path(), artifacts(), true).unwrap();
     assert_eq!(resumed.run(&AtomicBool::new(false)).unwrap(), Outcome::Finished);
+    let runs: i64 = rusqlite::Connection::open(dir.path().join("results.sqlite"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 2, "the first run and the resume, each with its artifacts");
+    assert!(first_env.contains("\"artifacts\""), "the first run's artifacts are in the environment");
     let after = samples(dir.path());
     for w in ["hello", "kv"] {
         let mut reps: Vec<u32> = ok_values(&after, "native", w, "cold_start").iter().map(|s| s.repetition).collect();

@@ -81,11 +81,32 @@ impl Campaign {
     }
 
     /// Reopens an interrupted campaign with its stored options and seed.
+    /// Continues the campaign in `dir` with its stored options. Refuses when
+    /// the artifacts differ from those its first run used (one campaign would
+    /// mix binaries), unless `allow_changed_artifacts`.
     pub fn resume(dir: &Path, artifacts: Artifacts) -> Result<Campaign> {
+        Campaign::resume_with(dir, artifacts, false)
+    }
+
+    pub fn resume_with(dir: &Path, artifacts: Artifacts, allow_changed_artifacts: bool) -> Result<Campaign> {
         let store = Store::open_existing(dir)?;
         let row = store.campaign()?.with_context(|| format!("{} holds no campaign", dir.display()))?;
         let options: Options = serde_json::from_value(row.config.clone())
             .context("the stored campaign options are unreadable (written by another edgebench version?)")?;
+        if let Some(first) = row.environment["artifacts"].as_object() {
+            let now = artifacts.fingerprint();
+            let changed: Vec<&String> =
+                first.iter().filter(|(what, hash)| now.get(*what) != Some(*hash)).map(|(w, _)| w).collect();
+            if !changed.is_empty() && !allow_changed_artifacts {
+                bail!(
+                    "the artifacts differ from those this campaign began with ({}): resuming would mix binaries in one \
+                     campaign. Build the commit it began with ({}), or pass --allow-changed-artifacts to go on (every \
+                     run's artifacts are stored in the `runs` table)",
+                    changed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                    row.environment["edgebench_commit"].as_str().unwrap_or("not recorded")
+                );
+            }
+        }
         Ok(Campaign {
             id: row.id,
             dir: dir.to_path_buf(),
@@ -126,6 +147,10 @@ impl Campaign {
             None
         };
         ctx.server_netns = network.as_ref().map(|n| n.topology().netns_path().to_path_buf());
+        let fingerprint = serde_json::Value::Object(self.artifacts.fingerprint());
+        let mut env = environment::capture(&self.artifacts.source, &ctx.env);
+        env["test_bed"] = test_bed(&cpus, &runtimes, &detections);
+        env["artifacts"] = fingerprint.clone();
         if !resuming {
             self.store.insert_campaign(&CampaignRow {
                 id: self.id.clone(),
@@ -134,15 +159,12 @@ impl Campaign {
                 status: "running".into(),
                 seed: self.options.seed,
                 config: serde_json::to_value(&self.options)?,
-                environment: {
-                    let mut env = environment::capture(&self.artifacts.source, &ctx.env);
-                    env["test_bed"] = test_bed(&cpus, &runtimes, &detections);
-                    env
-                },
+                environment: env.clone(),
             })?;
         } else {
             self.store.set_campaign_status(&self.id, "running", None)?;
         }
+        self.store.insert_run(&self.id, &env, &fingerprint)?;
         self.record_runtimes(&runtimes, &detections)?;
         if let Some(net) = &network {
             firewall::record_start(&self.store, &self.id, net)?;
