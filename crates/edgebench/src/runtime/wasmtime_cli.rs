@@ -98,6 +98,11 @@ impl Runtime for WasmtimeCli {
         }
         let scratch = if spec.workload == Workload::Kv {
             let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
+            anyhow::ensure!(
+                !dir.to_string_lossy().contains("::"),
+                "{} contains `::`, which --dir HOST::GUEST cannot carry: choose an --out without it",
+                dir.display()
+            );
             command.arg("--dir").arg(format!("{}::/data", dir.display()));
             Some(dir)
         } else {

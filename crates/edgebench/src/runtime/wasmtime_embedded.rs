@@ -58,6 +58,11 @@ impl Runtime for WasmtimeEmbedded {
         ]);
         let scratch = if spec.workload == Workload::Kv {
             let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
+            anyhow::ensure!(
+                !dir.to_string_lossy().contains("::"),
+                "{} contains `::`, which --dir HOST::GUEST cannot carry: choose an --out without it",
+                dir.display()
+            );
             command.arg("--dir").arg(format!("{}::{}", dir.display(), "/data"));
             Some(dir)
         } else {

@@ -189,15 +189,17 @@ impl Runtime for Firecracker {
             spec.workload.name(),
             MODULES.join(",")
         );
-        let boot = format!(
-            r#"{{"kernel_image_path":"{}","initrd_path":"{}","boot_args":"{args}"}}"#,
-            kernel.display(),
-            guest.initramfs().display()
-        );
-        api.call("PUT", "/boot-source", &boot)?;
-        api.call("PUT", "/machine-config", &format!(r#"{{"vcpu_count":1,"mem_size_mib":{LINUX_MEMORY_MIB}}}"#))?;
-        let net = format!(r#"{{"iface_id":"eth0","host_dev_name":"{TAP}","guest_mac":"{GUEST_MAC}"}}"#);
-        api.call("PUT", "/network-interfaces/eth0", &net)?;
+        // Bodies built as JSON values: a path with a quote or a backslash stays one string.
+        let boot = serde_json::json!({
+            "kernel_image_path": kernel.display().to_string(),
+            "initrd_path": guest.initramfs().display().to_string(),
+            "boot_args": args,
+        });
+        api.call("PUT", "/boot-source", &boot.to_string())?;
+        let machine = serde_json::json!({ "vcpu_count": 1, "mem_size_mib": LINUX_MEMORY_MIB });
+        api.call("PUT", "/machine-config", &machine.to_string())?;
+        let net = serde_json::json!({ "iface_id": "eth0", "host_dev_name": TAP, "guest_mac": GUEST_MAC });
+        api.call("PUT", "/network-interfaces/eth0", &net.to_string())?;
         api.call("PUT", "/actions", r#"{"action_type":"InstanceStart"}"#)?;
         let instance_start = t0.elapsed();
         let mut vm = VmInstance::new(process, ns, LINUX_MEMORY_MIB * 1024);

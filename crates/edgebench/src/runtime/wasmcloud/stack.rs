@@ -149,7 +149,8 @@ fn registry_config(addr: SocketAddr, storage: &Path) -> String {
          log:\n  level: warn\n  accesslog:\n    disabled: true\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
          http:\n  addr: {addr}\n  secret: {secret:016x}\n",
-        storage.display()
+        // A JSON string is a YAML double-quoted scalar: any path stays one value.
+        serde_json::Value::String(storage.display().to_string())
     )
 }
 
@@ -185,4 +186,15 @@ fn wait_for_registry(process: &mut ProcessInstance, addr: SocketAddr) -> Result<
         std::thread::sleep(Duration::from_millis(5));
     }
     bail!("docker-registry not ready on {addr} within {READY_LIMIT:?} ({last}); log: {}", process.log_tail())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_config_keeps_any_storage_path_one_string() {
+        let config = registry_config("127.0.0.1:5000".parse().unwrap(), Path::new("/tmp/a \"b\": #c\\d"));
+        assert!(config.contains(r#"rootdirectory: "/tmp/a \"b\": #c\\d""#), "{config}");
+    }
 }

@@ -82,10 +82,10 @@ fn cold_boot(
     let t0 = vm.launched_at();
     api.wait_ready(API_TIMEOUT, &mut || vm.exited())?;
     out.push(OwnSample::ms("vmm_boot", "api_ready", t0.elapsed()));
-    let boot = format!(r#"{{"kernel_image_path":"{}","boot_args":"console=none"}}"#, kernel.display());
-    api.call("PUT", "/boot-source", &boot)?;
-    let machine = format!(r#"{{"vcpu_count":1,"mem_size_mib":{GUEST_MEMORY_MIB}}}"#);
-    api.call("PUT", "/machine-config", &machine)?;
+    let boot = serde_json::json!({ "kernel_image_path": kernel.display().to_string(), "boot_args": "console=none" });
+    api.call("PUT", "/boot-source", &boot.to_string())?;
+    let machine = serde_json::json!({ "vcpu_count": 1, "mem_size_mib": GUEST_MEMORY_MIB });
+    api.call("PUT", "/machine-config", &machine.to_string())?;
     out.push(OwnSample::ms("vmm_boot", "configured", t0.elapsed()));
     api.call("PUT", "/actions", r#"{"action_type":"InstanceStart"}"#)?;
     out.push(OwnSample::ms("vmm_boot", "instance_start", t0.elapsed()));
@@ -105,12 +105,8 @@ fn create_snapshot(ctx: &Context<'_>, api: &Api) -> Result<Snapshot> {
     std::fs::create_dir_all(&dir)?;
     let s = Snapshot { state: dir.join("vm.snap"), memory: dir.join("vm.mem") };
     api.call("PATCH", "/vm", r#"{"state":"Paused"}"#)?;
-    let body = format!(
-        r#"{{"snapshot_type":"Full","snapshot_path":"{}","mem_file_path":"{}"}}"#,
-        s.state.display(),
-        s.memory.display()
-    );
-    api.call("PUT", "/snapshot/create", &body).context("creating the snapshot")?;
+    let body = serde_json::json!({ "snapshot_type": "Full", "snapshot_path": s.state.display().to_string(), "mem_file_path": s.memory.display().to_string() });
+    api.call("PUT", "/snapshot/create", &body.to_string()).context("creating the snapshot")?;
     Ok(s)
 }
 
@@ -119,12 +115,12 @@ fn restore(bin: &Path, ctx: &Context<'_>, spec: &LaunchSpec<'_>, s: &Snapshot, o
     let t0 = vm.launched_at();
     api.wait_ready(API_TIMEOUT, &mut || vm.exited())?;
     out.push(OwnSample::ms("vmm_restore", "api_ready", t0.elapsed()));
-    let body = format!(
-        r#"{{"snapshot_path":"{}","mem_backend":{{"backend_type":"File","backend_path":"{}"}},"resume_vm":true}}"#,
-        s.state.display(),
-        s.memory.display()
-    );
-    api.call("PUT", "/snapshot/load", &body).context("restoring the snapshot")?;
+    let body = serde_json::json!({
+        "snapshot_path": s.state.display().to_string(),
+        "mem_backend": { "backend_type": "File", "backend_path": s.memory.display().to_string() },
+        "resume_vm": true,
+    });
+    api.call("PUT", "/snapshot/load", &body.to_string()).context("restoring the snapshot")?;
     out.push(OwnSample::ms("vmm_restore", "resumed", t0.elapsed()));
     if let Some(how) = vm.exited() {
         bail!("firecracker exited after the restore: {how}");
