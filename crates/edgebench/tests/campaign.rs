@@ -63,15 +63,22 @@ fn a_crashing_runtime_fails_its_samples_and_the_campaign_goes_on() {
     assert_eq!(children_left(), Vec::<String>::new());
 }
 
-/// The native server behind a setup that really fails (it runs a program
-/// that is not there), or a prepare that fails for `kv` only (it reads a
-/// file that is not there): faults of the runtime's own steps, not mocks.
-struct FailingStep {
+/// The native server under a name of its own, with real faults of a
+/// runtime's own steps (not mocks): a setup that runs a program that is not
+/// there, a prepare that reads a file that is not there (for `kv` only), a
+/// detection that stops finding it, and warm starts that raise the
+/// campaign's interrupt flag.
+#[derive(Default)]
+struct Fixture {
     name: &'static str,
     setup_fails: bool,
+    /// Not found while this is raised.
+    hidden: Option<&'static AtomicBool>,
+    /// Its instances' warm start raises `STOP` and counts itself.
+    interrupts_warm_starts: bool,
 }
 
-impl Runtime for FailingStep {
+impl Runtime for Fixture {
     fn name(&self) -> &'static str {
         self.name
     }
@@ -82,7 +89,10 @@ impl Runtime for FailingStep {
         "the native server".into()
     }
     fn detect(&self, artifacts: &Artifacts) -> Detection {
-        Detection::found("test", artifacts.native_server())
+        match self.hidden {
+            Some(h) if h.load(Ordering::SeqCst) => Detection::missing("uninstalled between the two runs"),
+            _ => Detection::found("test", artifacts.native_server()),
+        }
     }
     fn setup(&self, _ctx: &Context<'_>) -> anyhow::Result<()> {
         if self.setup_fails {
@@ -100,7 +110,8 @@ impl Runtime for FailingStep {
         let mut command = Command::new(ctx.artifacts.native_server());
         command.arg(spec.workload.name()).arg(spec.addr.to_string());
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))
+        let instance = Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?);
+        Ok(if self.interrupts_warm_starts { Box::new(CountingInstance(instance)) } else { instance })
     }
 }
 
@@ -112,8 +123,8 @@ fn a_failed_setup_or_prepare_fails_only_its_trials_and_the_campaign_finishes() {
     options.reps = 1;
     options.warmup = true;
     let mut backends = runtime::all();
-    backends.push(Box::new(FailingStep { name: "no-setup", setup_fails: true }));
-    backends.push(Box::new(FailingStep { name: "no-prepare", setup_fails: false }));
+    backends.push(Box::new(Fixture { name: "no-setup", setup_fails: true, ..Default::default() }));
+    backends.push(Box::new(Fixture { name: "no-prepare", ..Default::default() }));
     let mut campaign = Campaign::create(options, artifacts()).unwrap().with_backends(backends);
     assert_eq!(campaign.run(&AtomicBool::new(false)).unwrap(), Outcome::Finished);
     let samples = samples(dir.path());
@@ -135,33 +146,8 @@ fn a_failed_setup_or_prepare_fails_only_its_trials_and_the_campaign_finishes() {
     assert_eq!(children_left(), Vec::<String>::new());
 }
 
-/// The native server under another name, found or not as `FOUND` says: a
-/// runtime that is installed in one run of a campaign and gone in the next.
-static FOUND: AtomicBool = AtomicBool::new(true);
-
-struct SometimesFound;
-
-impl Runtime for SometimesFound {
-    fn name(&self) -> &'static str {
-        "sometimes"
-    }
-    fn variants(&self) -> &'static [&'static str] {
-        &["v"]
-    }
-    fn serving_model(&self, _variant: &str) -> String {
-        "the native server".into()
-    }
-    fn detect(&self, artifacts: &Artifacts) -> Detection {
-        if FOUND.load(Ordering::SeqCst) {
-            Detection::found("test", artifacts.native_server())
-        } else {
-            Detection::missing("uninstalled between the two runs")
-        }
-    }
-    fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> anyhow::Result<Box<dyn Instance>> {
-        FailingStep { name: "sometimes", setup_fails: false }.launch(ctx, spec)
-    }
-}
+/// Raised between the two runs: the runtime "sometimes" is uninstalled.
+static GONE: AtomicBool = AtomicBool::new(false);
 
 /// Raises `flag` once `done` trials are stored in `dir`.
 fn interrupt_after(done: i64, dir: &std::path::Path, flag: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
@@ -189,10 +175,10 @@ fn a_resumed_campaign_whose_plan_changed_runs_each_trial_exactly_once() {
     options.reps = 5;
     let backends = || {
         let mut b = runtime::all();
-        b.push(Box::new(SometimesFound) as Box<dyn Runtime>);
+        b.push(Box::new(Fixture { name: "sometimes", hidden: Some(&GONE), ..Default::default() }) as Box<dyn Runtime>);
         b
     };
-    FOUND.store(true, Ordering::SeqCst);
+    GONE.store(false, Ordering::SeqCst);
     let interrupted = Arc::new(AtomicBool::new(false));
     let watcher = interrupt_after(4, dir.path(), interrupted.clone());
     let mut campaign = Campaign::create(options, artifacts()).unwrap().with_backends(backends());
@@ -202,7 +188,7 @@ fn a_resumed_campaign_whose_plan_changed_runs_each_trial_exactly_once() {
     assert!(native_before < 5, "some native trials are left: {native_before}");
 
     // The second run finds one runtime fewer: its plan is another list.
-    FOUND.store(false, Ordering::SeqCst);
+    GONE.store(true, Ordering::SeqCst);
     let mut resumed = Campaign::resume(dir.path(), artifacts()).unwrap().with_backends(backends());
     assert_eq!(resumed.run(&AtomicBool::new(false)).unwrap(), Outcome::Finished);
     let mut reps: Vec<u32> =
@@ -212,14 +198,12 @@ fn a_resumed_campaign_whose_plan_changed_runs_each_trial_exactly_once() {
     assert_eq!(children_left(), Vec::<String>::new());
 }
 
-/// Raised by the first warm start of `InterruptedWarm`, as a Ctrl-C would be.
+/// Raised by the first warm start of a fixture that interrupts warm starts, as a Ctrl-C would be.
 static STOP: AtomicBool = AtomicBool::new(false);
 static WARM_STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// The native server; its instances' warm start (a real request on a new
-/// connection) raises the campaign's interrupt flag and counts the calls.
-struct InterruptedWarm;
-
+/// A warm start (a real request on a new connection) that raises the
+/// campaign's interrupt flag and counts the calls.
 struct CountingInstance(Box<dyn Instance>);
 
 impl Instance for CountingInstance {
@@ -248,25 +232,6 @@ impl Instance for CountingInstance {
     }
 }
 
-impl Runtime for InterruptedWarm {
-    fn name(&self) -> &'static str {
-        "interrupted-warm"
-    }
-    fn variants(&self) -> &'static [&'static str] {
-        &["v"]
-    }
-    fn serving_model(&self, _variant: &str) -> String {
-        "the native server".into()
-    }
-    fn detect(&self, artifacts: &Artifacts) -> Detection {
-        Detection::found("test", artifacts.native_server())
-    }
-    fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> anyhow::Result<Box<dyn Instance>> {
-        let inner = FailingStep { name: "interrupted-warm", setup_fails: false }.launch(ctx, spec)?;
-        Ok(Box::new(CountingInstance(inner)))
-    }
-}
-
 #[test]
 fn an_interrupt_during_warm_starts_ends_the_trial_at_once_as_interrupted() {
     let dir = tempfile::tempdir().unwrap();
@@ -274,7 +239,7 @@ fn an_interrupt_during_warm_starts_ends_the_trial_at_once_as_interrupted() {
     options.reps = 1;
     options.warm_starts = 5;
     let mut backends = runtime::all();
-    backends.push(Box::new(InterruptedWarm));
+    backends.push(Box::new(Fixture { name: "interrupted-warm", interrupts_warm_starts: true, ..Default::default() }));
     let mut campaign = Campaign::create(options, artifacts()).unwrap().with_backends(backends);
     assert_eq!(campaign.run(&STOP).unwrap(), Outcome::Interrupted);
     assert_eq!(WARM_STARTS.load(Ordering::SeqCst), 1, "no warm start after the interrupt");

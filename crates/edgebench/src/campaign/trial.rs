@@ -277,22 +277,15 @@ impl Trial<'_> {
         }
         for (seq, step) in steps.iter().enumerate() {
             let (phase, seq, r) = (format!("rate={:.0}", step.rate), seq as u32, &step.result);
-            samples.push(self.sample("open_loop_p99", &phase, seq, r.quantile_ms(0.99), "ms"));
-            samples.push(self.sample("open_loop_p50", &phase, seq, r.quantile_ms(0.5), "ms"));
-            samples.push(self.sample(
-                "open_loop_service_p99",
-                &phase,
-                seq,
-                r.service.value_at_quantile(0.99) as f64 / 1e6,
-                "ms",
-            ));
-            samples.push(self.sample(
-                "open_loop_send_error_p99",
-                &phase,
-                seq,
-                r.send_error.value_at_quantile(0.99) as f64 / 1e3,
-                "us",
-            ));
+            let p99 = |h: &hdrhistogram::Histogram<u64>, scale: f64| h.value_at_quantile(0.99) as f64 / scale;
+            for (metric, value, unit) in [
+                ("open_loop_p99", r.quantile_ms(0.99), "ms"),
+                ("open_loop_p50", r.quantile_ms(0.5), "ms"),
+                ("open_loop_service_p99", p99(&r.service, 1e6), "ms"),
+                ("open_loop_send_error_p99", p99(&r.send_error, 1e3), "us"),
+            ] {
+                samples.push(self.sample(metric, &phase, seq, value, unit));
+            }
             samples.push(self.sample("open_loop_achieved", &phase, seq, r.throughput(), "req/s"));
             samples.extend(self.load_counters(&phase, seq, r));
             histograms.push(self.histogram("open_loop_latency", &phase, seq, &r.histogram));

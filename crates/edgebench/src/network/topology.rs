@@ -44,10 +44,13 @@ pub fn enter_netns(command: &mut Command, netns: &Path) -> Result<()> {
 }
 
 /// Runs `f` on this thread inside the namespace at `netns` (a /run/netns
-/// path), then puts the thread back: sockets it makes and processes it
-/// spawns belong to that namespace, and stay there after.
+/// path), then puts the thread back: sockets it makes belong to that
+/// namespace, and stay there after. Processes are placed with
+/// [`enter_netns`] instead: instances are forked from another thread.
 pub fn in_netns<T>(netns: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
     use nix::sched::{setns, CloneFlags};
+    // Started here, in this thread's own namespace, if not yet: it must never inherit `netns`.
+    crate::runtime::process::start_spawner();
     let home = File::open("/proc/thread-self/ns/net").context("opening this thread's network namespace")?;
     let target = File::open(netns).with_context(|| format!("opening {}", netns.display()))?;
     setns(&target, CloneFlags::CLONE_NEWNET).with_context(|| format!("entering {}", netns.display()))?;

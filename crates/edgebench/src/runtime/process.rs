@@ -75,29 +75,36 @@ type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<(Child, In
 /// the process: an instance launched from a short-lived thread (scaling's
 /// concurrent starts) would be killed as soon as its launcher ended.
 pub fn spawn_from_lasting_thread(command: Command) -> std::io::Result<(Child, Instant)> {
+    let sender = spawner().lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (reply, answer) = std::sync::mpsc::channel();
+    sender.send((command, reply)).map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    answer.recv().map_err(|_| std::io::Error::other("the spawner thread is gone"))?
+}
+
+/// Starts the spawner thread if it is not running. It inherits the network
+/// namespace of the thread that starts it, so this is called before any
+/// thread enters another namespace (`network::topology::in_netns`).
+pub fn start_spawner() {
+    spawner();
+}
+
+fn spawner() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<SpawnRequest>> {
     use std::sync::mpsc::{channel, Sender};
     use std::sync::{Mutex, OnceLock};
     static SPAWNER: OnceLock<Mutex<Sender<SpawnRequest>>> = OnceLock::new();
-    let sender = SPAWNER
-        .get_or_init(|| {
-            let (tx, rx) = channel::<SpawnRequest>();
-            std::thread::Builder::new()
-                .name("edgebench-spawner".into())
-                .spawn(move || {
-                    for (mut command, reply) in rx {
-                        let launched_at = Instant::now();
-                        let _ = reply.send(command.spawn().map(|child| (child, launched_at)));
-                    }
-                })
-                .expect("starting the spawner thread");
-            Mutex::new(tx)
-        })
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let (reply, answer) = channel();
-    sender.send((command, reply)).map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
-    answer.recv().map_err(|_| std::io::Error::other("the spawner thread is gone"))?
+    SPAWNER.get_or_init(|| {
+        let (tx, rx) = channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("edgebench-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in rx {
+                    let launched_at = Instant::now();
+                    let _ = reply.send(command.spawn().map(|child| (child, launched_at)));
+                }
+            })
+            .expect("starting the spawner thread");
+        Mutex::new(tx)
+    })
 }
 
 impl ProcessInstance {

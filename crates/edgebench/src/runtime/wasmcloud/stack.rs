@@ -56,7 +56,7 @@ impl Stack {
     }
 
     /// Runs `f` where the stack's loopback is (sockets to NATS or the
-    /// registry, and processes that use them, are made inside it).
+    /// registry are made inside it; processes are placed with `place`).
     pub fn here<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         match &self.netns {
             Some(netns) => in_netns(netns, f),
@@ -73,6 +73,7 @@ impl Stack {
 
         let nats_addr = free_loopback_addr().context("no free port for nats-server")?;
         let mut command = Command::new(&tools.nats_server);
+        place(&mut command, ctx.server_netns.as_deref())?;
         // Loopback only: nats-server listens on 0.0.0.0 by default. No
         // JetStream: kv keeps its state in a host directory (see notes()).
         command.args(["-a", "127.0.0.1", "-p", &nats_addr.port().to_string()]);
@@ -85,6 +86,7 @@ impl Stack {
         std::fs::write(&config, registry_config(registry_addr, &scratch.join("registry")))
             .with_context(|| format!("writing {}", config.display()))?;
         let mut command = Command::new(&tools.registry);
+        place(&mut command, ctx.server_netns.as_deref())?;
         command.arg("serve").arg(&config);
         let mut registry =
             spawn(command, &ctx.env, registry_addr, logs.join("wasmcloud-registry.log"), None, WarmMode::None)?;
@@ -113,11 +115,12 @@ impl Stack {
             bail!("{} is not built: run `edgebench build`", component.display());
         }
         let mut command = Command::new(&self.tools.wash);
+        place(&mut command, self.netns.as_deref())?;
         command.args(["oci", "push", "--insecure", &self.image(workload)]).arg(&component);
         // The campaign's environment, with a HOME of its own: wash caches what
         // it pushes there, and no host may find a component in that cache.
         command.env_clear().envs(ctx.env.iter().map(|(k, v)| (k, v))).env("HOME", self.scratch.join("push-home"));
-        self.here(|| run_bounded(command, PUSH_LIMIT))
+        run_bounded(command, PUSH_LIMIT)
             .with_context(|| format!("pushing {} to the local registry", component.display()))?;
         self.pushed.insert(workload);
         Ok(())
@@ -137,6 +140,16 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Starts `command` in `netns`, if any: set on the command itself (between
+/// fork and exec), because instances are forked from edgebench's spawner
+/// thread, which stays in the host's namespace.
+fn place(command: &mut Command, netns: Option<&Path>) -> Result<()> {
+    match netns {
+        Some(netns) => crate::network::topology::enter_netns(command, netns),
+        None => Ok(()),
     }
 }
 
