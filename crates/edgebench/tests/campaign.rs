@@ -331,23 +331,8 @@ fn an_interrupted_campaign_keeps_its_samples_and_resumes() {
     let mut options = small_options(&["native"], &[Workload::Hello, Workload::Kv], dir.path());
     options.reps = 6;
     let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = interrupted.clone();
     // Interrupt once a few trials have been stored.
-    let db = dir.path().join("results.sqlite");
-    let watcher = std::thread::spawn(move || {
-        for _ in 0..2000 {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-            let done = rusqlite::Connection::open(&db)
-                .and_then(|c| {
-                    c.query_row("SELECT count(*) FROM trials WHERE status = 'done'", [], |r| r.get::<_, i64>(0))
-                })
-                .unwrap_or(0);
-            if done >= 3 {
-                break;
-            }
-        }
-        flag.store(true, Ordering::SeqCst);
-    });
+    let watcher = interrupt_after(3, dir.path(), interrupted.clone());
     let mut campaign = Campaign::create(options, artifacts()).unwrap();
     let outcome = campaign.run(&interrupted).unwrap();
     watcher.join().unwrap();
