@@ -135,6 +135,10 @@ pub struct RunArgs {
     /// previous teardown (the wait is stored as `settle`).
     #[arg(long, default_value_t = 2000, conflicts_with = "resume")]
     pub settle_max_ms: u64,
+    /// How long a start may take before it counts as failed, in ms (default: each runtime's own
+    /// limit: 30 s for most, longer for micro-VMs).
+    #[arg(long, value_name = "MS", conflicts_with = "resume")]
+    pub ready_timeout_ms: Option<u64>,
 }
 
 impl RunArgs {
@@ -193,6 +197,10 @@ impl RunArgs {
         crate::cpus::CpuPlan::resolve(&self.cpus, &crate::cpus::host_cpus())?;
         o.cpus = self.cpus.clone();
         o.settle_max_ms = self.settle_max_ms;
+        if self.ready_timeout_ms == Some(0) {
+            bail!("--ready-timeout-ms must be positive (omit it for each runtime's own limit)");
+        }
+        o.ready_timeout_ms = self.ready_timeout_ms;
         Ok(o)
     }
 }
@@ -226,12 +234,26 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
+/// `compare` found cells that changed (significant and beyond the noise
+/// threshold): exit code 3, so that a script or CI can act on it.
+#[derive(Debug)]
+pub struct Changed(pub usize);
+
+impl std::fmt::Display for Changed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} cell(s) changed significantly (exit code 3)", self.0)
+    }
+}
+
+impl std::error::Error for Changed {}
+
 /// The process exit code for the outcome of [`execute`]: 0 success, 2 bad
-/// input, 130 interrupted, 1 any other failure.
+/// input, 3 `compare` found changes, 130 interrupted, 1 any other failure.
 pub fn exit_code(result: &Result<()>) -> u8 {
     match result {
         Ok(()) => 0,
         Err(e) if e.downcast_ref::<Usage>().is_some() => 2,
+        Err(e) if e.downcast_ref::<Changed>().is_some() => 3,
         Err(e) if e.downcast_ref::<Interrupted>().is_some() => 130,
         Err(_) => 1,
     }
@@ -256,7 +278,10 @@ pub fn execute(cli: Cli) -> Result<()> {
             print!("{}", comparison.text_table());
             let (md, html) = comparison.write(out.as_ref().unwrap_or(&b))?;
             println!("{}\n{}", md.display(), html.display());
-            Ok(())
+            match comparison.changed().len() {
+                0 => Ok(()),
+                n => Err(Changed(n).into()),
+            }
         }
         Command::Run(args) => run(*args, artifacts),
         Command::Conformance { runtimes } => conformance_all(runtimes, artifacts),

@@ -22,7 +22,7 @@ pub fn check(runtime: &dyn Runtime, variant: &str, workload: Workload, ctx: &Con
     let never = AtomicBool::new(false);
     let (mut instance, _) = match launch_until_ready(runtime, &key, ctx, &never) {
         Ok(x) => x,
-        Err(Failure::Failed(e)) => bail!("{}: {e}", key.label()),
+        Err(Failure::Failed(e) | Failure::Store(e)) => bail!("{}: {e}", key.label()),
         Err(Failure::Interrupted) => bail!("interrupted"),
     };
     let requests = conformance_requests(workload);

@@ -4,6 +4,8 @@
 //! Tests hold one lock: they share the daemon and check that no container
 //! labelled `edgebench=1` is left after each of them.
 
+mod common;
+
 use bollard::query_parameters::{ListContainersOptions, RemoveImageOptions};
 use edgebench::artifacts::Artifacts;
 use edgebench::campaign::{self, launch_until_ready, Campaign, Options, TrialKey};
@@ -62,6 +64,7 @@ impl Fixture {
             work_dir: self.dir.path().to_path_buf(),
             env: campaign::controlled_env(self.dir.path()),
             server_netns: None,
+            ready_timeout: None,
         }
     }
 
@@ -77,10 +80,7 @@ impl Fixture {
 }
 
 fn skip<T>(test: &str, why: &str) -> Option<T> {
-    if std::env::var("EDGEBENCH_REQUIRE").is_ok_and(|r| r.contains("docker")) {
-        panic!("{test}: Docker is required (EDGEBENCH_REQUIRE) but cannot be used: {why}");
-    }
-    eprintln!("SKIPPED {test}: Docker cannot be used here: {why}");
+    common::skip("docker", &format!("{test}: Docker cannot be used here: {why}"));
     None
 }
 
@@ -191,7 +191,7 @@ fn the_container_runs_on_the_sut_cpus() {
     let _lock = lock();
     let host = edgebench::cpus::host_cpus();
     if host.len() < 2 {
-        eprintln!("SKIPPED: one CPU only ({host}): nothing to split");
+        eprintln!("skipped: one CPU only ({host}): nothing to split");
         return;
     }
     let plan = edgebench::cpus::CpuPlan::resolve("auto", &host).unwrap();
@@ -378,6 +378,7 @@ fn not_measured_without_an_engine() {
             work_dir: dir.path().to_path_buf(),
             env: campaign::controlled_env(dir.path()),
             server_netns: None,
+            ready_timeout: None,
         };
         let err = format!("{:#}", docker.setup(&ctx).unwrap_err());
         assert!(err.contains("only for the default socket"), "{err}");

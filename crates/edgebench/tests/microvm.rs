@@ -29,15 +29,10 @@ fn guest_files() -> Option<guest::GuestFiles> {
         Ok(files) => Some(files),
         Err(e) => {
             let reason = format!("guest not built: {e:#}");
-            assert!(!required(), "qemu-microvm is required (EDGEBENCH_REQUIRE) but {reason}");
-            eprintln!("SKIPPED: {reason}");
+            common::skip("qemu-microvm", &reason);
             None
         }
     }
-}
-
-fn required() -> bool {
-    std::env::var("EDGEBENCH_REQUIRE").unwrap_or_default().split(',').any(|r| r.trim() == "qemu-microvm")
 }
 
 /// Namespaces this test process created that still exist.
@@ -61,6 +56,7 @@ fn context<'a>(artifacts: &'a Artifacts, dir: &tempfile::TempDir) -> Context<'a>
         work_dir: dir.path().to_path_buf(),
         env: vec![("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into())],
         server_netns: None,
+        ready_timeout: None,
     }
 }
 
@@ -92,8 +88,7 @@ fn guest_artifacts_build() {
 fn namespace_and_tap_are_created_and_removed() {
     let _l = lock();
     if let Some(why) = edgebench::runtime::microvm::privilege_problem() {
-        assert!(!required(), "qemu-microvm is required but {why}");
-        eprintln!("SKIPPED: {why}");
+        common::skip("qemu-microvm", &why);
         return;
     }
     let mut ns = netns::Netns::create().expect("namespace");

@@ -6,6 +6,8 @@
 //! `chromium`) or the native workload artifact is missing, unless
 //! EDGEBENCH_REQUIRE contains `chromium`.
 
+mod common;
+
 use edgebench::artifacts::Artifacts;
 use edgebench::campaign::{Campaign, Metric, Options};
 use edgebench::Workload;
@@ -14,16 +16,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-fn required() -> bool {
-    std::env::var("EDGEBENCH_REQUIRE").is_ok_and(|v| v.contains("chromium"))
-}
-
 /// Skips the test (or fails it when Chromium is required).
 fn skip(why: &str) {
-    if required() {
-        panic!("EDGEBENCH_REQUIRE contains chromium, but: {why}");
-    }
-    eprintln!("report_browser: skipped: {why}");
+    common::skip("chromium", why);
 }
 
 fn chromium() -> Option<PathBuf> {

@@ -29,7 +29,7 @@ fn net_ns(pid: u32) -> String {
 fn every_runtime_runs_on_the_sut_cpus_and_edgebench_on_the_clients() {
     let host = cpus::host_cpus();
     if host.len() < 2 {
-        eprintln!("SKIPPED: one CPU only ({host}): client and SUT share it, nothing to split");
+        eprintln!("skipped: one CPU only ({host}): client and SUT share it, nothing to split");
         return;
     }
     let plan = CpuPlan::resolve("auto", &host).unwrap();
@@ -78,9 +78,7 @@ fn every_runtime_runs_on_the_sut_cpus_and_edgebench_on_the_clients() {
 #[test]
 fn under_a_firewall_every_namespace_runtime_is_started_and_reached_in_the_namespace() {
     if let Err(why) = network::available() {
-        let required = std::env::var("EDGEBENCH_REQUIRE").unwrap_or_default();
-        assert!(!required.contains("nftables"), "nftables is required (EDGEBENCH_REQUIRE) but: {why}");
-        eprintln!("SKIPPED: no firewall campaigns here: {why}");
+        skip("nftables", &format!("no firewall campaigns here: {why}"));
         return;
     }
     let artifacts = artifacts();

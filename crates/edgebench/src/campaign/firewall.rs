@@ -46,7 +46,7 @@ impl Profiles {
                 return Err(Failure::Failed(format!("firewall profile {}: {e}", key.firewall)));
             }
         };
-        store.insert_samples(campaign, &[sample]).map_err(|e| Failure::Failed(format!("store: {e:#}")))
+        store.insert_samples(campaign, &[sample]).map_err(Failure::store)
     }
 
     /// Applies, checks the ruleset in force against its first application,

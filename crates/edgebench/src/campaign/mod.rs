@@ -47,6 +47,18 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
     flag
 }
 
+/// A trial could not write its samples (see [`trial::Failure::Store`]).
+#[derive(Debug)]
+struct StoreFailed(String);
+
+impl std::fmt::Display for StoreFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "storing samples: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreFailed {}
+
 pub struct Campaign {
     pub id: String,
     pub dir: PathBuf,
@@ -133,6 +145,7 @@ impl Campaign {
         let work_dir = self.dir.join("work");
         let artifacts = self.artifacts.clone();
         let mut ctx = Context::new(self.id.clone(), &artifacts, &work_dir)?;
+        ctx.ready_timeout = self.options.ready_timeout_ms.map(std::time::Duration::from_millis);
         let resuming = self.store.campaign()?.is_some();
         let runtimes = self.select_runtimes()?;
         // Before anything is started: every process, container and daemon of
@@ -191,7 +204,7 @@ impl Campaign {
             Some(net) => firewall::finish(&self.store, &self.id, net)?,
             None => Vec::new(),
         };
-        let failures = result?;
+        let failures = result.map_err(|e| self.unwritable(e))?;
 
         let outcome = if interrupted.load(Ordering::SeqCst) { Outcome::Interrupted } else { Outcome::Finished };
         let status = if outcome == Outcome::Finished { "finished" } else { "interrupted" };
@@ -210,6 +223,21 @@ impl Campaign {
             );
         }
         Ok(outcome)
+    }
+
+    /// An error writing the results file (e.g. a full disk) says which file,
+    /// that nothing stored is lost, and how to go on.
+    fn unwritable(&self, e: anyhow::Error) -> anyhow::Error {
+        let from_store = e.chain().any(|c| c.is::<StoreFailed>() || c.is::<rusqlite::Error>());
+        if !from_store {
+            return e;
+        }
+        e.context(format!(
+            "cannot write {}: every trial stored before is kept and the one under way will run again; free space \
+             (or make the file writable), then resume with `edgebench run --resume {}`",
+            self.dir.join(RESULTS_FILE).display(),
+            self.dir.display()
+        ))
     }
 
     /// The campaign's network: its server namespace is a new one, or the one a
@@ -320,6 +348,7 @@ impl Campaign {
             let (status, error) = match result {
                 Ok(()) => ("done", String::new()),
                 Err(trial::Failure::Interrupted) => ("interrupted", "interrupted".to_string()),
+                Err(trial::Failure::Store(e)) => bail!(StoreFailed(e)),
                 Err(trial::Failure::Failed(e)) => {
                     failures += 1;
                     bar.println(format!("{}: failed: {e}", key.label()));
@@ -370,14 +399,14 @@ impl Campaign {
                 None => self.profiles.apply(&mut self.store, &self.id, network, runtime, key),
             };
             let (store, id) = (&mut self.store, self.id.as_str());
-            let mut write = |samples: Vec<crate::store::Sample>| {
-                store.insert_samples(id, &samples).map_err(|e| trial::Failure::Failed(format!("store: {e:#}")))
-            };
+            let mut write =
+                |samples: Vec<crate::store::Sample>| store.insert_samples(id, &samples).map_err(trial::Failure::store);
             let result =
                 applied.and_then(|()| scaling::run(runtime, key, &self.options, ctx, interrupted, network, &mut write));
             let (status, error) = match result {
                 Ok(()) => ("done", String::new()),
                 Err(trial::Failure::Interrupted) => ("interrupted", "interrupted".to_string()),
+                Err(trial::Failure::Store(e)) => bail!(StoreFailed(e)),
                 Err(trial::Failure::Failed(e)) => {
                     failures += 1;
                     eprintln!("edgebench: scaling {}: failed: {e}", key.label());

@@ -129,6 +129,10 @@ pub struct Options {
     /// Before each trial, wait at most this long (ms) for the runtime CPUs to be quiet.
     #[serde(default = "default_settle_max_ms")]
     pub settle_max_ms: u64,
+    /// How long a start may take before it counts as failed (ms); `None`:
+    /// each runtime's own limit (30 s for most, longer for micro-VMs).
+    #[serde(default)]
+    pub ready_timeout_ms: Option<u64>,
 }
 
 fn default_settle_max_ms() -> u64 {
@@ -205,6 +209,7 @@ impl Default for Options {
             firewall: default_firewall(),
             cpus: default_cpus(),
             settle_max_ms: default_settle_max_ms(),
+            ready_timeout_ms: None,
         }
     }
 }

@@ -88,6 +88,7 @@ fn concurrent_starts(
                     instances.push(instance);
                 }
                 Err(Failure::Interrupted) => failure = Some(Failure::Interrupted),
+                Err(f @ Failure::Store(_)) => failure = Some(f),
                 Err(Failure::Failed(e)) => {
                     samples.push(failed(key, "scaling_start", &phase, &e));
                     failure.get_or_insert(Failure::Failed(e));
@@ -102,7 +103,7 @@ fn concurrent_starts(
         }
         write(samples)?;
         match failure {
-            Some(Failure::Interrupted) => return Err(Failure::Interrupted),
+            Some(f @ (Failure::Interrupted | Failure::Store(_))) => return Err(f),
             // Larger K would fail too: the failure is recorded, stop here.
             Some(Failure::Failed(_)) => return Ok(()),
             None => k *= 2,
@@ -126,6 +127,10 @@ fn density(launcher: &Launcher<'_>, key: &TrialKey, options: &Options) -> Result
             Err(Failure::Interrupted) => {
                 stop_all(instances);
                 return Err(Failure::Interrupted);
+            }
+            Err(f @ Failure::Store(_)) => {
+                stop_all(instances);
+                return Err(f);
             }
             Err(Failure::Failed(e)) => break (instances.len(), format!("start failed: {e}")),
         };

@@ -39,6 +39,15 @@ const IDLE_WINDOW: Duration = Duration::from_millis(250);
 pub enum Failure {
     Interrupted,
     Failed(String),
+    /// The results file cannot be written (e.g. the disk is full): not the
+    /// runtime's fault, so the trial is not recorded and the campaign stops.
+    Store(String),
+}
+
+impl Failure {
+    pub fn store(e: anyhow::Error) -> Failure {
+        Failure::Store(format!("{e:#}"))
+    }
 }
 
 pub struct Trial<'a> {
@@ -63,9 +72,7 @@ fn ms(d: Duration) -> f64 {
 impl Trial<'_> {
     pub fn run(&self, store: &mut Store, campaign: &str) -> Result<(), Failure> {
         let failed = |e: String| Failure::Failed(e);
-        let mut write = |samples: Vec<Sample>| {
-            store.insert_samples(campaign, &samples).map_err(|e| Failure::Failed(format!("store: {e:#}")))
-        };
+        let mut write = |samples: Vec<Sample>| store.insert_samples(campaign, &samples).map_err(Failure::store);
         if let Some(own) = self.own_trial() {
             let samples: Vec<Sample> = own
                 .iter()
@@ -122,7 +129,7 @@ impl Trial<'_> {
         let mut histograms = Vec::new();
         let result = self.measure_running(instance.as_mut(), &mut write, &mut histograms, boot_cpu);
         let stopped = instance.stop();
-        store.insert_histograms(campaign, &histograms).map_err(|e| failed(format!("store: {e:#}")))?;
+        store.insert_histograms(campaign, &histograms).map_err(Failure::store)?;
         result?;
         stopped.map_err(|e| failed(format!("stopping: {e:#}")))
     }
@@ -445,7 +452,7 @@ pub fn launch_until_ready_in(
         addr,
         request: &request,
         expected_body: &expected,
-        timeout: runtime.ready_timeout(&key.variant),
+        timeout: ctx.ready_timeout.unwrap_or_else(|| runtime.ready_timeout(&key.variant)),
         interrupted,
     };
     let t0 = instance.launched_at();
@@ -487,7 +494,7 @@ pub fn warm_up(
     }
     match launch_until_ready_in(runtime, key, ctx, interrupted, network) {
         Ok((mut instance, _)) => instance.stop().map_err(|e| e.to_string()),
-        Err(Failure::Failed(e)) => Err(e),
+        Err(Failure::Failed(e) | Failure::Store(e)) => Err(e),
         Err(Failure::Interrupted) => Ok(()),
     }
 }

@@ -222,7 +222,8 @@ fn change_text(r: &Row) -> String {
 }
 
 impl Comparison {
-    fn changed(&self) -> Vec<&Row> {
+    /// Cells whose change is significant and beyond the noise threshold.
+    pub fn changed(&self) -> Vec<&Row> {
         self.rows.iter().filter(|r| r.verdict == Verdict::Changed).collect()
     }
 

@@ -74,6 +74,8 @@ pub struct Context<'a> {
     /// firewall profiles: where a runtime placed there starts what its
     /// instances share (e.g. wasmCloud's NATS server and registry).
     pub server_netns: Option<PathBuf>,
+    /// `--ready-timeout-ms`: replaces every runtime's own [`Runtime::ready_timeout`].
+    pub ready_timeout: Option<Duration>,
 }
 
 impl<'a> Context<'a> {
@@ -92,6 +94,7 @@ impl<'a> Context<'a> {
             artifacts,
             work_dir: work_dir.to_path_buf(),
             env: crate::campaign::controlled_env(work_dir),
+            ready_timeout: None,
             server_netns: None,
         })
     }

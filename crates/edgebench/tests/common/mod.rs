@@ -31,14 +31,21 @@ pub fn available(runtime: &str) -> bool {
     if d.available {
         return true;
     }
-    let required = std::env::var("EDGEBENCH_REQUIRE").unwrap_or_default();
-    assert!(
-        !required.split(',').any(|r| r.trim() == runtime),
-        "{runtime} is required (EDGEBENCH_REQUIRE) but: {}",
-        d.reason
-    );
-    eprintln!("SKIPPED: {runtime} not measured: {}", d.reason);
+    skip(runtime, &format!("{runtime} not measured: {}", d.reason));
     false
+}
+
+/// Whether EDGEBENCH_REQUIRE (comma-separated names, as the test command
+/// sets it) names `what`: a runtime, or `chromium`, `nftables`.
+pub fn required(what: &str) -> bool {
+    std::env::var("EDGEBENCH_REQUIRE").unwrap_or_default().split(',').any(|r| r.trim() == what)
+}
+
+/// A test that cannot run because `what` is missing: it fails when `what`
+/// is required, and otherwise says "skipped" and why.
+pub fn skip(what: &str, why: &str) {
+    assert!(!required(what), "{what} is required (EDGEBENCH_REQUIRE) but: {why}");
+    eprintln!("skipped: {why}");
 }
 
 pub fn small_options(runtimes: &[&str], workloads: &[Workload], out: &Path) -> Options {
