@@ -61,16 +61,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub metrics: Option<String>,
     /// Trials (cold starts) per runtime × variant × workload.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     pub reps: u32,
     /// Measured requests per latency run.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, allow_negative_numbers = true)]
     pub requests: usize,
     /// Warm starts per trial.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
     pub warm_starts: usize,
     /// Seed of the trial order (default: drawn from the clock, and stored).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Campaign directory (default: results/<campaign id>).
     #[arg(long)]
@@ -104,22 +104,22 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_warmup: bool,
     /// Throughput: connections of the closed and open loops.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, allow_negative_numbers = true)]
     pub connections: usize,
     /// Throughput: length of the closed-loop run and of each open-loop step, in ms.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, allow_negative_numbers = true)]
     pub load_duration_ms: u64,
     /// Throughput and density: the latency objective, p99 in ms.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
     pub slo_p99_ms: f64,
     /// Scaling: concurrent starts up to this K (1, 2, 4, …).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, allow_negative_numbers = true)]
     pub scaling_max: usize,
     /// Scaling: density stops at this many instances.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, allow_negative_numbers = true)]
     pub density_max: usize,
     /// Scaling: density stops when the instances' PSS exceeds this (MiB).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, allow_negative_numbers = true)]
     pub memory_budget_mib: u64,
     /// Comma-separated firewall profiles, each a factor of the campaign: off, host, rules-N, set-N
     /// (N = 10, 100, 1000, 10000), each but off also with -notrack. Any profile but off runs every
@@ -133,11 +133,11 @@ pub struct RunArgs {
     pub cpus: String,
     /// Before each trial, wait at most this many ms for the runtime CPUs to be quiet after the
     /// previous teardown (the wait is stored as `settle`).
-    #[arg(long, default_value_t = 2000, conflicts_with = "resume")]
+    #[arg(long, default_value_t = 2000, conflicts_with = "resume", allow_negative_numbers = true)]
     pub settle_max_ms: u64,
     /// How long a start may take before it counts as failed, in ms (default: each runtime's own
     /// limit: 30 s for most, longer for micro-VMs).
-    #[arg(long, value_name = "MS", conflicts_with = "resume")]
+    #[arg(long, value_name = "MS", conflicts_with = "resume", allow_negative_numbers = true)]
     pub ready_timeout_ms: Option<u64>,
 }
 
@@ -161,21 +161,30 @@ impl RunArgs {
         }
         let mut o = Options::default();
         if let Some(r) = &self.runtimes {
-            let names: Vec<String> = r.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
             let known: Vec<&str> = runtime::all().iter().map(|r| r.name()).collect();
+            let names = distinct_names(r, "--runtimes", &known.join(", "))?;
             if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
-                bail!("unknown runtime {unknown:?}: known runtimes are {}", known.join(", "));
+                bail!("unknown runtime {unknown:?} in --runtimes: known runtimes are {}", known.join(", "));
             }
             o.runtimes = Some(names);
         }
         if let Some(w) = &self.workloads {
+            distinct_names(w, "--workloads", "hello, cpu, echo, kv")?;
             o.workloads = campaign::parse_workloads(w)?;
         }
         if let Some(m) = &self.metrics {
+            distinct_names(m, "--metrics", "cold_start, warm_start, latency, memory, cpu, throughput, scaling, all")?;
             o.metrics = Metric::parse_list(m)?;
         }
+        distinct_names(&self.firewall, "--firewall", "off, host, rules-N, set-N")?;
         if self.reps == 0 {
             bail!("--reps must be at least 1");
+        }
+        if self.requests == 0 {
+            bail!("--requests must be at least 1 (it is the number of measured requests per latency run)");
+        }
+        if self.scaling_max == 0 || self.density_max == 0 || self.memory_budget_mib == 0 {
+            bail!("--scaling-max, --density-max and --memory-budget-mib must be at least 1");
         }
         o.reps = self.reps;
         o.requests = self.requests;
@@ -183,8 +192,12 @@ impl RunArgs {
         o.seed = self.seed.unwrap_or_else(|| chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64);
         o.out = self.out.clone();
         o.warmup = !self.no_warmup;
-        if self.connections == 0 || self.load_duration_ms == 0 || self.slo_p99_ms <= 0.0 {
-            bail!("--connections, --load-duration-ms and --slo-p99-ms must be positive");
+        if self.connections == 0 || self.load_duration_ms == 0 {
+            bail!("--connections and --load-duration-ms must be at least 1");
+        }
+        // NaN fails every comparison: test for what is valid, not for what is not.
+        if !(self.slo_p99_ms.is_finite() && self.slo_p99_ms > 0.0) {
+            bail!("--slo-p99-ms {}: give a positive number of milliseconds, such as 10", self.slo_p99_ms);
         }
         o.load.connections = self.connections;
         o.load.duration_ms = self.load_duration_ms;
@@ -203,6 +216,20 @@ impl RunArgs {
         o.ready_timeout_ms = self.ready_timeout_ms;
         Ok(o)
     }
+}
+
+/// The names of a comma-separated option: none empty, none twice.
+fn distinct_names(list: &str, option: &str, valid: &str) -> Result<Vec<String>> {
+    let names: Vec<String> = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    if names.is_empty() {
+        bail!("{option} names nothing: give one or more of {valid}, separated by commas");
+    }
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            bail!("{option} names {name:?} twice: give each once");
+        }
+    }
+    Ok(names)
 }
 
 /// What the user asked for is wrong (bad option value, unknown name, a
@@ -294,7 +321,10 @@ fn ensure_artifacts(artifacts: &Artifacts, build: bool) -> Result<()> {
     }
     let missing = artifacts.missing();
     if let Some((what, path)) = missing.first() {
-        bail!("{what} is missing ({}): run `edgebench build`, or drop --no-build", path.display());
+        return Err(usage(anyhow::anyhow!(
+            "{what} is missing ({}): run `edgebench build`, or drop --no-build",
+            path.display()
+        )));
     }
     Ok(())
 }
@@ -303,11 +333,26 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
     for w in crate::environment::warnings() {
         eprintln!("edgebench: warning: {w}");
     }
+    // Every input is checked before the (possibly long) build.
+    let options = match &args.resume {
+        Some(dir) => {
+            crate::store::Store::open_read_only(dir).map_err(usage)?;
+            None
+        }
+        None => {
+            let options = args.options().map_err(usage)?;
+            if let Some(out) = &options.out {
+                Campaign::check_out(out).map_err(usage)?;
+            }
+            Some(options)
+        }
+    };
     ensure_artifacts(&artifacts, !args.no_build)?;
     crate::measure::probe::tighten_timer_slack();
-    let mut campaign = match &args.resume {
-        Some(dir) => Campaign::resume_with(dir, artifacts, args.allow_changed_artifacts).map_err(usage)?,
-        None => Campaign::create(args.options().map_err(usage)?, artifacts).map_err(usage)?,
+    let mut campaign = match options {
+        None => Campaign::resume_with(args.resume.as_ref().unwrap(), artifacts, args.allow_changed_artifacts)
+            .map_err(usage)?,
+        Some(options) => Campaign::create(options, artifacts).map_err(usage)?,
     };
     eprintln!("edgebench: campaign {} in {}", campaign.id, campaign.dir.display());
     let interrupted = campaign::interrupt_flag();

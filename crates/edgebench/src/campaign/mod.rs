@@ -76,20 +76,30 @@ impl Campaign {
     pub fn create(options: Options, artifacts: Artifacts) -> Result<Campaign> {
         let id = format!("{}-{:04x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), options.seed & 0xffff);
         let dir = options.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&id));
+        Campaign::check_out(&dir)?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let store = Store::open(&dir.join(RESULTS_FILE))?;
+        Ok(Campaign { id, dir, options, store, artifacts, backends: None, profiles: Default::default() })
+    }
+
+    /// Whether a new campaign may be written in `dir` (refused: a file, a
+    /// campaign, a directory holding files of the user's).
+    pub fn check_out(dir: &Path) -> Result<()> {
+        if dir.exists() && !dir.is_dir() {
+            bail!("--out {}: not a directory: give a new or empty directory", dir.display());
+        }
         if dir.join(RESULTS_FILE).exists() {
             bail!("{} already holds a campaign: choose another --out, or continue it with --resume", dir.display());
         }
         // edgebench writes and later removes scratch files under DIR/work: never in a directory of the user's.
-        if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
             bail!(
                 "{} holds files but no campaign: give --out a new or empty directory (edgebench writes and removes \
                  its own files there)",
                 dir.display()
             );
         }
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let store = Store::open(&dir.join(RESULTS_FILE))?;
-        Ok(Campaign { id, dir, options, store, artifacts, backends: None, profiles: Default::default() })
+        Ok(())
     }
 
     /// Reopens an interrupted campaign with its stored options and seed.
