@@ -4,7 +4,7 @@ use crate::artifacts::Artifacts;
 use crate::campaign::{self, Campaign, Metric, Options, Outcome};
 use crate::runtime::{self, Context};
 use crate::{conformance, doctor, report};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -296,7 +296,10 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Build => artifacts.build(),
         Command::Report { dir, out } => {
             report::load(&dir).map_err(usage)?;
-            let path = report::write_to(&dir, out.as_ref().unwrap_or(&dir))?;
+            let out = out.as_ref().unwrap_or(&dir);
+            let path = report::write_to(&dir, out).with_context(|| {
+                format!("writing the report into {} (where it cannot be written, give --out DIR2)", out.display())
+            })?;
             println!("{}", path.display());
             Ok(())
         }
@@ -352,7 +355,8 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
     let mut campaign = match options {
         None => Campaign::resume_with(args.resume.as_ref().unwrap(), artifacts, args.allow_changed_artifacts)
             .map_err(usage)?,
-        Some(options) => Campaign::create(options, artifacts).map_err(usage)?,
+        // --out was checked above: what fails now is the disk, not the input.
+        Some(options) => Campaign::create(options, artifacts)?,
     };
     eprintln!("edgebench: campaign {} in {}", campaign.id, campaign.dir.display());
     let interrupted = campaign::interrupt_flag();

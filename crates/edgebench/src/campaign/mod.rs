@@ -78,7 +78,8 @@ impl Campaign {
         let dir = options.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&id));
         Campaign::check_out(&dir)?;
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let store = Store::open(&dir.join(RESULTS_FILE))?;
+        let path = dir.join(RESULTS_FILE);
+        let store = Store::open(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(Campaign { id, dir, options, store, artifacts, backends: None, profiles: Default::default() })
     }
 
@@ -88,11 +89,17 @@ impl Campaign {
         if dir.exists() && !dir.is_dir() {
             bail!("--out {}: not a directory: give a new or empty directory", dir.display());
         }
-        if dir.join(RESULTS_FILE).exists() {
+        // A campaign stopped before it began (killed between creating its
+        // file and storing its first row) left only files of ours: start again.
+        let never_began = Store::open_read_only(dir).is_ok_and(|s| s.campaign().is_ok_and(|c| c.is_none()));
+        if dir.join(RESULTS_FILE).exists() && !never_began {
             bail!("{} already holds a campaign: choose another --out, or continue it with --resume", dir.display());
         }
+        let ours = |name: &std::ffi::OsStr| {
+            never_began && [RESULTS_FILE, "results.sqlite-wal", "results.sqlite-shm", "work"].iter().any(|n| name == *n)
+        };
         // edgebench writes and later removes scratch files under DIR/work: never in a directory of the user's.
-        if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| !ours(&e.file_name())))) {
             bail!(
                 "{} holds files but no campaign: give --out a new or empty directory (edgebench writes and removes \
                  its own files there)",
@@ -112,7 +119,12 @@ impl Campaign {
 
     pub fn resume_with(dir: &Path, artifacts: Artifacts, allow_changed_artifacts: bool) -> Result<Campaign> {
         let store = Store::open_existing(dir)?;
-        let row = store.campaign()?.with_context(|| format!("{} holds no campaign", dir.display()))?;
+        let row = store.campaign()?.with_context(|| {
+            format!(
+                "{} holds no campaign: it was stopped before it began; run the same command again, without --resume",
+                dir.display()
+            )
+        })?;
         let options: Options = serde_json::from_value(row.config.clone())
             .context("the stored campaign options are unreadable (written by another edgebench version?)")?;
         if let Some(first) = row.environment["artifacts"].as_object() {
@@ -151,7 +163,13 @@ impl Campaign {
         &self.options
     }
 
+    /// Runs every pending trial. An error writing the results file names it
+    /// and says how to go on (see [`Campaign::unwritable`]).
     pub fn run(&mut self, interrupted: &AtomicBool) -> Result<Outcome> {
+        self.run_all(interrupted).map_err(|e| self.unwritable(e))
+    }
+
+    fn run_all(&mut self, interrupted: &AtomicBool) -> Result<Outcome> {
         let work_dir = self.dir.join("work");
         let artifacts = self.artifacts.clone();
         let mut ctx = Context::new(self.id.clone(), &artifacts, &work_dir)?;
@@ -214,7 +232,7 @@ impl Campaign {
             Some(net) => firewall::finish(&self.store, &self.id, net)?,
             None => Vec::new(),
         };
-        let failures = result.map_err(|e| self.unwritable(e))?;
+        let failures = result?;
 
         let outcome = if interrupted.load(Ordering::SeqCst) { Outcome::Interrupted } else { Outcome::Finished };
         let status = if outcome == Outcome::Finished { "finished" } else { "interrupted" };
@@ -243,7 +261,7 @@ impl Campaign {
             return e;
         }
         e.context(format!(
-            "cannot write {}: every trial stored before is kept and the one under way will run again; free space \
+            "cannot write {}: every sample stored so far is kept, and a trial under way will run again; free space \
              (or make the file writable), then resume with `edgebench run --resume {}`",
             self.dir.join(RESULTS_FILE).display(),
             self.dir.display()
