@@ -174,7 +174,7 @@ impl Artifacts {
             if is_newer(&cwasm, &[&wasm, &self.wasmtime_precompiler()]) {
                 continue;
             }
-            let status = Command::new(self.wasmtime_precompiler())
+            let status = crate::runtime::process::helper(self.wasmtime_precompiler())
                 .arg(&wasm)
                 .arg(&cwasm)
                 .status()

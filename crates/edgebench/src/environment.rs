@@ -4,7 +4,6 @@
 use serde_json::{json, Value};
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 /// Variables of the user's shell known to change runtime behaviour. They are
 /// never passed to runtimes (which get a controlled environment) but are
@@ -127,14 +126,14 @@ fn cgroup_version() -> &'static str {
 }
 
 fn first_line(program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program).args(args).output().ok()?;
+    let out = crate::runtime::process::helper(program).args(args).output().ok()?;
     String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string)
 }
 
 /// The project's commit, with `-dirty` when the work tree has changes.
 pub fn git_commit(source: &Path) -> String {
     let git = |args: &[&str]| {
-        Command::new("git")
+        crate::runtime::process::helper("git")
             .arg("-C")
             .arg(source)
             .args(args)

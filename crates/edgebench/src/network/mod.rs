@@ -58,7 +58,7 @@ pub fn available() -> Result<String, String> {
     if !nix::unistd::geteuid().is_root() {
         return Err("firewall profiles need root (network namespaces, veth, nftables)".into());
     }
-    if std::process::Command::new("ip").arg("-V").output().is_err() {
+    if crate::runtime::process::helper("ip").arg("-V").output().is_err() {
         return Err("`ip` not found: install Debian's `iproute2`".into());
     }
     nft::version()

@@ -32,7 +32,7 @@ fn nft(netns: Netns<'_>) -> Result<Command> {
 
 /// `nft --version`, or why nft cannot be used here.
 pub fn version() -> Result<String, String> {
-    let out = Command::new("nft")
+    let out = crate::runtime::process::helper("nft")
         .arg("--version")
         .output()
         .map_err(|e| format!("nft not found ({e}): install Debian's `nftables` (apt-get install -y nftables)"))?;
@@ -41,7 +41,8 @@ pub fn version() -> Result<String, String> {
         return Err(format!("`nft --version` failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
     // JSON support is a build option of nft: check that it answers JSON.
-    let listed = Command::new("nft").args(["-j", "list", "tables"]).output().map_err(|e| e.to_string())?;
+    let listed =
+        crate::runtime::process::helper("nft").args(["-j", "list", "tables"]).output().map_err(|e| e.to_string())?;
     if !listed.status.success() || serde_json::from_slice::<Value>(&listed.stdout).is_err() {
         return Err(format!(
             "`nft -j list tables` does not answer JSON (need CAP_NET_ADMIN and nft built with JSON): {}",

@@ -328,7 +328,7 @@ pub fn is_executable(path: &std::path::Path) -> bool {
 
 /// First line of `program args` output, for version strings.
 pub fn version_of(program: &std::path::Path, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new(program).args(args).output().ok()?;
+    let out = process::helper(program).args(args).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines().next().map(|l| l.trim().to_string()).filter(|l| !l.is_empty())
 }

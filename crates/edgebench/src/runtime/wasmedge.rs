@@ -39,7 +39,7 @@ impl WasmEdge {
 
 /// Whether this WasmEdge has its LLVM compiler (`wasmedge compile` works).
 fn has_llvm(binary: &Path) -> bool {
-    Command::new(binary).args(["compile", "--help"]).output().map(|o| o.status.success()).unwrap_or(false)
+    super::process::helper(binary).args(["compile", "--help"]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
 /// The located binary's LLVM support, asked once per process (it costs a launch).

@@ -31,7 +31,7 @@ impl WasmtimeCli {
 }
 
 fn wheel_binary() -> Option<PathBuf> {
-    let out = Command::new("python3")
+    let out = super::process::helper("python3")
         .args(["-c", "import os, wasmtime_cli; print(os.path.dirname(wasmtime_cli.__file__))"])
         .output()
         .ok()?;

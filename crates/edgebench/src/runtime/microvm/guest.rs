@@ -90,13 +90,16 @@ fn fetch_kernel(files: &GuestFiles) -> Result<()> {
     std::fs::create_dir_all(&apt_dir)?;
     let package = kernel_package()?;
     eprintln!("edgebench build: apt-get download {package}");
-    run(Command::new("apt-get").args(["download", &package]).current_dir(&apt_dir), "apt-get download")?;
+    run(
+        crate::runtime::process::helper("apt-get").args(["download", &package]).current_dir(&apt_dir),
+        "apt-get download",
+    )?;
     let deb = std::fs::read_dir(&apt_dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "deb"))
         .with_context(|| format!("apt-get download {package} left no .deb in {}", apt_dir.display()))?;
     let root = apt_dir.join("root");
-    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root), "dpkg-deb -x")?;
+    run(crate::runtime::process::helper("dpkg-deb").arg("-x").arg(&deb).arg(&root), "dpkg-deb -x")?;
     let vmlinuz = std::fs::read_dir(root.join("boot"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
@@ -119,7 +122,7 @@ fn fetch_kernel(files: &GuestFiles) -> Result<()> {
 /// The versioned package the metapackage depends on (apt-get download does
 /// not follow dependencies).
 fn kernel_package() -> Result<String> {
-    let out = Command::new("apt-cache")
+    let out = crate::runtime::process::helper("apt-cache")
         .args(["depends", KERNEL_PACKAGE])
         .output()
         .context("running apt-cache: the guest kernel is fetched with apt (Debian or Ubuntu hosts)")?;
@@ -162,7 +165,7 @@ fn extract_vmlinux(files: &GuestFiles) -> Result<()> {
         .windows(4)
         .position(|w| w == LZ4_LEGACY_MAGIC)
         .context("no LZ4 payload in the kernel image (not an LZ4-compressed bzImage)")?;
-    let mut child = Command::new("lz4")
+    let mut child = crate::runtime::process::helper("lz4")
         .args(["-dc"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

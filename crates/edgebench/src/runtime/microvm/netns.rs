@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
@@ -229,7 +229,7 @@ impl Drop for Netns {
 
 /// Namespaces named by edgebench, whoever created them.
 pub fn existing() -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output();
+    let out = crate::runtime::process::helper("ip").args(["netns", "list"]).output();
     let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
     text.lines()
         .filter_map(|l| l.split_whitespace().next())

@@ -99,7 +99,7 @@ fn locate_wash() -> Option<PathBuf> {
 /// `binary` in the package folder of the installed Python module `module`.
 fn wheel_binary(module: &str, binary: &str) -> Option<PathBuf> {
     let script = format!("import os, {module}; print(os.path.dirname({module}.__file__))");
-    let out = Command::new("python3").args(["-c", &script]).stderr(Stdio::null()).output().ok()?;
+    let out = crate::runtime::process::helper("python3").args(["-c", &script]).stderr(Stdio::null()).output().ok()?;
     let dir = String::from_utf8(out.stdout).ok()?;
     let path = PathBuf::from(dir.trim()).join(binary);
     (out.status.success() && path.exists()).then_some(path)
@@ -114,7 +114,7 @@ fn is_elf(path: &Path) -> bool {
 /// The first line of `program args`, run without the user's environment
 /// (RUST_BACKTRACE and the like change nothing here, but nothing leaks either).
 fn version(program: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new(program)
+    let out = crate::runtime::process::helper(program)
         .args(args)
         .env_clear()
         .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
