@@ -312,7 +312,26 @@ fn plan_problems(dir: &Path, planned: usize, all_done: bool) -> Vec<String> {
     }
     let finished = counts.get("done").unwrap_or(&0) + counts.get("failed").unwrap_or(&0);
     if finished != total || (all_done && counts.get("done") != Some(&total)) {
-        out.push(format!("trial statuses {counts:?}"));
+        let mut q = conn
+            .prepare("SELECT runtime, variant, workload, repetition, firewall, status, error FROM trials WHERE status != 'done'")
+            .unwrap();
+        let why: Vec<String> = q
+            .query_map([], |r| {
+                Ok(format!(
+                    "{}|{}|{}|{}|{} {}: {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?
+                ))
+            })
+            .unwrap()
+            .flatten()
+            .collect();
+        out.push(format!("trial statuses {counts:?}: {}", why.join("; ")));
     }
     // Each done trial measured once: one ok cold start, not two.
     let mut q = conn

@@ -405,6 +405,7 @@ mod tests {
             median: stats::median(&values),
             median_ci: (lo, hi),
             median_ci_coverage: 0.95,
+            median_ci_method: crate::report::summary::MedianInterval::OrderStatistics,
             p90: 0.0,
             p99: 0.0,
             p999: 0.0,

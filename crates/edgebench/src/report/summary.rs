@@ -23,8 +23,10 @@ pub struct Cell {
     /// Samples that record a failure (or "not applicable").
     pub failed: usize,
     pub median: f64,
+    /// 95% interval of the median: see [`MedianInterval`].
     pub median_ci: (f64, f64),
     pub median_ci_coverage: f64,
+    pub median_ci_method: MedianInterval,
     pub p90: f64,
     pub p99: f64,
     /// Bootstrap 95% interval of p99, resampling whole trials.
@@ -60,6 +62,25 @@ pub struct Cell {
     /// baseline (ratio, rank test) only on the same path.
     pub path: String,
 }
+
+/// How a cell's median interval is computed: the unit of replication is
+/// the trial (a cold start, a launch), never the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MedianInterval {
+    /// One value per trial: distribution-free, from order statistics of the
+    /// trial values (exact binomial coverage, stated when below 95%).
+    OrderStatistics,
+    /// Several correlated values per trial (requests of a latency run, warm
+    /// starts): percentile bootstrap of the pooled median, whole trials resampled.
+    TrialBootstrap,
+    /// Several values per trial but fewer than [`MIN_TRIALS_FOR_CLUSTERED_CI`]
+    /// trials: no honest interval.
+    TooFewTrials,
+}
+
+/// Below this many trials, a trial bootstrap cannot stand for the spread between trials.
+pub const MIN_TRIALS_FOR_CLUSTERED_CI: usize = 3;
 
 impl Cell {
     pub fn key(&self) -> (&str, &str, &str, &str, &str) {
@@ -204,6 +225,7 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
         median: f64::NAN,
         median_ci: nan2,
         median_ci_coverage: f64::NAN,
+        median_ci_method: MedianInterval::OrderStatistics,
         p90: f64::NAN,
         p99: f64::NAN,
         p99_ci: nan2,
@@ -227,10 +249,22 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
     if values.is_empty() {
         return c;
     }
-    let (lo, hi, coverage) = stats::median_ci(&values, 0.95);
     c.median = stats::median(&values);
-    c.median_ci = (lo, hi);
-    c.median_ci_coverage = coverage;
+    if c.pooled() {
+        // Requests of one trial share its instance, its placement, its
+        // moment: treating them as independent gives an interval far too narrow.
+        if c.trials.len() >= MIN_TRIALS_FOR_CLUSTERED_CI {
+            c.median_ci = stats::quantile_ci(&c.trials, 0.5, Bootstrap::REPORT);
+            c.median_ci_coverage = 0.95;
+            c.median_ci_method = MedianInterval::TrialBootstrap;
+        } else {
+            c.median_ci_method = MedianInterval::TooFewTrials;
+        }
+    } else {
+        let (lo, hi, coverage) = stats::median_ci(&values, 0.95);
+        c.median_ci = (lo, hi);
+        c.median_ci_coverage = coverage;
+    }
     c.p90 = stats::quantile(&values, 0.90);
     c.p99 = stats::quantile(&values, 0.99);
     c.p99_ci = stats::quantile_ci(&c.trials, 0.99, Bootstrap::REPORT);
@@ -300,5 +334,31 @@ mod tests {
         // Without paths (no firewall profiles) every runtime is compared.
         let cells = summarize(&all);
         assert!(cells.iter().filter(|c| c.runtime != BASELINE).all(|c| c.ratio.is_some()));
+    }
+
+    #[test]
+    fn a_latency_median_interval_comes_from_trials_not_from_pooled_requests() {
+        // Three trials of 200 requests each, every trial around its own level:
+        // requests pooled as independent would give an interval about ±0.02 wide.
+        let mut all = Vec::new();
+        for (rep, level) in [(1u32, 1.0), (2, 2.0), (3, 3.0)] {
+            for seq in 0..200u32 {
+                let mut s = samples("native", "static-musl", &[level + f64::from(seq % 10) * 0.001]).remove(0);
+                s.metric = "latency_keepalive".into();
+                s.repetition = rep;
+                s.seq = seq;
+                s.ts_ns = i64::from(rep * 1000 + seq);
+                all.push(s);
+            }
+        }
+        let cells = summarize(&all);
+        let c = &cells[0];
+        assert_eq!(c.median_ci_method, MedianInterval::TrialBootstrap);
+        assert!(c.median_ci.0 <= 1.1 && c.median_ci.1 >= 2.9, "{:?}", c.median_ci);
+        // With two trials there is no honest interval.
+        let two: Vec<Sample> = all.iter().filter(|s| s.repetition < 3).cloned().collect();
+        let c = &summarize(&two)[0];
+        assert_eq!(c.median_ci_method, MedianInterval::TooFewTrials);
+        assert!(c.median_ci.0.is_nan());
     }
 }
