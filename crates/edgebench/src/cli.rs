@@ -37,9 +37,12 @@ pub enum Command {
         a: PathBuf,
         /// The campaign compared with it.
         b: PathBuf,
-        /// Where to write compare.md and compare.html (default: B).
+        /// Where to write compare.md, compare.html and compare.json (default: B).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Print the comparison as JSON (as compare.json) instead of the text table.
+        #[arg(long)]
+        json: bool,
     },
     /// Checks that every runtime answers every workload's requests exactly like the workload core.
     Conformance {
@@ -303,11 +306,15 @@ pub fn execute(cli: Cli) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
-        Command::Compare { a, b, out } => {
+        Command::Compare { a, b, out, json } => {
             let comparison = report::compare::compare(&a, &b).map_err(usage)?;
-            print!("{}", comparison.text_table());
             let (md, html) = comparison.write(out.as_ref().unwrap_or(&b))?;
-            println!("{}\n{}", md.display(), html.display());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&comparison.json())?);
+            } else {
+                print!("{}", comparison.text_table());
+                println!("{}\n{}", md.display(), html.display());
+            }
             match comparison.changed().len() {
                 0 => Ok(()),
                 n => Err(Changed(n).into()),

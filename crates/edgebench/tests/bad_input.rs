@@ -232,11 +232,20 @@ fn every_bad_input_is_named_with_what_to_do_exit_2_and_nothing_is_touched() {
 }
 
 /// `compare` exits 0 when nothing changed and 3 when a cell changed (B is a
-/// copy of a real campaign whose cold starts are edited to 3× their value:
-/// compare's verdict is under test here, not a runtime).
+/// copy of a real campaign whose cold starts under one firewall profile are
+/// edited to 3× their value: compare's verdict is under test here, not a
+/// runtime), and compares each profile's cells with the same profile's.
 #[test]
-fn compare_exits_0_without_changes_and_3_with_them() {
+fn compare_exits_0_without_changes_and_3_with_them_profile_by_profile() {
     common::artifacts();
+    let firewall = match edgebench::network::available() {
+        Ok(_) => "off,host",
+        Err(why) => {
+            common::skip("nftables", &format!("compare is checked without firewall profiles: {why}"));
+            "off"
+        }
+    };
+    let edited_profile = firewall.rsplit(',').next().unwrap();
     let root = tempfile::tempdir().unwrap();
     let a = root.path().join("a");
     let edgebench = |args: &[&str]| {
@@ -258,6 +267,8 @@ fn compare_exits_0_without_changes_and_3_with_them() {
         "50",
         "--seed",
         "7",
+        "--firewall",
+        firewall,
         "--out",
         a.to_str().unwrap(),
     ]);
@@ -275,11 +286,28 @@ fn compare_exits_0_without_changes_and_3_with_them() {
 
     let b = copy("b");
     let edited = rusqlite::Connection::open(b.join("results.sqlite")).unwrap();
-    edited.execute("UPDATE samples SET value = value * 3 WHERE metric = 'cold_start'", []).unwrap();
+    edited
+        .execute("UPDATE samples SET value = value * 3 WHERE metric = 'cold_start' AND firewall = ?1", [edited_profile])
+        .unwrap();
     drop(edited);
     let changed = edgebench(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&changed.stdout);
     assert_eq!(changed.status.code(), Some(3), "{stdout}\n{}", String::from_utf8_lossy(&changed.stderr));
     assert!(stdout.contains("CHANGED: higher"), "{stdout}");
     assert!(String::from_utf8_lossy(&changed.stderr).contains("changed significantly"));
+
+    let json = edgebench(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--json"]);
+    assert_eq!(json.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("compare --json prints JSON");
+    assert_eq!(
+        v,
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(b.join("compare.json")).unwrap()).unwrap()
+    );
+    let rows = v["comparison"]["rows"].as_array().unwrap();
+    let cold: Vec<_> = rows.iter().filter(|r| r["metric"] == "cold_start").collect();
+    assert_eq!(cold.len(), firewall.split(',').count(), "one cold-start row per profile: {cold:?}");
+    for r in cold {
+        let want = if r["firewall"] == edited_profile { "changed" } else { "not_significant" };
+        assert_eq!(r["verdict"], want, "{r}");
+    }
 }

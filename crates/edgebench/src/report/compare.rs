@@ -15,8 +15,10 @@ pub const ALPHA: f64 = 0.01;
 pub const NOISE_THRESHOLD: f64 = 0.05;
 pub const COMPARE_MD: &str = "compare.md";
 pub const COMPARE_HTML: &str = "compare.html";
+pub const COMPARE_JSON: &str = "compare.json";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// p < 0.01 and |change| > 5%.
     Changed,
@@ -58,12 +60,14 @@ pub fn verdict(p: f64, change: f64, trials: (usize, usize)) -> Verdict {
     }
 }
 
+#[derive(serde::Serialize)]
 pub struct Row {
     pub runtime: String,
     pub variant: String,
     pub workload: String,
     pub metric: String,
     pub phase: String,
+    pub firewall: String,
     pub unit: String,
     pub median_a: f64,
     pub median_b: f64,
@@ -76,6 +80,7 @@ pub struct Row {
     pub verdict: Verdict,
 }
 
+#[derive(serde::Serialize)]
 pub struct Comparison {
     pub a: (PathBuf, String),
     pub b: (PathBuf, String),
@@ -86,10 +91,20 @@ pub struct Comparison {
     pub environment: Vec<(String, String, String)>,
 }
 
-type Key = (String, String, String, String, String);
+/// runtime, variant, workload, metric, phase, firewall profile: a cell of
+/// one profile is compared only with the same cell of the same profile.
+type Key = (String, String, String, String, String, String);
 
 fn key(c: &Cell) -> Key {
-    (c.runtime.clone(), c.variant.clone(), c.workload.clone(), c.metric.clone(), c.phase.clone())
+    (c.runtime.clone(), c.variant.clone(), c.workload.clone(), c.metric.clone(), c.phase.clone(), c.firewall.clone())
+}
+
+/// The runtime and variant, with the firewall profile when there is one.
+fn where_(runtime: &str, variant: &str, firewall: &str) -> String {
+    match firewall {
+        "off" | "" => config(runtime, variant),
+        profile => format!("{} · firewall {profile}", config(runtime, variant)),
+    }
 }
 
 fn campaign(dir: &Path) -> Result<Loaded> {
@@ -109,7 +124,7 @@ pub fn compare(a_dir: &Path, b_dir: &Path) -> Result<Comparison> {
     let mut rows = Vec::new();
     let mut unmatched = Vec::new();
     for (k, ca) in &a_cells {
-        let label = format!("{} · {} · {} {}", k.2, config(&k.0, &k.1), k.3, k.4).trim_end().to_string();
+        let label = format!("{} · {} · {} {}", k.2, where_(&k.0, &k.1, &k.5), k.3, k.4).trim_end().to_string();
         match b_cells.get(k) {
             None => unmatched.push((label, "only in A")),
             Some(cb) if ca.n == 0 || cb.n == 0 => {
@@ -124,8 +139,10 @@ pub fn compare(a_dir: &Path, b_dir: &Path) -> Result<Comparison> {
         }
     }
     for (k, _) in b_cells.iter().filter(|(k, _)| !a_cells.contains_key(*k)) {
-        unmatched
-            .push((format!("{} · {} · {} {}", k.2, config(&k.0, &k.1), k.3, k.4).trim_end().to_string(), "only in B"));
+        unmatched.push((
+            format!("{} · {} · {} {}", k.2, where_(&k.0, &k.1, &k.5), k.3, k.4).trim_end().to_string(),
+            "only in B",
+        ));
     }
     if rows.is_empty() {
         bail!(
@@ -155,6 +172,7 @@ fn row(a: &Cell, b: &Cell) -> Row {
         workload: a.workload.clone(),
         metric: a.metric.clone(),
         phase: a.phase.clone(),
+        firewall: a.firewall.clone(),
         unit: a.unit.clone(),
         median_a: a.median,
         median_b: b.median,
@@ -256,7 +274,7 @@ impl Comparison {
         for r in self.rows.iter().filter(|r| is_main(r)) {
             lines.push([
                 r.workload.clone(),
-                config(&r.runtime, &r.variant),
+                where_(&r.runtime, &r.variant, &r.firewall),
                 format!("{} {}", r.metric, r.phase).trim_end().to_string(),
                 shown(r.median_a, &r.unit),
                 shown(r.median_b, &r.unit),
@@ -298,7 +316,7 @@ impl Comparison {
                 out,
                 "- {} · {} · {}: {} → {} ({}, p {})",
                 md(&r.workload),
-                md(&config(&r.runtime, &r.variant)),
+                md(&where_(&r.runtime, &r.variant, &r.firewall)),
                 md(format!("{} {}", r.metric, r.phase).trim_end()),
                 shown(r.median_a, &r.unit),
                 shown(r.median_b, &r.unit),
@@ -312,7 +330,7 @@ impl Comparison {
                 out,
                 "| {} | {} | {} | {} / {} | {} | {} | {} | {} | {:+.2} | {} |",
                 md(&r.workload),
-                md(&config(&r.runtime, &r.variant)),
+                md(&where_(&r.runtime, &r.variant, &r.firewall)),
                 md(format!("{} {}", r.metric, r.phase).trim_end()),
                 r.trials.0,
                 r.trials.1,
@@ -357,7 +375,7 @@ impl Comparison {
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:+.2}</td><td{class}>{}</td></tr>",
                 esc(&r.workload),
-                esc(&config(&r.runtime, &r.variant)),
+                esc(&where_(&r.runtime, &r.variant, &r.firewall)),
                 esc(format!("{} {}", r.metric, r.phase).trim_end()),
                 r.trials.0,
                 r.trials.1,
@@ -394,12 +412,29 @@ impl Comparison {
         out
     }
 
-    /// Writes compare.md and compare.html into `out`; returns their paths.
+    /// The comparison as JSON (`compare.json`, `compare --json`): every row
+    /// with its medians, change and interval, p-value and verdict; cells
+    /// measured in only one campaign; environment differences. Numbers that
+    /// do not exist (NaN) are null.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "format": "edgebench-compare",
+            "version": 1,
+            "alpha": ALPHA,
+            "noise_threshold": NOISE_THRESHOLD,
+            "changed": self.changed().len(),
+            "comparison": self,
+        })
+    }
+
+    /// Writes compare.md, compare.html and compare.json into `out`; returns
+    /// the paths of the first two.
     pub fn write(&self, out: &Path) -> Result<(PathBuf, PathBuf)> {
         std::fs::create_dir_all(out)?;
         let (md_path, html_path) = (out.join(COMPARE_MD), out.join(COMPARE_HTML));
         std::fs::write(&md_path, self.markdown())?;
         std::fs::write(&html_path, self.html())?;
+        std::fs::write(out.join(COMPARE_JSON), serde_json::to_string_pretty(&self.json())?)?;
         Ok((md_path, html_path))
     }
 }
