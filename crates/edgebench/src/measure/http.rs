@@ -151,7 +151,15 @@ pub fn read_response<R: Read>(stream: &mut R) -> io::Result<Response> {
         if let Some(f) = frame(&buf, false)? {
             return Ok(response_of(&buf, f));
         }
-        let n = stream.read(&mut chunk)?;
+        let n = match stream.read(&mut chunk) {
+            Ok(n) => n,
+            // A signal (Ctrl-C, SIGTERM) landing on this thread while it waits
+            // on a socket with a timeout: the read is not restarted by the
+            // kernel (SA_RESTART does not apply there), so it is here. The
+            // interrupt itself is handled by the campaign's flag.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             if buf.is_empty() {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a response"));
@@ -186,6 +194,35 @@ fn invalid<E: std::fmt::Display>(e: E) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader interrupted by a signal between two parts of a response.
+    struct Interrupting<'a> {
+        parts: Vec<&'a [u8]>,
+        interrupt_next: bool,
+    }
+
+    impl Read for Interrupting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.interrupt_next = !self.interrupt_next;
+            if !self.interrupt_next {
+                return Err(io::Error::from(io::ErrorKind::Interrupted));
+            }
+            let Some(part) = self.parts.first().copied() else { return Ok(0) };
+            self.parts.remove(0);
+            buf[..part.len()].copy_from_slice(part);
+            Ok(part.len())
+        }
+    }
+
+    #[test]
+    fn a_signal_during_a_read_is_not_a_failed_request() {
+        let mut r = Interrupting {
+            parts: vec![b"HTTP/1.1 200 OK\r\ncontent-", b"length: 2\r\n\r\n", b"ok"],
+            interrupt_next: false,
+        };
+        let response = read_response(&mut r).unwrap();
+        assert_eq!((response.status, response.body.as_slice()), (200, &b"ok"[..]));
+    }
 
     #[test]
     fn reads_content_length_and_chunked_bodies() {
