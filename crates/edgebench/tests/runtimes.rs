@@ -70,3 +70,35 @@ fn native_warm_start_is_recorded_as_not_applicable() {
     assert_eq!(warm.len(), 2);
     assert!(warm.iter().all(|s| !s.ok && s.error.starts_with("not applicable:")), "{warm:#?}");
 }
+
+/// What a phase's figures include: the warm starts (new instances on the
+/// running runtime) come after the latency runs and their CPU and memory
+/// samples, so `cpu_time{latency}` and `memory_*{after_latency}` measure the
+/// requests only.
+#[test]
+fn warm_starts_run_after_every_figure_of_the_latency_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, samples) = run_campaign(small_options(&["wasmtime-embedded"], &[Workload::Hello], dir.path()));
+    for rep in [1, 2] {
+        let of = |metric: &str, phase: Option<&str>| -> Vec<i64> {
+            samples
+                .iter()
+                .filter(|s| s.repetition == rep && s.metric == metric && phase.is_none_or(|p| s.phase == p))
+                .map(|s| s.ts_ns)
+                .collect()
+        };
+        let first_warm = *of("warm_start", None).iter().min().expect("warm starts measured");
+        let latency_phase: Vec<i64> = [
+            of("latency_keepalive", None),
+            of("latency_newconn", None),
+            of("cpu_time", Some("latency")),
+            of("memory_pss", Some("after_latency")),
+        ]
+        .concat();
+        assert!(latency_phase.len() > 40, "trial {rep}: {}", latency_phase.len());
+        assert!(
+            latency_phase.iter().all(|t| *t < first_warm),
+            "trial {rep}: a latency-phase figure after a warm start"
+        );
+    }
+}

@@ -156,36 +156,6 @@ impl Trial<'_> {
         boot_cpu: u64,
     ) -> Result<(), Failure> {
         let workload = self.key.workload;
-        if self.options.wants(Metric::WarmStart) {
-            let mut samples = Vec::new();
-            'warm: for seq in 0..self.options.warm_starts as u32 {
-                if self.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-                    // What was measured stays; the trial is re-run on resume.
-                    write(samples)?;
-                    return Err(Failure::Interrupted);
-                }
-                match instance.warm_start(workload) {
-                    WarmStart::NotApplicable(why) => {
-                        samples.push(self.failed("warm_start", "", &format!("not applicable: {why}")));
-                        break;
-                    }
-                    WarmStart::Measured(kinds) => {
-                        for w in kinds {
-                            samples.push(self.sample("warm_start", &w.phase, seq, ms(w.client), "ms"));
-                            if let Some(internal) = w.internal {
-                                samples.push(self.sample("warm_start_internal", &w.phase, seq, ms(internal), "ms"));
-                            }
-                        }
-                    }
-                    WarmStart::Failed(e) => {
-                        samples.push(self.failed("warm_start", "", &e));
-                        break 'warm;
-                    }
-                }
-            }
-            write(samples)?;
-        }
-
         let host = instance.addr().to_string();
         let request = latency_request(workload);
         for (metric, wanted, close) in
@@ -235,6 +205,39 @@ impl Trial<'_> {
                 return Err(Failure::Interrupted);
             }
         }
+        // Warm starts last: a warm start may replace the instance's processes
+        // (Docker restart) or add instances to them, so no phase measured
+        // before (latency, its CPU and memory, throughput) includes them.
+        if self.options.wants(Metric::WarmStart) {
+            let mut samples = Vec::new();
+            'warm: for seq in 0..self.options.warm_starts as u32 {
+                if self.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                    // What was measured stays; the trial is re-run on resume.
+                    write(samples)?;
+                    return Err(Failure::Interrupted);
+                }
+                match instance.warm_start(workload) {
+                    WarmStart::NotApplicable(why) => {
+                        samples.push(self.failed("warm_start", "", &format!("not applicable: {why}")));
+                        break;
+                    }
+                    WarmStart::Measured(kinds) => {
+                        for w in kinds {
+                            samples.push(self.sample("warm_start", &w.phase, seq, ms(w.client), "ms"));
+                            if let Some(internal) = w.internal {
+                                samples.push(self.sample("warm_start_internal", &w.phase, seq, ms(internal), "ms"));
+                            }
+                        }
+                    }
+                    WarmStart::Failed(e) => {
+                        samples.push(self.failed("warm_start", "", &e));
+                        break 'warm;
+                    }
+                }
+            }
+            write(samples)?;
+        }
+
         Ok(())
     }
 

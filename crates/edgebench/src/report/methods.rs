@@ -16,8 +16,8 @@ pub fn items(campaign: &CampaignRow, comparisons: usize) -> Vec<String> {
     let b = Bootstrap::REPORT;
     vec![
         format!(
-            "**Design.** {} trial(s) per runtime × variant × workload; a trial launches one instance (one cold start), then measures {} warm start(s), {} keep-alive and {} new-connection requests (after {} unrecorded warm-up requests each), memory after boot and after the requests, then stops the instance and everything it started.",
-            cfg["reps"], cfg["warm_starts"], cfg["requests"], cfg["requests"], cfg["warmup_requests"]
+            "**Design.** {} trial(s) per runtime × variant × workload; a trial launches one instance (one cold start), then measures, in this order: memory after boot, idle CPU, {} keep-alive and {} new-connection requests (after {} unrecorded warm-up requests each), memory and CPU of those requests, throughput when asked for, and last {} warm start(s) (a warm start may replace the instance's processes, e.g. Docker `restart`, so no figure measured before includes them); then it stops the instance and everything it started.",
+            cfg["reps"], cfg["requests"], cfg["requests"], cfg["warmup_requests"], cfg["warm_starts"]
         ),
         format!(
             "**Order.** All trials of all runtimes ran interleaved in one random order drawn from seed {} (ChaCha8), so that drift of the machine's state spreads over every runtime. {warmup}",
