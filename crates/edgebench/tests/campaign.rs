@@ -403,7 +403,10 @@ fn the_cli_names_bad_input_and_what_to_do() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("unknown runtime \"nope\": known runtimes are native"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("unknown runtime \"nope\" in --runtimes: known runtimes are native"),
+        "{err}"
+    );
 
     // --resume continues with the stored options: one that would change them is refused, not ignored.
     for flag in [["--reps", "3"], ["--seed", "7"], ["--requests", "5"], ["--load-duration-ms", "10"]] {
