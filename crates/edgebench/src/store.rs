@@ -165,7 +165,7 @@ pub struct Sample {
     pub error: String,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct CampaignRow {
     pub id: String,
     pub started_ns: i64,
@@ -176,7 +176,7 @@ pub struct CampaignRow {
     pub environment: serde_json::Value,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct RuntimeRow {
     pub runtime: String,
     pub variant: String,

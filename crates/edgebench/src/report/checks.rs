@@ -4,7 +4,7 @@
 use super::stats;
 
 /// The first values of a cell compared with the rest.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct FirstK {
     /// What was compared, for the report.
     pub what: String,

@@ -28,6 +28,7 @@ pub const NEEDS: &[Need] = &[
 /// Fewer trials than this per configuration: no lead is called.
 const MIN_TRIALS_FOR_A_CALL: usize = 6;
 
+#[derive(serde::Serialize)]
 pub struct Finding {
     pub need: &'static str,
     /// The configuration(s) that answer it, or None.
@@ -35,6 +36,7 @@ pub struct Finding {
     pub detail: String,
 }
 
+#[derive(serde::Serialize)]
 pub struct Summary {
     pub findings: Vec<Finding>,
     pub caveats: Vec<String>,

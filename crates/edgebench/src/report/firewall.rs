@@ -31,7 +31,7 @@ pub fn profile_order(name: &str) -> (u8, Option<(crate::network::profiles::Kind,
 }
 
 /// One metric under one profile, against the same configuration under `off`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Delta {
     pub workload: String,
     pub runtime: String,

@@ -302,12 +302,7 @@ const MAIN_METRICS: &[&str] =
 
 fn metric_tables(out: &mut String, cells: &[Cell]) {
     out.push_str("<section id=\"metrics\"><h2>All metrics</h2>\n<p class=\"def\">n: successful samples (trials, where a trial gives several). p (Holm): Mann–Whitney against native on per-trial values, Holm-adjusted over the whole report; * marks p &lt; 0.05. δ: Cliff's δ against native (positive: larger than native). Noise: half-width of the 95% interval of the per-trial median; trials for ±5%: about how many trials would narrow it to ±5% (beyond 10× the trials, a quieter host or a fix for a bimodal start helps more than more trials).</p>\n");
-    let mut known: Vec<&str> = METRICS.iter().map(|(m, _)| *m).collect();
-    let mut extra: Vec<&str> = cells.iter().map(|c| c.metric.as_str()).filter(|m| !known.contains(m)).collect();
-    extra.sort();
-    extra.dedup();
-    known.extend(extra);
-    for metric in known {
+    for (metric, definition) in super::markdown::metrics_in_order(cells) {
         let mut rows: Vec<&Cell> = cells.iter().filter(|c| c.metric == metric).collect();
         if rows.is_empty() {
             continue;
@@ -322,11 +317,6 @@ fn metric_tables(out: &mut String, cells: &[Cell]) {
             ))
         });
         let unit = rows.iter().find(|c| !c.unit.is_empty()).map(|c| c.unit.as_str()).unwrap_or("");
-        let definition = METRICS
-            .iter()
-            .find(|(m, _)| *m == metric)
-            .map(|(_, d)| *d)
-            .unwrap_or("A runtime-specific intermediate event or resource (see the runtime's notes).");
         let main = MAIN_METRICS.contains(&metric);
         if !main {
             let _ = writeln!(out, "<details><summary>{} ({})</summary>", esc(metric), esc(unit));

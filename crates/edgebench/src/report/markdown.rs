@@ -7,6 +7,23 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Every metric, in report order, with its definition (t0 → t1).
+/// Every metric the cells hold: the defined ones in [`METRICS`] order, then
+/// any other (a runtime's own events and resources) by name, so that no
+/// stored metric is left out of a report.
+pub fn metrics_in_order(cells: &[Cell]) -> Vec<(&str, &'static str)> {
+    let mut out: Vec<(&str, &'static str)> =
+        METRICS.iter().filter(|(m, _)| cells.iter().any(|c| c.metric == *m)).map(|(m, d)| (*m, *d)).collect();
+    let mut extra: Vec<&str> =
+        cells.iter().map(|c| c.metric.as_str()).filter(|m| !METRICS.iter().any(|(k, _)| k == m)).collect();
+    extra.sort();
+    extra.dedup();
+    out.extend(extra.into_iter().map(|m| (m, OTHER_METRIC)));
+    out
+}
+
+/// The definition of a metric not in [`METRICS`].
+pub const OTHER_METRIC: &str = "A runtime-specific intermediate event or resource (see the runtime's notes).";
+
 pub const METRICS: &[(&str, &str)] = &[
     ("cold_start", "t0 just before the launch call (process spawn) → t1 the first complete `200` response with the expected body."),
     ("cold_start_accept", "t0 → the first TCP connection the instance accepted (an intermediate event of the cold start)."),
@@ -184,8 +201,8 @@ pub fn render(i: &Inputs) -> String {
     }
 
     out.push_str("\n## Results by metric\n\np (Holm): two-sided Mann–Whitney against native on per-trial values, Holm-adjusted over the whole report; δ: Cliff's δ against native. Noise: half-width of the 95% interval of the per-trial median; trials for ±5%: about how many trials would narrow it to ±5%.\n");
-    for (metric, definition) in METRICS {
-        let rows: Vec<&Cell> = cells.iter().filter(|c| c.metric == *metric).collect();
+    for (metric, definition) in metrics_in_order(cells) {
+        let rows: Vec<&Cell> = cells.iter().filter(|c| c.metric == metric).collect();
         if rows.is_empty() {
             continue;
         }

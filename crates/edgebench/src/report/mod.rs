@@ -6,8 +6,9 @@ pub mod compare;
 mod csv;
 mod findings;
 pub mod firewall;
-mod format;
+pub mod format;
 mod html;
+pub mod json;
 mod markdown;
 mod methods;
 mod plots;
@@ -72,6 +73,9 @@ pub fn write_to(dir: &Path, out: &Path) -> Result<PathBuf> {
     let store = Store::open_read_only(dir)?;
     write_firewall(out, &store, &l.campaign.id, &l.cells, &l.samples, &mut md)?;
     std::fs::write(out.join(REPORT_MD), md)?;
+    let deltas = firewall::deltas(&l.cells, &l.samples);
+    let model = json::render(&l, &summary, &methods, &deltas);
+    std::fs::write(out.join(json::REPORT_JSON), serde_json::to_string_pretty(&model)?)?;
     let page = html::render(&html::Page {
         campaign: &l.campaign,
         runtimes: &l.runtimes,

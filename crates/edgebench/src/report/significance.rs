@@ -10,7 +10,7 @@ use crate::runtime::BASELINE;
 /// Family-wise significance level of the report's tests.
 pub const ALPHA: f64 = 0.05;
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Versus {
     pub p: f64,
     /// Holm-adjusted over every comparison against the baseline in the report.

@@ -323,7 +323,8 @@ pub fn mad_outliers(data: &[f64]) -> Vec<usize> {
 /// precise enough: ±5%.
 pub const NOISE_TARGET: f64 = 0.05;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NoiseLevel {
     /// Half-width ≤ 5% of the median.
     Quiet,
@@ -335,7 +336,7 @@ pub enum NoiseLevel {
 }
 
 /// How precisely a set of values (one per trial) pins down its median.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Noise {
     pub n: usize,
     pub cv: f64,

@@ -8,7 +8,7 @@ use crate::runtime::BASELINE;
 use crate::store::Sample;
 use std::collections::BTreeMap;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Cell {
     pub runtime: String,
     pub variant: String,
@@ -41,7 +41,8 @@ pub struct Cell {
     pub ratio: Option<(f64, f64, f64)>,
     /// The first error if any sample failed, else the first detail text.
     pub note: String,
-    /// Every successful value, sorted.
+    /// Every successful value, sorted (not exported: `trials` holds them all).
+    #[serde(skip)]
     pub values: Vec<f64>,
     /// Values of each trial in the order taken, trials in the order they ran.
     pub trials: Vec<Vec<f64>>,
