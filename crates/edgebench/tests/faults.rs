@@ -422,6 +422,9 @@ impl Runtime for Faulty {
     fn network_placement(&self, v: &str) -> Placement {
         self.inner.network_placement(v)
     }
+    fn start_kind(&self, v: &str) -> runtime::StartKind {
+        self.inner.start_kind(v)
+    }
     fn serving_model(&self, v: &str) -> String {
         self.inner.serving_model(v)
     }
@@ -633,6 +636,9 @@ impl Runtime for Shared {
     }
     fn network_placement(&self, v: &str) -> Placement {
         self.0.network_placement(v)
+    }
+    fn start_kind(&self, v: &str) -> runtime::StartKind {
+        self.0.start_kind(v)
     }
     fn serving_model(&self, v: &str) -> String {
         self.0.serving_model(v)

@@ -552,6 +552,7 @@ fn test_bed(
                     "serving": r.serving_model(v),
                     "network_path": r.network_path(v),
                     "placement": r.network_placement(v).name(),
+                    "start_kind": r.start_kind(v).name(),
                 }),
             );
         }

@@ -10,19 +10,45 @@ use crate::store::{CampaignRow, RuntimeRow, Sample};
 use std::collections::BTreeMap;
 
 /// A need a reader may have, and the metric that answers it (lower is better).
+/// Each kind of start is its own need, ranked apart: a launch of everything
+/// against a deploy onto a running host, or a fresh instance per request
+/// against a restarted or resumed one, would compare different t0s.
 pub struct Need {
     pub title: &'static str,
     pub metric: &'static str,
     pub phase: &'static str,
+    /// For cold starts: the start kind ranked (see `Cell::start_kind`).
+    pub start_kind: Option<&'static str>,
+}
+
+const fn need(title: &'static str, metric: &'static str, phase: &'static str) -> Need {
+    Need { title, metric, phase, start_kind: None }
 }
 
 pub const NEEDS: &[Need] = &[
-    Need { title: "Scale to zero (fastest cold start)", metric: "cold_start", phase: "" },
-    Need { title: "A fresh instance per request (fastest warm start)", metric: "warm_start", phase: "" },
-    Need { title: "Lowest latency, kept-alive connections", metric: "latency_keepalive", phase: "" },
-    Need { title: "Lowest latency, a new connection per request", metric: "latency_newconn", phase: "" },
-    Need { title: "Most instances per host (least memory after boot)", metric: "memory_pss", phase: "after_boot" },
-    Need { title: "Least CPU to boot", metric: "cpu_time", phase: "boot" },
+    Need { start_kind: Some("launch"), ..need("Scale to zero (fastest cold start)", "cold_start", "") },
+    Need {
+        start_kind: Some("deploy-on-running-host"),
+        ..need("Deploy onto a host already running (fastest deploy)", "cold_start", "")
+    },
+    need("A fresh instance per request (fastest warm start)", "warm_start", ""),
+    need("Restart a stopped instance on a running runtime (fastest restart)", "warm_start", "restart"),
+    need("Redeploy onto a running host (fastest redeploy)", "warm_start", "redeploy"),
+    need("Resume a paused instance (fastest resume)", "warm_start", "unpause"),
+    need("Lowest latency, kept-alive connections", "latency_keepalive", ""),
+    need("Lowest latency, a new connection per request", "latency_newconn", ""),
+    need("Most instances per host (least memory after boot)", "memory_pss", "after_boot"),
+    need("Least CPU to boot", "cpu_time", "boot"),
+];
+
+/// How each kind of start is timed, for the Methods section.
+pub const START_KINDS: &[(&str, &str)] = &[
+    ("cold start, launch", "t0 just before the call that launches everything the instance needs (process, container, VM or runtime host) → t1 the first complete correct `200`."),
+    ("cold start, deploy onto a running host", "t0 just before the deploy call to a runtime host that was started (and is idle) before t0 → t1 the first correct `200`: the host's own start is not in the figure (wasmCloud `deploy-cold`, `deploy-warm`)."),
+    ("warm start, a fresh instance per request", "t0 a request sent on a new connection to the running runtime → t1 its response read: the runtime makes a new instance for it."),
+    ("warm start `restart`", "t0 just before the runtime is told to restart the stopped instance (Docker `restart`: a new process in the same container) → t1 the first correct `200`."),
+    ("warm start `redeploy`", "t0 just before the workload is stopped and started again on its running host (wasmCloud) → t1 the first correct `200`."),
+    ("warm start `unpause`", "t0 just before a paused instance is resumed (Docker `unpause`: the same processes, frozen and thawed, not a new instance) → t1 the first correct `200`."),
 ];
 
 /// Fewer trials than this per configuration: no lead is called.
@@ -85,7 +111,10 @@ fn find_need(need: &Need, cells: &[Cell]) -> Option<Finding> {
         .unwrap_or("off")
         .to_string();
     let relevant = |c: &&Cell| {
-        c.metric == need.metric && (c.phase == need.phase || need.metric == "warm_start") && c.firewall == profile
+        c.metric == need.metric
+            && c.phase == need.phase
+            && need.start_kind.is_none_or(|k| c.start_kind == k)
+            && c.firewall == profile
     };
     let baseline: Vec<&Cell> = cells.iter().filter(relevant).filter(|c| c.runtime == BASELINE && c.n > 0).collect();
     // Behind firewall profiles, only runtimes on the baseline's network path
@@ -312,4 +341,53 @@ fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samp
         out.push(format!("Not measured: {}.", missing.join("; ")));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Sample;
+
+    fn samples(runtime: &str, variant: &str, metric: &str, phase: &str, value: f64) -> Vec<Sample> {
+        (1..=6)
+            .map(|rep| Sample {
+                runtime: runtime.into(),
+                variant: variant.into(),
+                workload: "hello".into(),
+                metric: metric.into(),
+                phase: phase.into(),
+                firewall: "off".into(),
+                repetition: rep,
+                seq: 0,
+                value: Some(value * (1.0 + f64::from(rep) / 100.0)),
+                unit: "ms".into(),
+                ts_ns: i64::from(rep),
+                ok: true,
+                error: String::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_kind_of_start_is_ranked_apart() {
+        let mut all = samples("native", "static-musl", "cold_start", "", 1.0);
+        all.extend(samples("wasmtime-embedded", "precompiled-pooling", "cold_start", "", 3.0));
+        all.extend(samples("wasmcloud", "deploy-cold", "cold_start", "", 0.5));
+        all.extend(samples("wasmtime-embedded", "precompiled-pooling", "warm_start", "", 0.5));
+        all.extend(samples("docker", "bridge", "warm_start", "unpause", 0.3));
+        all.extend(samples("docker", "bridge", "warm_start", "restart", 300.0));
+        let mut cells = super::super::summarize(&all);
+        for c in cells.iter_mut().filter(|c| c.variant == "deploy-cold") {
+            c.start_kind = "deploy-on-running-host".into();
+        }
+        let answer = |title: &str| {
+            let need = NEEDS.iter().find(|n| n.title.starts_with(title)).unwrap();
+            find_need(need, &cells).and_then(|f| f.answer).unwrap_or_default()
+        };
+        assert!(answer("Scale to zero").starts_with("wasmtime-embedded"), "a deploy is not a cold start from nothing");
+        assert!(answer("Deploy onto a host").starts_with("wasmcloud"));
+        assert!(answer("A fresh instance per request").starts_with("wasmtime-embedded"), "unpause is no new instance");
+        assert!(answer("Resume a paused instance").starts_with("docker (bridge) unpause"));
+        assert!(answer("Restart a stopped instance").starts_with("docker (bridge) restart"));
+    }
 }

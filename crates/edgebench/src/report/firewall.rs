@@ -424,6 +424,7 @@ mod tests {
             first_k: None,
             vs_baseline: None,
             path: String::new(),
+            start_kind: "launch".into(),
             values,
         }
     }

@@ -31,6 +31,10 @@ pub fn items(campaign: &CampaignRow, comparisons: usize) -> Vec<String> {
         } else {
             "**Environment of runtimes.** Every runtime starts with only PATH, LANG and a campaign-private HOME (compile caches start empty); nothing of the user's shell is inherited. All traffic stays on 127.0.0.1.".into()
         },
+        format!(
+            "**Kinds of start, each timed and ranked on its own** (the summary never ranks one kind against another): {}.",
+            super::findings::START_KINDS.iter().map(|(k, d)| format!("*{k}*: {d}")).collect::<Vec<_>>().join(" ")
+        ),
         "**Unit of replication.** The trial: requests and warm starts of one trial share one instance and are not independent. Tests, noise verdicts and outlier flags use one value per trial (its median where it has several).".into(),
         "**Medians and their intervals: the trial is the unit.** The median is of all successful samples of a cell. Its 95% interval: where a trial gives one value (cold start, memory, CPU), the distribution-free interval from order statistics of the trial values (binomial, exact coverage ≥ 95%; with fewer than 6 trials the whole range, whose lower coverage is stated); where a trial gives many correlated values (the requests of a latency run, the warm starts of one instance), a percentile bootstrap of the pooled median that resamples whole trials, so the interval shows how much trials differ, not how many requests were sent (with fewer than 3 trials no interval is given). `summary.csv` names the method of each cell (`median_ci_method`).".into(),
         format!(

@@ -44,7 +44,13 @@ pub fn load(dir: &Path) -> Result<Loaded> {
     })?;
     let samples = store.samples(&campaign.id)?;
     let runtimes = store.runtimes(&campaign.id)?;
-    let cells = summary::summarize_on_paths(&samples, &summary::paths(&campaign));
+    let mut cells = summary::summarize_on_paths(&samples, &summary::paths(&campaign));
+    let kinds = summary::start_kinds(&campaign);
+    for c in &mut cells {
+        if let Some(kind) = kinds.get(&(c.runtime.clone(), c.variant.clone())) {
+            c.start_kind = kind.clone();
+        }
+    }
     Ok(Loaded { campaign, runtimes, samples, cells })
 }
 

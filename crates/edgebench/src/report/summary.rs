@@ -62,6 +62,9 @@ pub struct Cell {
     /// `own-namespace`); empty otherwise. Cells are compared with the
     /// baseline (ratio, rank test) only on the same path.
     pub path: String,
+    /// What the variant's cold start starts from (`launch`, or
+    /// `deploy-on-running-host`): findings rank only starts of one kind.
+    pub start_kind: String,
 }
 
 /// How a cell's median interval is computed: the unit of replication is
@@ -123,6 +126,27 @@ pub fn paths(campaign: &crate::store::CampaignRow) -> Paths {
             Some(((runtime.to_string(), variant.to_string()), v["placement"].as_str()?.to_string()))
         })
         .collect()
+}
+
+/// Each runtime × variant's start kind, from the campaign's environment
+/// (`test_bed`); campaigns stored before kinds were recorded: wasmCloud's
+/// `deploy-*` variants deploy onto a running host, the rest launch.
+pub fn start_kinds(campaign: &crate::store::CampaignRow) -> Paths {
+    let stored = campaign.environment["test_bed"]["runtimes"].as_object();
+    let mut kinds: Paths = stored
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, v)| {
+            let (runtime, variant) = key.split_once('/')?;
+            Some(((runtime.to_string(), variant.to_string()), v["start_kind"].as_str()?.to_string()))
+        })
+        .collect();
+    if kinds.is_empty() {
+        for v in ["deploy-cold", "deploy-warm"] {
+            kinds.insert(("wasmcloud".into(), v.into()), "deploy-on-running-host".into());
+        }
+    }
+    kinds
 }
 
 pub fn summarize_on_paths(samples: &[Sample], paths: &Paths) -> Vec<Cell> {
@@ -246,6 +270,7 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
         first_k: None,
         vs_baseline: None,
         path: String::new(),
+        start_kind: "launch".into(),
     };
     if values.is_empty() {
         return c;

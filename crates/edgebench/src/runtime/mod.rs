@@ -185,6 +185,27 @@ impl OwnSample {
     }
 }
 
+/// What a variant's cold start starts from, i.e. where its t0 is: cold
+/// starts of different kinds are not ranked against each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartKind {
+    /// t0 before the call that launches everything the instance needs (a
+    /// process, a container, a VM, a runtime host) → the first correct answer.
+    Launch,
+    /// t0 before a deploy onto a runtime host already running for this
+    /// instance (its start is not in the figure) → the first correct answer.
+    DeployOnRunningHost,
+}
+
+impl StartKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StartKind::Launch => "launch",
+            StartKind::DeployOnRunningHost => "deploy-on-running-host",
+        }
+    }
+}
+
 /// `Sync`: scaling experiments launch instances from several threads at once.
 pub trait Runtime: Sync {
     fn name(&self) -> &'static str;
@@ -251,6 +272,10 @@ pub trait Runtime: Sync {
     /// How an instance serves concurrent connections (threads, workers), for
     /// the report: loaded figures compare runtimes only where this is alike.
     fn serving_model(&self, variant: &str) -> String;
+    /// What `cold_start` of `variant` starts from (default: a launch of everything).
+    fn start_kind(&self, _variant: &str) -> StartKind {
+        StartKind::Launch
+    }
     /// The path from the client to an instance, for the report.
     fn network_path(&self, _variant: &str) -> String {
         "listens on the address it is given: 127.0.0.1, or under a firewall profile the campaign namespace's \

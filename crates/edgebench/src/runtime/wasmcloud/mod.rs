@@ -70,6 +70,13 @@ impl Runtime for Wasmcloud {
         Variant::NAMES
     }
 
+    fn start_kind(&self, variant: &str) -> super::StartKind {
+        match variant {
+            "host-cold" => super::StartKind::Launch,
+            _ => super::StartKind::DeployOnRunningHost,
+        }
+    }
+
     fn serving_model(&self, _variant: &str) -> String {
         "`wash host`: a multi-thread tokio runtime sized by the CPUs it may run on (the SUT set); nats-server and the registry on the SUT set too".into()
     }
