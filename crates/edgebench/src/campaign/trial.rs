@@ -60,6 +60,22 @@ pub struct Trial<'a> {
     pub network: Option<&'a Network>,
 }
 
+/// CPU time of an instance so far (see [`Instance::cpu_ns`]).
+fn instance_cpu(instance: &dyn Instance) -> u64 {
+    instance.cpu_ns().unwrap_or_else(|| resources::cpu_ns(&instance.pids()))
+}
+
+/// CPU spent between two readings; less at the end than at the start means
+/// the processes counted changed in between (a figure that would be garbage).
+fn cpu_between(start: u64, end: u64) -> Result<u64, String> {
+    end.checked_sub(start).ok_or_else(|| {
+        format!(
+            "the instance's CPU time went down ({start} ns → {end} ns): its processes changed during the phase, so \
+             no figure is given"
+        )
+    })
+}
+
 /// A free port on loopback, for one instance.
 pub fn free_loopback_addr() -> std::io::Result<SocketAddr> {
     TcpListener::bind("127.0.0.1:0")?.local_addr()
@@ -114,17 +130,20 @@ impl Trial<'_> {
             }
             write(samples)?;
         }
-        let boot_cpu = resources::cpu_ns(&instance.pids());
-        write(self.resources(instance.as_ref(), "after_boot", "boot", boot_cpu))?;
-        let mut idle_cpu = 0;
+        let boot_cpu = instance_cpu(instance.as_ref());
+        write(self.resources(instance.as_ref(), "after_boot", "boot", Ok(boot_cpu)))?;
+        let mut before_requests = boot_cpu;
         if self.options.wants(Metric::Cpu) {
             // Idle CPU of a started instance: no requests for IDLE_WINDOW.
             std::thread::sleep(IDLE_WINDOW);
-            idle_cpu = resources::cpu_ns(&instance.pids()).saturating_sub(boot_cpu);
-            let per_second = idle_cpu as f64 / 1e6 / IDLE_WINDOW.as_secs_f64();
-            write(vec![self.sample("cpu_idle", "", 0, per_second, "ms/s")])?;
+            before_requests = instance_cpu(instance.as_ref());
+            let sample = match cpu_between(boot_cpu, before_requests) {
+                Ok(idle) => self.sample("cpu_idle", "", 0, idle as f64 / 1e6 / IDLE_WINDOW.as_secs_f64(), "ms/s"),
+                Err(why) => self.failed("cpu_idle", "", &why),
+            };
+            write(vec![sample])?;
         }
-        let boot_cpu = boot_cpu + idle_cpu;
+        let boot_cpu = before_requests;
 
         let mut histograms = Vec::new();
         let result = self.measure_running(instance.as_mut(), &mut write, &mut histograms, boot_cpu);
@@ -194,8 +213,7 @@ impl Trial<'_> {
                 None => {}
             }
         }
-        let pids = instance.pids();
-        let cpu = resources::cpu_ns(&pids).saturating_sub(boot_cpu);
+        let cpu = cpu_between(boot_cpu, instance_cpu(instance));
         write(self.resources(instance, "after_latency", "latency", cpu))?;
         if self.options.wants(Metric::Throughput) {
             let (samples, hists) = self.throughput(instance)?;
@@ -253,9 +271,9 @@ impl Trial<'_> {
         };
         let duration = Duration::from_millis(o.duration_ms);
         let io = |e: std::io::Error| Failure::Failed(format!("load generator: {e}"));
-        let cpu_before = resources::cpu_ns(&instance.pids());
+        let cpu_before = instance_cpu(instance);
         let closed = load::run(&target, &Load::closed(o.connections, duration), self.interrupted).map_err(io)?;
-        let cpu = resources::cpu_ns(&instance.pids()).saturating_sub(cpu_before);
+        let cpu = cpu_between(cpu_before, instance_cpu(instance));
         if self.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Failure::Interrupted);
         }
@@ -270,7 +288,10 @@ impl Trial<'_> {
         samples.push(self.sample("throughput", &phase, 0, closed.throughput(), "req/s"));
         samples.push(self.sample("throughput_p50", &phase, 0, closed.quantile_ms(0.5), "ms"));
         samples.push(self.sample("throughput_p99", &phase, 0, closed.quantile_ms(0.99), "ms"));
-        samples.push(self.sample("cpu_per_request", &phase, 0, cpu as f64 / 1e3 / closed.completed as f64, "us"));
+        samples.push(match cpu {
+            Ok(ns) => self.sample("cpu_per_request", &phase, 0, ns as f64 / 1e3 / closed.completed as f64, "us"),
+            Err(why) => self.failed("cpu_per_request", &phase, &why),
+        });
 
         let search = Search {
             slo: Duration::from_secs_f64(o.slo_p99_ms / 1e3),
@@ -342,7 +363,13 @@ impl Trial<'_> {
     }
 
     /// Memory now, and CPU time spent in the phase that just ended.
-    fn resources(&self, instance: &dyn Instance, memory_phase: &str, cpu_phase: &str, cpu_ns: u64) -> Vec<Sample> {
+    fn resources(
+        &self,
+        instance: &dyn Instance,
+        memory_phase: &str,
+        cpu_phase: &str,
+        cpu_ns: Result<u64, String>,
+    ) -> Vec<Sample> {
         let mut out = Vec::new();
         if self.options.wants(Metric::Memory) {
             let metrics = ["memory_rss", "memory_pss", "memory_pss_anon", "memory_pss_file"];
@@ -357,7 +384,10 @@ impl Trial<'_> {
             }
         }
         if self.options.wants(Metric::Cpu) {
-            out.push(self.sample("cpu_time", cpu_phase, 0, cpu_ns as f64 / 1e6, "ms"));
+            out.push(match cpu_ns {
+                Ok(ns) => self.sample("cpu_time", cpu_phase, 0, ns as f64 / 1e6, "ms"),
+                Err(why) => self.failed("cpu_time", cpu_phase, &why),
+            });
         }
         if self.options.wants(Metric::Memory) || self.options.wants(Metric::Cpu) {
             for extra in instance.extra_resources() {

@@ -308,6 +308,13 @@ pub trait Instance: Send {
     fn firewall_applied(&self) -> Option<crate::network::Applied> {
         None
     }
+    /// CPU time (ns) of everything the instance has run, where the runtime
+    /// counts more than its live processes do (a container's cgroup keeps
+    /// the CPU of processes that have exited, such as `runc init`); `None`:
+    /// the CPU clocks of [`Instance::pids`].
+    fn cpu_ns(&self) -> Option<u64> {
+        None
+    }
     /// Resource figures beyond the processes' PSS/RSS/CPU (e.g. cgroup memory).
     fn extra_resources(&self) -> Vec<ExtraResource> {
         Vec::new()

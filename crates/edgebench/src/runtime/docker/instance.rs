@@ -347,6 +347,22 @@ impl Instance for DockerInstance {
         self.phases.clone()
     }
 
+    /// The container's cgroup (every process that ran in it, `runc init` and
+    /// exited children included) plus what runs for it outside: its
+    /// containerd-shim and docker-proxy. dockerd's and containerd's share of
+    /// work for it cannot be told apart from their other work and is not in it.
+    fn cpu_ns(&self) -> Option<u64> {
+        if self.removed || self.exit.is_some() {
+            return None;
+        }
+        let init = self.init_pid()?;
+        let container = cgroup::usage(init).cpu_ns?;
+        let mut outside = self.proxy_pids();
+        outside
+            .extend(resources::parent_of(init).filter(|p| comm(*p).is_some_and(|c| c.starts_with("containerd-shim"))));
+        Some(container + resources::cpu_ns(&outside))
+    }
+
     /// The container cgroup (`cgroup_memory_current`, `cgroup_memory_peak` in
     /// KiB, `cgroup_cpu` in ms, all since the container's last start), the
     /// docker-proxy's PSS (bridge), and once per campaign the daemon's memory.
