@@ -367,7 +367,12 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
     };
     eprintln!("edgebench: campaign {} in {}", campaign.id, campaign.dir.display());
     let interrupted = campaign::interrupt_flag();
-    let outcome = campaign.run(&interrupted)?;
+    let outcome = campaign.run(&interrupted);
+    // The report is the CLI's to write (the campaign only measures and
+    // stores): from what is stored, however the campaign ended.
+    let reported = report::write(&campaign.dir);
+    let outcome = outcome?;
+    reported?;
     println!("{}", report::headline(&campaign.dir)?);
     println!("report: {}", campaign.dir.join(report::REPORT_HTML).display());
     println!("samples: {}", campaign.dir.join(crate::store::RESULTS_FILE).display());

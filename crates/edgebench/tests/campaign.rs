@@ -47,6 +47,7 @@ fn a_crashing_runtime_fails_its_samples_and_the_campaign_goes_on() {
     backends.push(Box::new(CrashingRuntime));
     let mut campaign = Campaign::create(options, artifacts()).unwrap().with_backends(backends);
     assert_eq!(campaign.run(&AtomicBool::new(false)).unwrap(), Outcome::Finished);
+    edgebench::report::write(dir.path()).unwrap();
     let samples = samples(dir.path());
     let crashed: Vec<_> =
         samples.iter().filter(|s| s.runtime == "crashing" && !s.metric.starts_with("settle")).collect();
@@ -127,6 +128,7 @@ fn a_failed_setup_or_prepare_fails_only_its_trials_and_the_campaign_finishes() {
     backends.push(Box::new(Fixture { name: "no-prepare", ..Default::default() }));
     let mut campaign = Campaign::create(options, artifacts()).unwrap().with_backends(backends);
     assert_eq!(campaign.run(&AtomicBool::new(false)).unwrap(), Outcome::Finished);
+    edgebench::report::write(dir.path()).unwrap();
     let samples = samples(dir.path());
     let cold = |rt: &str, w: &str| -> Vec<_> {
         samples.iter().filter(|s| s.runtime == rt && s.workload == w && s.metric == "cold_start").collect()

@@ -16,7 +16,7 @@ use crate::artifacts::Artifacts;
 use crate::network::{self, Network};
 use crate::runtime::{self, Context, Detection, Runtime};
 use crate::store::{now_ns, CampaignRow, RuntimeRow, Store, TrialIdentity, RESULTS_FILE};
-use crate::{environment, report, Workload};
+use crate::{environment, Workload};
 use anyhow::{bail, Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashMap;
@@ -240,7 +240,6 @@ impl Campaign {
         if failures > 0 {
             eprintln!("edgebench: {failures} trial(s) failed; their samples are stored with ok=0 and the error");
         }
-        report::write(&self.dir)?;
         if !host_changed.is_empty() {
             bail!(
                 "the host's nftables ruleset changed during the campaign in {}: edgebench only creates and removes \

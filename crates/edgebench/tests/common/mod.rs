@@ -70,6 +70,7 @@ pub fn run_campaign(options: Options) -> (Outcome, Vec<Sample>) {
     let dir = options.out.clone().unwrap();
     let mut campaign = Campaign::create(options, artifacts()).expect("campaign");
     let outcome = campaign.run(&AtomicBool::new(false)).expect("campaign runs");
+    edgebench::report::write(&dir).expect("report");
     (outcome, samples(&dir))
 }
 
