@@ -425,6 +425,9 @@ impl Runtime for Faulty {
     fn start_kind(&self, v: &str) -> runtime::StartKind {
         self.inner.start_kind(v)
     }
+    fn cpu_scope(&self, v: &str) -> String {
+        self.inner.cpu_scope(v)
+    }
     fn serving_model(&self, v: &str) -> String {
         self.inner.serving_model(v)
     }
@@ -639,6 +642,9 @@ impl Runtime for Shared {
     }
     fn start_kind(&self, v: &str) -> runtime::StartKind {
         self.0.start_kind(v)
+    }
+    fn cpu_scope(&self, v: &str) -> String {
+        self.0.cpu_scope(v)
     }
     fn serving_model(&self, v: &str) -> String {
         self.0.serving_model(v)

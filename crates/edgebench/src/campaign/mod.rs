@@ -552,6 +552,7 @@ fn test_bed(
                     "network_path": r.network_path(v),
                     "placement": r.network_placement(v).name(),
                     "start_kind": r.start_kind(v).name(),
+                    "cpu_scope": r.cpu_scope(v),
                 }),
             );
         }

@@ -206,6 +206,19 @@ fn find_need(need: &Need, cells: &[Cell]) -> Option<Finding> {
     } else {
         detail.push_str("; no other runtime was measured.");
     }
+    if need.metric == "cpu_time" {
+        // Runtimes count CPU differently (a daemon's share cannot be told apart): say what each figure covers.
+        let mut scopes: Vec<String> = candidates
+            .iter()
+            .filter(|c| !c.cpu_scope.is_empty())
+            .map(|c| format!("{}: {}", config(&c.runtime, &c.variant), c.cpu_scope))
+            .collect();
+        scopes.sort();
+        scopes.dedup();
+        if !scopes.is_empty() {
+            detail.push_str(&format!(" What each figure counts: {}.", scopes.join("; ")));
+        }
+    }
     Some(Finding { need: need.title, answer: Some(answer), detail })
 }
 

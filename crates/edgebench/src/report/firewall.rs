@@ -425,6 +425,7 @@ mod tests {
             vs_baseline: None,
             path: String::new(),
             start_kind: "launch".into(),
+            cpu_scope: String::new(),
             values,
         }
     }

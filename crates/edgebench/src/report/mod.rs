@@ -45,11 +45,13 @@ pub fn load(dir: &Path) -> Result<Loaded> {
     let samples = store.samples(&campaign.id)?;
     let runtimes = store.runtimes(&campaign.id)?;
     let mut cells = summary::summarize_on_paths(&samples, &summary::paths(&campaign));
-    let kinds = summary::start_kinds(&campaign);
+    let (kinds, scopes) = (summary::start_kinds(&campaign), summary::test_bed_field(&campaign, "cpu_scope"));
     for c in &mut cells {
-        if let Some(kind) = kinds.get(&(c.runtime.clone(), c.variant.clone())) {
+        let key = (c.runtime.clone(), c.variant.clone());
+        if let Some(kind) = kinds.get(&key) {
             c.start_kind = kind.clone();
         }
+        c.cpu_scope = scopes.get(&key).cloned().unwrap_or_default();
     }
     Ok(Loaded { campaign, runtimes, samples, cells })
 }

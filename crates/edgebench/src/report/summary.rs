@@ -65,6 +65,8 @@ pub struct Cell {
     /// What the variant's cold start starts from (`launch`, or
     /// `deploy-on-running-host`): findings rank only starts of one kind.
     pub start_kind: String,
+    /// What `cpu_time` of this runtime × variant counts (empty: not recorded).
+    pub cpu_scope: String,
 }
 
 /// How a cell's median interval is computed: the unit of replication is
@@ -131,6 +133,19 @@ pub fn paths(campaign: &crate::store::CampaignRow) -> Paths {
 /// Each runtime × variant's start kind, from the campaign's environment
 /// (`test_bed`); campaigns stored before kinds were recorded: wasmCloud's
 /// `deploy-*` variants deploy onto a running host, the rest launch.
+/// Each runtime × variant's `test_bed` entry `field` (e.g. `cpu_scope`), where recorded.
+pub fn test_bed_field(campaign: &crate::store::CampaignRow, field: &str) -> Paths {
+    let stored = campaign.environment["test_bed"]["runtimes"].as_object();
+    stored
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, v)| {
+            let (runtime, variant) = key.split_once('/')?;
+            Some(((runtime.to_string(), variant.to_string()), v[field].as_str()?.to_string()))
+        })
+        .collect()
+}
+
 pub fn start_kinds(campaign: &crate::store::CampaignRow) -> Paths {
     let stored = campaign.environment["test_bed"]["runtimes"].as_object();
     let mut kinds: Paths = stored
@@ -271,6 +286,7 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
         vs_baseline: None,
         path: String::new(),
         start_kind: "launch".into(),
+        cpu_scope: String::new(),
     };
     if values.is_empty() {
         return c;

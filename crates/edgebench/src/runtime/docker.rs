@@ -174,6 +174,12 @@ impl Runtime for Docker {
         Network::VARIANTS
     }
 
+    fn cpu_scope(&self, _variant: &str) -> String {
+        "the container's cgroup (runc init and exited processes included) plus its containerd-shim and docker-proxy; \
+         not dockerd's or containerd's work for it"
+            .into()
+    }
+
     fn serving_model(&self, _variant: &str) -> String {
         "the native server in a container (one thread per connection), `--cpuset-cpus` the SUT set; dockerd (when edgebench starts it), containerd and the shims on the SUT set".into()
     }

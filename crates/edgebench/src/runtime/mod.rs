@@ -272,6 +272,11 @@ pub trait Runtime: Sync {
     /// How an instance serves concurrent connections (threads, workers), for
     /// the report: loaded figures compare runtimes only where this is alike.
     fn serving_model(&self, variant: &str) -> String;
+    /// What `cpu_time` of `variant` counts, for the report (a ranking by CPU
+    /// is only fair when readers see what each figure leaves out).
+    fn cpu_scope(&self, _variant: &str) -> String {
+        "the CPU clocks of every process of the instance".into()
+    }
     /// What `cold_start` of `variant` starts from (default: a launch of everything).
     fn start_kind(&self, _variant: &str) -> StartKind {
         StartKind::Launch

@@ -70,6 +70,10 @@ impl Runtime for Wasmcloud {
         Variant::NAMES
     }
 
+    fn cpu_scope(&self, _variant: &str) -> String {
+        "the instance's wash host process tree; not the nats-server and registry the campaign's instances share".into()
+    }
+
     fn start_kind(&self, variant: &str) -> super::StartKind {
         match variant {
             "host-cold" => super::StartKind::Launch,
