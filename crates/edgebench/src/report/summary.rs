@@ -119,20 +119,9 @@ pub fn paths(campaign: &crate::store::CampaignRow) -> Paths {
     if !profiles.is_some_and(|p| p.iter().any(|p| p != "off")) {
         return Paths::new();
     }
-    let runtimes = campaign.environment["test_bed"]["runtimes"].as_object();
-    runtimes
-        .into_iter()
-        .flatten()
-        .filter_map(|(key, v)| {
-            let (runtime, variant) = key.split_once('/')?;
-            Some(((runtime.to_string(), variant.to_string()), v["placement"].as_str()?.to_string()))
-        })
-        .collect()
+    test_bed_field(campaign, "placement")
 }
 
-/// Each runtime × variant's start kind, from the campaign's environment
-/// (`test_bed`); campaigns stored before kinds were recorded: wasmCloud's
-/// `deploy-*` variants deploy onto a running host, the rest launch.
 /// Each runtime × variant's `test_bed` entry `field` (e.g. `cpu_scope`), where recorded.
 pub fn test_bed_field(campaign: &crate::store::CampaignRow, field: &str) -> Paths {
     let stored = campaign.environment["test_bed"]["runtimes"].as_object();
@@ -146,16 +135,11 @@ pub fn test_bed_field(campaign: &crate::store::CampaignRow, field: &str) -> Path
         .collect()
 }
 
+/// Each runtime × variant's start kind, from the campaign's environment
+/// (`test_bed`); campaigns stored before kinds were recorded: wasmCloud's
+/// `deploy-*` variants deploy onto a running host, the rest launch.
 pub fn start_kinds(campaign: &crate::store::CampaignRow) -> Paths {
-    let stored = campaign.environment["test_bed"]["runtimes"].as_object();
-    let mut kinds: Paths = stored
-        .into_iter()
-        .flatten()
-        .filter_map(|(key, v)| {
-            let (runtime, variant) = key.split_once('/')?;
-            Some(((runtime.to_string(), variant.to_string()), v["start_kind"].as_str()?.to_string()))
-        })
-        .collect();
+    let mut kinds = test_bed_field(campaign, "start_kind");
     if kinds.is_empty() {
         for v in ["deploy-cold", "deploy-warm"] {
             kinds.insert(("wasmcloud".into(), v.into()), "deploy-on-running-host".into());
