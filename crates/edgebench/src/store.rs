@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS samples (
     unit        TEXT NOT NULL,
     ts_ns       INTEGER NOT NULL,             -- UTC, when the sample was taken
     ok          INTEGER NOT NULL,
-    error       TEXT NOT NULL DEFAULT ''
+    error       TEXT NOT NULL DEFAULT '',     -- why the sample failed (ok = 0); empty when ok
+    detail      TEXT NOT NULL DEFAULT ''      -- what an ok sample needs said (a density's stop cause, a placement)
 );
 CREATE TABLE IF NOT EXISTS runs (
     campaign    TEXT NOT NULL,
@@ -148,6 +149,19 @@ pub struct TrialRow<'a> {
     pub firewall: &'a str,
 }
 
+/// The runtime every ratio in the report is taken against.
+pub const BASELINE: &str = "native";
+
+/// The phase of every open-loop search step's samples: the steps are the
+/// points of a curve (the offered rate is the step's `open_loop_offered`
+/// sample), not a distribution. Files from before it used `rate=R`.
+pub const SEARCH_PHASE: &str = "search";
+
+/// Whether a phase holds open-loop search steps.
+pub fn is_search_step(phase: &str) -> bool {
+    phase == SEARCH_PHASE || phase.starts_with("rate=")
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
     pub runtime: String,
@@ -162,7 +176,11 @@ pub struct Sample {
     pub unit: String,
     pub ts_ns: i64,
     pub ok: bool,
+    /// Why the sample failed; empty when `ok`.
     pub error: String,
+    /// What an ok sample needs said besides its value (a density's stop
+    /// cause, a firewall placement); never an error.
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -208,6 +226,15 @@ impl Store {
         }
         if conn.prepare("SELECT kind FROM trials LIMIT 0").is_err() {
             key_trials_by_identity(&conn)?;
+        }
+        // Files from before `detail`: ok rows kept their detail text in `error`.
+        if conn.prepare("SELECT detail FROM samples LIMIT 0").is_err() {
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE samples ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+                 UPDATE samples SET detail = error, error = '' WHERE ok = 1 AND error != '';
+                 COMMIT;",
+            )?;
         }
         conn.execute_batch(firewall::SCHEMA)?;
         conn.execute_batch(histograms::SCHEMA)?;
@@ -348,8 +375,8 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO samples (campaign, runtime, variant, workload, metric, phase, firewall, repetition, seq, value, unit, ts_ns, ok, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                "INSERT INTO samples (campaign, runtime, variant, workload, metric, phase, firewall, repetition, seq, value, unit, ts_ns, ok, error, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?;
             for s in samples {
                 stmt.execute(params![
@@ -366,7 +393,8 @@ impl Store {
                     s.unit,
                     s.ts_ns,
                     s.ok,
-                    s.error
+                    s.error,
+                    s.detail
                 ])?;
             }
         }
@@ -375,10 +403,12 @@ impl Store {
     }
 
     pub fn samples(&self, campaign: &str) -> Result<Vec<Sample>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT runtime, variant, workload, metric, phase, firewall, repetition, seq, value, unit, ts_ns, ok, error
-             FROM samples WHERE campaign = ?1 ORDER BY id",
-        )?;
+        // A file from before `detail`, opened read-only (so not migrated).
+        let detail = if self.conn.prepare("SELECT detail FROM samples LIMIT 0").is_ok() { "detail" } else { "''" };
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT runtime, variant, workload, metric, phase, firewall, repetition, seq, value, unit, ts_ns, ok, error, {detail}
+             FROM samples WHERE campaign = ?1 ORDER BY id"
+        ))?;
         let rows = stmt.query_map([campaign], |r| {
             Ok(Sample {
                 runtime: r.get(0)?,
@@ -394,6 +424,13 @@ impl Store {
                 ts_ns: r.get(10)?,
                 ok: r.get(11)?,
                 error: r.get(12)?,
+                detail: r.get(13)?,
+            })
+            .map(|mut s: Sample| {
+                if s.ok && !s.error.is_empty() {
+                    s.detail = std::mem::take(&mut s.error);
+                }
+                s
             })
         })?;
         rows.collect::<Result<_, _>>().map_err(Into::into)
@@ -456,7 +493,7 @@ impl Store {
     /// but are marked failed with "superseded", so that statistics count the
     /// re-run only and nothing measured is lost.
     pub fn supersede_partial_trial(&self, campaign: &str, key: TrialRow<'_>, scaling: bool) -> Result<()> {
-        let scaling_metrics = "metric IN ('scaling_start', 'scaling_rate', 'density')";
+        let scaling_metrics = "metric IN ('scaling_start', 'scaling_rate', 'density', 'density_pss_per_instance')";
         let filter = if scaling { scaling_metrics.to_string() } else { format!("NOT ({scaling_metrics})") };
         self.conn.execute(
             &format!(
@@ -540,6 +577,7 @@ mod tests {
             ts_ns: 42,
             ok: true,
             error: String::new(),
+            detail: String::new(),
         };
         let failed = Sample { value: None, ok: false, error: "boom".into(), ..s.clone() };
         store.insert_samples("c1", &[s.clone(), failed.clone()]).unwrap();
@@ -564,6 +602,45 @@ mod tests {
         assert_eq!((back.id.as_str(), back.seed, back.config["reps"].as_i64()), ("c1", u64::MAX, Some(3)));
         assert_eq!(store.samples("c1").unwrap(), vec![s, failed]);
         assert_eq!(store.runtimes("c1").unwrap()[0].reason, "not found");
+    }
+
+    #[test]
+    fn detail_text_of_ok_rows_moves_out_of_error_in_older_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RESULTS_FILE);
+        let mut store = Store::open(&path).unwrap();
+        let ok = Sample {
+            runtime: "native".into(),
+            variant: "v".into(),
+            workload: "hello".into(),
+            metric: "density".into(),
+            phase: String::new(),
+            firewall: "off".into(),
+            repetition: 1,
+            seq: 0,
+            value: Some(6.0),
+            unit: "instances".into(),
+            ts_ns: 1,
+            ok: true,
+            error: String::new(),
+            detail: String::new(),
+        };
+        let failed = Sample { value: None, ok: false, error: "boom".into(), ..ok.clone() };
+        store.insert_samples("c1", &[ok.clone(), failed.clone()]).unwrap();
+        // As a file from before `detail` stored them: the ok row's text in `error`.
+        store
+            .conn
+            .execute_batch(
+                "ALTER TABLE samples DROP COLUMN detail; UPDATE samples SET error = 'instance bound' WHERE ok = 1",
+            )
+            .unwrap();
+        drop(store);
+        let moved = Sample { detail: "instance bound".into(), ..ok };
+        assert_eq!(
+            Store::open_read_only(dir.path()).unwrap().samples("c1").unwrap(),
+            vec![moved.clone(), failed.clone()]
+        );
+        assert_eq!(Store::open(&path).unwrap().samples("c1").unwrap(), vec![moved, failed], "migrated in the file");
     }
 
     #[test]

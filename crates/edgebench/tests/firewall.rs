@@ -218,8 +218,8 @@ fn a_micro_vm_is_measured_behind_the_profile_in_its_own_namespace() {
         samples.iter().filter(|s| s.variant == "tcg" && s.metric == "firewall_apply" && s.ok).collect();
     // Applied (off: our table removed) in the VM's namespace before each cold start, as on the campaign's path.
     assert_eq!(applied.len(), 2, "{applied:?}");
-    assert!(applied.iter().all(|s| s.error.contains("placement own-namespace")), "{applied:?}");
-    assert_ne!(applied[0].error, applied[1].error, "different rulesets in force under off and rules-100");
+    assert!(applied.iter().all(|s| s.detail.contains("placement own-namespace") && s.error.is_empty()), "{applied:?}");
+    assert_ne!(applied[0].detail, applied[1].detail, "different rulesets in force under off and rules-100");
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
     let left = String::from_utf8_lossy(&left.stdout);
     assert!(!left.contains(&format!("eb-vm-{}-", std::process::id())), "{left}");

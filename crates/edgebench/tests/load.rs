@@ -243,6 +243,9 @@ fn throughput_and_scaling_metrics_are_recorded() {
     let density = ok_values(&samples, "native", "hello", "density");
     assert_eq!(density.len(), 1);
     assert_eq!(density[0].value, Some(5.0), "{:?}", density[0]);
-    assert!(density[0].error.starts_with("instance bound"), "the cause is stated: {}", density[0].error);
+    assert!(
+        density[0].detail.starts_with("instance bound") && density[0].error.is_empty(),
+        "the cause is stated: {density:?}"
+    );
     assert_eq!(children_left(), Vec::<String>::new());
 }

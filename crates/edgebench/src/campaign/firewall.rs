@@ -38,7 +38,7 @@ impl Profiles {
         let sample = match self.apply_and_record(store, campaign, network, placement, key) {
             Ok(ms) => {
                 let mut s = trial::sample(key, "firewall_apply", "", 0, ms, "ms");
-                s.error = format!("placement {}", placement.name());
+                s.detail = format!("placement {}", placement.name());
                 s
             }
             Err(e) => {

@@ -37,7 +37,7 @@ pub fn run(
 ) -> Result<(), Failure> {
     let launcher = Launcher { runtime, ctx, interrupted, network };
     concurrent_starts(&launcher, key, options, write)?;
-    write(vec![density(&launcher, key, options)?])
+    write(density(&launcher, key, options)?)
 }
 
 /// Launches instances of one configuration where the campaign places them.
@@ -112,7 +112,9 @@ fn concurrent_starts(
     Ok(())
 }
 
-fn density(launcher: &Launcher<'_>, key: &TrialKey, options: &Options) -> Result<Sample, Failure> {
+/// `density` (the cause in its detail) and `density_pss_per_instance`: the
+/// instances' total PSS at the stop ÷ their count.
+fn density(launcher: &Launcher<'_>, key: &TrialKey, options: &Options) -> Result<Vec<Sample>, Failure> {
     let interrupted = launcher.interrupted;
     let o = &options.scaling;
     let budget_kib = o.memory_budget_mib * 1024;
@@ -177,11 +179,11 @@ fn density(launcher: &Launcher<'_>, key: &TrialKey, options: &Options) -> Result
         stop_all(instances);
         return Err(Failure::Interrupted);
     }
-    let count = instances.len().max(1) as u64;
+    let count = instances.len().max(1) as f64;
     stop_all(instances);
     let mut s = sample(key, "density", "", 0, fit as f64, "instances");
-    s.error = format!("{cause}; mean PSS per instance {} KiB", pss_kib / count);
-    Ok(s)
+    s.detail = cause;
+    Ok(vec![s, sample(key, "density_pss_per_instance", "", 0, pss_kib as f64 / count, "KiB")])
 }
 
 fn stop_all(instances: Vec<Box<dyn Instance>>) {

@@ -125,7 +125,7 @@ impl Trial<'_> {
             if let Some(applied) = instance.firewall_applied() {
                 // Applied in the instance's own namespace before t0.
                 let mut s = self.sample("firewall_apply", "", 0, ms(applied.took), "ms");
-                s.error = format!("placement own-namespace; ruleset sha256 {}", applied.ruleset_sha256);
+                s.detail = format!("placement own-namespace; ruleset sha256 {}", applied.ruleset_sha256);
                 samples.push(s);
             }
             write(samples)?;
@@ -307,9 +307,13 @@ impl Trial<'_> {
             return Ok((samples, histograms));
         }
         for (seq, step) in steps.iter().enumerate() {
-            let (phase, seq, r) = (format!("rate={:.0}", step.rate), seq as u32, &step.result);
+            // One phase for every step, the step's offered rate its own
+            // sample: steps are points of a curve (the model's throughput
+            // curves), bisection visits other rates in each trial.
+            let (phase, seq, r) = (crate::store::SEARCH_PHASE.to_string(), seq as u32, &step.result);
             let p99 = |h: &hdrhistogram::Histogram<u64>, scale: f64| h.value_at_quantile(0.99) as f64 / scale;
             for (metric, value, unit) in [
+                ("open_loop_offered", step.rate, "req/s"),
                 ("open_loop_p99", r.quantile_ms(0.99), "ms"),
                 ("open_loop_p50", r.quantile_ms(0.5), "ms"),
                 ("open_loop_service_p99", p99(&r.service, 1e6), "ms"),
@@ -421,6 +425,7 @@ pub fn sample(key: &TrialKey, metric: &str, phase: &str, seq: u32, value: f64, u
         ts_ns: now_ns(),
         ok: true,
         error: String::new(),
+        detail: String::new(),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::format::{self, config, html as esc, md, num};
 use super::stats::{self, Bootstrap};
-use super::{load, Cell, Loaded};
+use super::{load, Cell, Model};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -107,7 +107,7 @@ fn where_(runtime: &str, variant: &str, firewall: &str) -> String {
     }
 }
 
-fn campaign(dir: &Path) -> Result<Loaded> {
+fn campaign(dir: &Path) -> Result<Model> {
     if !dir.is_dir() {
         bail!("{} is not a directory: give two campaign directories written by `edgebench run`", dir.display());
     }

@@ -5,7 +5,7 @@
 use super::format::{config, num};
 use super::stats::{self, Bootstrap, NoiseLevel};
 use super::Cell;
-use crate::runtime::BASELINE;
+use crate::store::BASELINE;
 use crate::store::{CampaignRow, RuntimeRow, Sample};
 use std::collections::BTreeMap;
 
@@ -377,6 +377,7 @@ mod tests {
                 ts_ns: i64::from(rep),
                 ok: true,
                 error: String::new(),
+                detail: String::new(),
             })
             .collect()
     }

@@ -5,8 +5,7 @@
 //! (`firewall_deltas.svg`).
 
 use super::{stats, Cell};
-use crate::network::Profile;
-use crate::store::{FirewallProfileRow, HostRulesetRow, NetworkRow, Sample};
+use crate::store::Sample;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
@@ -21,13 +20,19 @@ pub const CHART_METRICS: [&str; 4] = ["cold_start", "warm_start", "latency_keepa
 const RESAMPLES: usize = 1000;
 const SEED: u64 = 0xf1ae;
 
-/// Sort key of a profile name: `off` first, then by kind and size, the
-/// `-notrack` variant after its tracked twin; unknown names last.
-pub fn profile_order(name: &str) -> (u8, Option<(crate::network::profiles::Kind, bool)>, String) {
-    match Profile::parse(name) {
-        Ok(p) => (0, Some((p.kind, !p.conntrack)), name.to_string()),
-        Err(_) => (1, None, name.to_string()),
-    }
+/// Sort key of a profile name (`off`, `host`, `rules-N`, `set-N`, each
+/// but `off` with a `-notrack` twin): `off` first, then by kind and size,
+/// the `-notrack` variant after its tracked twin; unknown names last.
+pub fn profile_order(name: &str) -> (u8, usize, bool, String) {
+    let (base, notrack) = name.strip_suffix("-notrack").map_or((name, false), |b| (b, true));
+    let (kind, size) = match base.split_once('-') {
+        _ if base == "off" => (0, 0),
+        _ if base == "host" => (1, 0),
+        Some(("rules", n)) => (2, n.parse().unwrap_or(usize::MAX)),
+        Some(("set", n)) => (3, n.parse().unwrap_or(usize::MAX)),
+        _ => (4, 0),
+    };
+    (kind, size, notrack, name.to_string())
 }
 
 /// One metric under one profile, against the same configuration under `off`.
@@ -144,18 +149,13 @@ fn esc(s: &str) -> String {
 }
 
 /// The report.md section; empty when the campaign ran no profile but `off`.
-pub fn section(
-    cells: &[Cell],
-    samples: &[Sample],
-    profiles: &[FirewallProfileRow],
-    networks: &[NetworkRow],
-    host: &[HostRulesetRow],
-) -> String {
-    if profiles.is_empty() && !cells.iter().any(|c| c.firewall != "off") {
+pub fn section(m: &super::Model) -> String {
+    let f = &m.firewall;
+    if !f.measured {
         return String::new();
     }
     let mut out = String::from("\n## Behind a host firewall\n\n");
-    if let Some(n) = networks.first() {
+    if let Some(n) = &f.network {
         let _ = writeln!(
             out,
             "Instances of process runtimes ran inside the network namespace `{}` (server address {}), reached from the \
@@ -187,20 +187,10 @@ pub fn section(
     out.push_str(
         "### Profiles\n\n| profile | placement | rules before the service accept | apply ms, median [95% CI] (n) | rules (sha256 of the JSON) | ruleset in force (sha256) |\n|---|---|---|---|---|---|\n",
     );
-    let mut rows: Vec<&FirewallProfileRow> = profiles.iter().collect();
-    rows.sort_by_key(|r| profile_order(&r.profile));
-    for r in rows {
-        let mut apply: Vec<f64> = cells
-            .iter()
-            .filter(|c| c.metric == "firewall_apply" && c.firewall == r.profile)
-            .flat_map(|c| c.values.iter().copied())
-            .collect();
-        apply.sort_by(f64::total_cmp);
-        let apply = if apply.is_empty() {
-            "–".to_string()
-        } else {
-            let (lo, hi, _) = stats::median_ci(&apply, 0.95);
-            format!("{} [{}, {}] ({})", fmt(stats::median(&apply)), fmt(lo), fmt(hi), apply.len())
+    for r in &f.profiles {
+        let apply = match f.apply.iter().find(|a| a.profile == r.profile) {
+            Some(a) => format!("{} [{}, {}] ({})", fmt(a.median), fmt(a.median_ci.0), fmt(a.median_ci.1), a.n),
+            None => "–".to_string(),
         };
         let _ = writeln!(
             out,
@@ -218,7 +208,7 @@ pub fn section(
 
     out.push_str("\n### The host's ruleset\n\n");
     out.push_str("`nft -j -s list ruleset` of the host namespace without our tables, hashed (SHA-256, handles and counters left out) per table and per chain:\n\n");
-    for r in host {
+    for r in &f.host_rulesets {
         let mut notes = String::new();
         if !r.changed.is_empty() {
             let _ = write!(notes, " — **changed: {}**", esc(&r.changed));
@@ -242,12 +232,11 @@ pub fn section(
         );
     }
 
-    let deltas = deltas(cells, samples);
     out.push_str("\n### Difference to `off`\n\n");
     let _ = writeln!(out, "![Δ to off per profile, % of off's median, with 95% intervals]({DELTAS_SVG})\n");
     let _ = writeln!(out, "Data of the chart and of this table: `{DELTAS_CSV}`.\n");
     out.push_str("| metric | workload | runtime | variant | profile | n | median [95% CI] | off median | Δ [95% CI] | Δ % |\n|---|---|---|---|---|---|---|---|---|---|\n");
-    for d in &deltas {
+    for d in &f.deltas {
         let metric = if d.phase.is_empty() { d.metric.clone() } else { format!("{} ({})", d.metric, d.phase) };
         let _ = writeln!(
             out,
@@ -456,6 +445,7 @@ mod tests {
                     ts_ns: 0,
                     ok: true,
                     error: String::new(),
+                    detail: String::new(),
                 })
             })
             .collect();
@@ -468,9 +458,11 @@ mod tests {
         assert!(csv.lines().nth(1).unwrap().starts_with("cold_start,,ms,hello,native,v,rules-1000,5,1.5"), "{csv}");
         let svg = chart_svg(&d);
         assert!(svg.starts_with("<svg") && svg.contains("hello · native · rules-1000"), "{svg}");
-        let md = section(&cells, &samples, &[], &[], &[]);
+        use crate::report::model::{empty_campaign, of_samples};
+        let md = section(&of_samples(empty_campaign(), vec![], samples.clone()));
         assert!(md.contains("| cold_start ms | hello | native | v | rules-1000 | 5 |"), "{md}");
-        assert!(section(&cells[..1], &samples, &[], &[], &[]).is_empty(), "no section without profiles");
+        let off: Vec<Sample> = samples.iter().filter(|s| s.firewall == "off").cloned().collect();
+        assert!(section(&of_samples(empty_campaign(), vec![], off)).is_empty(), "no section without profiles");
         let mut names = vec!["set-10", "off", "rules-100-notrack", "host", "rules-100", "rules-10"];
         names.sort_by_key(|n| profile_order(n));
         assert_eq!(names, ["off", "host", "rules-10", "rules-100", "rules-100-notrack", "set-10"]);

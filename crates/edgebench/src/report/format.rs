@@ -39,7 +39,7 @@ pub fn p99_with_ci(c: &Cell) -> String {
 
 /// The ratio to native with its interval; "baseline" on native's own rows.
 pub fn ratio(c: &Cell) -> String {
-    if c.runtime == crate::runtime::BASELINE {
+    if c.runtime == crate::store::BASELINE {
         return "baseline".into();
     }
     match c.ratio {
@@ -96,6 +96,47 @@ pub fn percent(x: f64) -> String {
 /// "runtime (variant)".
 pub fn config(runtime: &str, variant: &str) -> String {
     format!("{runtime} ({variant})")
+}
+
+/// "runtime (variant)", with the firewall profile when it is not `off`.
+pub fn config_under(runtime: &str, variant: &str, firewall: &str) -> String {
+    match firewall {
+        "off" | "" => config(runtime, variant),
+        profile => format!("{} · firewall {profile}", config(runtime, variant)),
+    }
+}
+
+/// Median [95% interval], or why there is none.
+pub fn median_or_why(c: Option<&Cell>) -> String {
+    match c {
+        Some(c) if c.n > 0 => median_with_ci(c),
+        Some(c) if c.failed > 0 => format!("failed ({})", c.failed),
+        _ => "–".into(),
+    }
+}
+
+/// The open loop's rate meeting the objective, with the trials where none did.
+pub fn open_rate(c: Option<&Cell>) -> String {
+    let trials = |n: usize| format!("{n} trial{}", if n == 1 { "" } else { "s" });
+    match c {
+        Some(c) if c.n == 0 && c.failed > 0 => format!("none met it in {}", trials(c.failed)),
+        Some(c) if c.failed > 0 => format!("{}; none met it in {}", median_with_ci(c), trials(c.failed)),
+        other => median_or_why(other),
+    }
+}
+
+/// A value in its unit as shown (KiB as MiB), or "–".
+pub fn kib_as_mib(kib: Option<f64>) -> String {
+    kib.map_or("–".into(), |k| num(k / 1024.0))
+}
+
+/// An integer without decimals, other numbers as [`num`].
+pub fn count(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        num(v)
+    }
 }
 
 /// Text for HTML element content and attribute values.

@@ -1,9 +1,9 @@
-//! `report.md`: key figures, one table per metric, failures, and a methods
-//! section generated from the campaign itself.
+//! `report.md`: the model's summary, key figures, one table per metric,
+//! throughput, scaling, data quality, firewall and a methods section
+//! generated from the campaign itself.
 
-use super::Cell;
-use crate::store::{CampaignRow, RuntimeRow, Sample};
-use std::collections::BTreeMap;
+use super::{Cell, Model};
+use crate::store::RuntimeRow;
 use std::fmt::Write;
 
 /// Every metric, in report order, with its definition (t0 → t1).
@@ -50,12 +50,13 @@ pub const METRICS: &[(&str, &str)] = &[
     ("throughput_p50", "Median latency during the closed-loop throughput run."),
     ("throughput_p99", "p99 latency during the closed-loop throughput run."),
     ("cpu_per_request", "CPU time of the instance during the closed-loop run divided by the requests it answered."),
-    ("open_loop_p99", "p99 latency at a fixed arrival rate (phase `rate=R`), wrk2's definition: every request from its intended send time, whatever delayed its send (no coordinated omission). Requests not sent (more than 1 s behind schedule, or still due when the run ended) are in the distribution at what they had waited, timed-out ones at their elapsed time."),
+    ("open_loop_offered", "The arrival rate offered at one step of the open-loop search (phase `search`, `seq` = the step in the order the bisection visited it), req/s."),
+    ("open_loop_p99", "p99 latency at a fixed arrival rate (one step of the search, phase `search`), wrk2's definition: every request from its intended send time, whatever delayed its send (no coordinated omission). Requests not sent (more than 1 s behind schedule, or still due when the run ended) are in the distribution at what they had waited, timed-out ones at their elapsed time."),
     ("open_loop_p50", "Median latency at a fixed arrival rate, from the intended send time (as `open_loop_p99`)."),
     ("open_loop_service_p99", "p99 at a fixed arrival rate from each request's actual send (service time as the client sees it): the figure coordinated omission would give, kept apart."),
     ("open_loop_send_error_p99", "p99 of the pacer's error: actual − intended send time of the requests whose connection was free at their due time."),
     ("open_loop_achieved", "Requests per second actually completed at that offered rate."),
-    ("load_sent", "Requests written during a load run (phase `closed-cN` or `rate=R`)."),
+    ("load_sent", "Requests written during a load run (phase `closed-cN` or `search`)."),
     ("load_completed", "Responses received and checked against the workload's answer during a load run."),
     ("load_errors", "Failed connects, exchanges, timeouts and wrong answers during a load run."),
     ("load_late", "Open loop: requests already due when their connection was free to send them."),
@@ -65,11 +66,12 @@ pub const METRICS: &[(&str, &str)] = &[
     ("scaling_start", "Cold start of each of K instances launched at once from K threads (phase `k=K`)."),
     ("scaling_rate", "K divided by the time until all K instances answered (instances/s)."),
     ("firewall_apply", "Time to apply the trial's firewall profile before its cold start: t0 just before starting `nft -j -f -` with the profile's ruleset → t1 `nft` exited (the transaction committed). `off` removes our table."),
-    ("density", "Instances running at once when adding one more broke a limit: the memory budget (PSS of all instances), the latency objective (p99 on the newest), a failed start, or the bound. The cause is in the table's note."),
+    ("density", "Instances running at once when adding one more broke a limit: the memory budget (PSS of all instances), the latency objective (p99 on the newest), a failed start, or the bound. The cause is in the sample's detail and the density table."),
+    ("density_pss_per_instance", "The density experiment's instances' total PSS at its stop ÷ their count (pages they share are split between them)."),
 ];
 
 use super::findings::Summary;
-use super::format::{config, md as esc, median_with_ci, num as fmt, p99_with_ci, ratio, short};
+use super::format::{md as esc, median_with_ci, num as fmt, p99_with_ci, ratio, short};
 use super::significance::magnitude;
 
 type RowKey<'a> = (&'a str, &'a str, &'a str, &'a str);
@@ -161,17 +163,8 @@ pub fn headline_table(cells: &[Cell]) -> String {
     out
 }
 
-pub struct Inputs<'a> {
-    pub campaign: &'a CampaignRow,
-    pub runtimes: &'a [RuntimeRow],
-    pub cells: &'a [Cell],
-    pub samples: &'a [Sample],
-    pub summary: &'a Summary,
-    pub methods: &'a [String],
-}
-
-pub fn render(i: &Inputs) -> String {
-    let (campaign, runtimes, cells, samples) = (i.campaign, i.runtimes, i.cells, i.samples);
+pub fn render(m: &Model) -> String {
+    let (campaign, runtimes, cells) = (&m.campaign, &m.runtimes, &m.cells);
     let env = &campaign.environment;
     let virt = env["virtualization"]["mode"].as_str().unwrap_or("unknown");
     let mut out = String::new();
@@ -188,7 +181,7 @@ pub fn render(i: &Inputs) -> String {
         esc(env["os"].as_str().unwrap_or("")),
         esc(virt),
     );
-    out.push_str(&summary_section(i.summary));
+    out.push_str(&summary_section(&m.summary));
     out.push_str("\n## Key figures\n\nMedians with their 95% confidence interval; ratios to the native baseline with a bootstrap 95% interval. Every figure comes from the raw samples in `results.sqlite`.\n\n");
     out.push_str(&headline_table(cells));
 
@@ -201,8 +194,9 @@ pub fn render(i: &Inputs) -> String {
     }
 
     out.push_str("\n## Results by metric\n\np (Holm): two-sided Mann–Whitney against native on per-trial values, Holm-adjusted over the whole report; δ: Cliff's δ against native. Noise: half-width of the 95% interval of the per-trial median; trials for ±5%: about how many trials would narrow it to ±5%.\n");
-    for (metric, definition) in metrics_in_order(cells) {
-        let rows: Vec<&Cell> = cells.iter().filter(|c| c.metric == metric).collect();
+    for d in &m.definitions {
+        let (metric, definition) = (&d.metric, &d.definition);
+        let rows: Vec<&Cell> = cells.iter().filter(|c| c.metric == *metric).collect();
         if rows.is_empty() {
             continue;
         }
@@ -253,39 +247,20 @@ pub fn render(i: &Inputs) -> String {
         }
     }
 
-    let failures: BTreeMap<(String, String, String), (usize, String)> = samples
-        .iter()
-        .filter(|s| !s.ok && !s.error.starts_with("not applicable") && !s.error.starts_with("superseded"))
-        .fold(BTreeMap::new(), |mut m, s| {
-            let e = m.entry((s.runtime.clone(), s.variant.clone(), s.metric.clone())).or_insert((0, s.error.clone()));
-            e.0 += 1;
-            m
-        });
-    if !failures.is_empty() {
-        out.push_str("\n## Failures\n\nFailed measurements are stored with `ok = 0` and their error; they are not in the statistics above.\n\n");
-        for ((runtime, variant, metric), (count, first)) in failures {
-            let _ = writeln!(
-                out,
-                "- {} ({}) {}: {} failed; first: {}",
-                esc(&runtime),
-                esc(&variant),
-                esc(&metric),
-                count,
-                esc(&short(&first, 300))
-            );
-        }
-    }
-
+    out.push_str(&super::markdown_sections::throughput(m));
+    out.push_str(&super::markdown_sections::scaling(m));
+    out.push_str(&super::markdown_sections::quality(m));
+    out.push_str(&super::firewall::section(m));
     out.push_str("\n## Methods\n\n");
-    for item in i.methods {
+    for item in &m.methods {
         let _ = writeln!(out, "- {}", esc(item));
     }
     out.push_str("\n### Metric definitions\n\n");
-    for (metric, definition) in METRICS {
-        let _ = writeln!(out, "- `{metric}`: {definition}");
+    for d in &m.definitions {
+        let _ = writeln!(out, "- `{}`: {}", d.metric, d.definition);
     }
     out.push_str("\n### Runtimes\n\n| runtime | variant | measured | version | path |\n|---|---|---|---|---|\n");
-    for r in runtimes {
+    for r in runtimes.iter() {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} |",
@@ -355,12 +330,7 @@ pub fn summary_section(s: &Summary) -> String {
 
 /// "runtime (variant)", with the firewall profile when there is one.
 fn config_under(c: &Cell) -> String {
-    let base = config(&c.runtime, &c.variant);
-    if c.firewall == "off" {
-        base
-    } else {
-        format!("{base} · firewall {}", c.firewall)
-    }
+    super::format::config_under(&c.runtime, &c.variant, &c.firewall)
 }
 
 #[cfg(test)]

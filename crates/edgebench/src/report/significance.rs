@@ -5,7 +5,7 @@
 
 use super::stats;
 use super::Cell;
-use crate::runtime::BASELINE;
+use crate::store::BASELINE;
 
 /// Family-wise significance level of the report's tests.
 pub const ALPHA: f64 = 0.05;

@@ -4,8 +4,8 @@
 use super::checks::{self, FirstK};
 use super::significance::{self, Versus};
 use super::stats::{self, Bootstrap, Noise};
-use crate::runtime::BASELINE;
 use crate::store::Sample;
+use crate::store::BASELINE;
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -150,7 +150,9 @@ pub fn start_kinds(campaign: &crate::store::CampaignRow) -> Paths {
 
 pub fn summarize_on_paths(samples: &[Sample], paths: &Paths) -> Vec<Cell> {
     let mut groups: BTreeMap<Key, Vec<&Sample>> = BTreeMap::new();
-    for s in samples {
+    // Open-loop search steps are curve points (the model's throughput
+    // curves): bisection visits other rates in each trial.
+    for s in samples.iter().filter(|s| !crate::store::is_search_step(&s.phase)) {
         let key = (
             s.runtime.clone(),
             s.variant.clone(),
@@ -229,8 +231,8 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
     let note = group
         .iter()
         .find(|s| !s.ok)
-        .or_else(|| group.iter().find(|s| !s.error.is_empty()))
         .map(|s| s.error.clone())
+        .or_else(|| group.iter().find(|s| !s.detail.is_empty()).map(|s| s.detail.clone()))
         .unwrap_or_default();
     let unit = group.iter().find(|s| s.ok).map(|s| s.unit.clone()).unwrap_or_default();
     let (runtime, variant, workload, metric, phase, firewall) = key;
@@ -337,6 +339,7 @@ mod tests {
                 ts_ns: i as i64,
                 ok: true,
                 error: String::new(),
+                detail: String::new(),
             })
             .collect()
     }

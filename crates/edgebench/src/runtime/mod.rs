@@ -37,8 +37,7 @@ pub fn all() -> Vec<Box<dyn Runtime>> {
     ]
 }
 
-/// The runtime every ratio in the report is taken against.
-pub const BASELINE: &str = "native";
+pub use crate::store::BASELINE;
 
 /// Whether a runtime can be measured here.
 #[derive(Clone, Debug, Default)]

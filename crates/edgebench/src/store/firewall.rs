@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS host_ruleset (
 );
 "#;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct FirewallProfileRow {
     pub profile: String,
     pub placement: String,
@@ -51,7 +51,7 @@ pub struct FirewallProfileRow {
     pub rules_before_accept: usize,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct NetworkRow {
     pub netns: String,
     pub host_if: String,
@@ -62,7 +62,7 @@ pub struct NetworkRow {
     pub nft_version: String,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct HostRulesetRow {
     pub ts_ns: i64,
     pub moment: String,

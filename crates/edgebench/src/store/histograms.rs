@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS histograms (
     variant     TEXT NOT NULL,
     workload    TEXT NOT NULL,
     metric      TEXT NOT NULL,      -- open_loop_latency | open_loop_service | open_loop_send_error | throughput_latency
-    phase       TEXT NOT NULL,      -- the load run, as in samples (closed-cC, rate=R)
+    phase       TEXT NOT NULL,      -- the load run, as in samples (closed-cC, search)
     firewall    TEXT NOT NULL,
     repetition  INTEGER NOT NULL,
     seq         INTEGER NOT NULL,   -- as the run's samples
@@ -107,6 +107,7 @@ impl Store {
                     ts_ns: r.get(7)?,
                     ok: true,
                     error: String::new(),
+                    detail: String::new(),
                 },
                 r.get::<_, String>(8)?,
             ))
@@ -146,6 +147,7 @@ mod tests {
             ts_ns: 7,
             ok: true,
             error: String::new(),
+            detail: String::new(),
         };
         store.insert_histograms("c1", &[StoredHistogram { key, histogram: h.clone() }]).unwrap();
         let back = store.histograms("c1", "open_loop_latency").unwrap();
