@@ -11,7 +11,7 @@ use edgebench::artifacts::Artifacts;
 use edgebench::campaign::{self, launch_until_ready, Campaign, Options, TrialKey};
 use edgebench::runtime::docker::{Docker, ImageOutcome, DEFAULT_SOCKET, HOST_ENV};
 use edgebench::runtime::{Context, LaunchSpec, Runtime, WarmStart};
-use edgebench::store::Store;
+use edgebench::store::{Sample, Store};
 use edgebench::{conformance, Workload};
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -227,6 +227,7 @@ fn campaign_measures_docker_phases_and_warm_start_kinds() {
         requests: 20,
         warmup_requests: 5,
         warm_starts: 2,
+        metrics: edgebench::campaign::Metric::DEFAULT.to_vec(),
         out: Some(out.clone()),
         ..Options::default()
     };
@@ -245,6 +246,23 @@ fn campaign_measures_docker_phases_and_warm_start_kinds() {
         }
         assert!(has("warm_start", "restart") && has("warm_start", "unpause"), "{variant}");
         assert!(has("cgroup_memory_current", "after_latency"), "{variant}");
+        // CPU attribution across a restart: the boot and latency phases'
+        // CPU are measured (cgroup + shim + proxy), and every restart comes
+        // after them, so no CPU interval spans processes that a restart
+        // replaced (their CPU would be subtracted from the new ones').
+        let of = |metric: &str, phase: &str| -> Vec<&Sample> {
+            samples.iter().filter(|s| s.variant == variant && s.metric == metric && s.phase == phase).collect()
+        };
+        for phase in ["boot", "latency"] {
+            let cpu = of("cpu_time", phase);
+            assert!(
+                cpu.len() == 1 && cpu[0].ok && cpu[0].value.is_some_and(|v| v > 0.0),
+                "{variant}: cpu_time {phase}: {cpu:?}"
+            );
+        }
+        let latency_cpu = of("cpu_time", "latency")[0].ts_ns;
+        let first_restart = of("warm_start", "restart").iter().map(|s| s.ts_ns).min().unwrap();
+        assert!(latency_cpu < first_restart, "{variant}: a restart before the latency phase's CPU was read");
     }
     let daemon = samples.iter().filter(|s| s.metric == "daemon_memory_pss").count();
     assert_eq!(daemon, 1, "the daemon's memory is recorded once per campaign");

@@ -51,6 +51,17 @@ fn embedded_wasmtime_is_measured_end_to_end_with_warm_starts() {
     // Each warm start is a new instance: timed by the client and inside the host.
     assert_eq!(ok_values(&samples, "wasmtime-embedded", "hello", "warm_start").len(), 6);
     assert_eq!(ok_values(&samples, "wasmtime-embedded", "hello", "warm_start_internal").len(), 6);
+    // The component was compiled in prepare, measured like the other runtimes' AOT compiles,
+    // and the instances served that output.
+    for metric in ["aot_compile", "aot_compile_memory"] {
+        let compile: Vec<_> = samples.iter().filter(|s| s.metric == metric).collect();
+        assert!(
+            compile.len() == 1 && compile[0].ok && compile[0].phase == "prepare" && compile[0].value.unwrap() > 0.0,
+            "{compile:?}"
+        );
+    }
+    let compiled = dir.path().join("work").join("aot").join("wasmtime-embedded-hello.aot");
+    assert!(compiled.exists(), "{} is where prepare compiles to", compiled.display());
 }
 
 #[test]

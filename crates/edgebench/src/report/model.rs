@@ -3,9 +3,13 @@
 //! report.json) only render it; none of them reads a sample.
 //!
 //! Where each number is computed:
-//! - a cell's estimates (median and its 95% interval, p99 and its
-//!   interval, ratio to native, rank test, noise, outlier flags, warm-up
-//!   check): [`super::summary`], with the intervals in [`super::stats`];
+//! - a cell's estimates: `summary::cell` in [`super::summary`]. The median's
+//!   95% interval: order statistics of the trial values
+//!   ([`stats::median_ci`]) or, with several values per trial, a bootstrap
+//!   of whole trials ([`stats::quantile_ci`] at 0.5); the p99's interval:
+//!   [`stats::quantile_ci`] at 0.99, whole trials resampled; the ratio to
+//!   native: [`stats::ratio_of_medians_ci`]; the rank test against native:
+//!   [`super::significance`]; noise, outlier flags, warm-up check: `summary::cell`;
 //! - findings and caveats: [`super::findings`];
 //! - firewall deltas: [`super::firewall::deltas`];
 //! - throughput rows and search curves, scaling curves, density, profile

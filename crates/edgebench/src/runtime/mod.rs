@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 pub fn all() -> Vec<Box<dyn Runtime>> {
     vec![
         Box::new(native::Native),
-        Box::new(wasmtime_embedded::WasmtimeEmbedded),
+        Box::new(wasmtime_embedded::WasmtimeEmbedded::default()),
         Box::new(wasmtime_cli::WasmtimeCli),
         Box::new(docker::Docker::from_env()),
         Box::new(wasmcloud::Wasmcloud::default()),

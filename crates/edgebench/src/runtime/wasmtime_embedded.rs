@@ -1,15 +1,36 @@
 //! `wasmtime-embedded`: edgebench's own host on the `wasmtime` crates
 //! (crates/wasmtime-host), serving a precompiled component with `InstancePre`
-//! and a small pooling allocator: the fastest Wasm path.
+//! and a small pooling allocator: the fastest Wasm path. The host has no
+//! compiler: `prepare` compiles each component with the precompiler
+//! (crates/wasmtime-precompile, the host's engine settings), measured as
+//! `aot_compile` like WasmEdge's and WAMR's compilers, and the campaign's
+//! instances serve that output.
 
+use super::aot::AotCompiles;
 use super::process::{scratch_dir, spawn, WarmMode};
-use super::{Context, Detection, Instance, LaunchSpec, Runtime};
+use super::{Context, Detection, ExtraResource, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
 use crate::Workload;
 use anyhow::Result;
 use std::process::Command;
 
-pub struct WasmtimeEmbedded;
+#[derive(Default)]
+pub struct WasmtimeEmbedded {
+    compiles: AotCompiles,
+}
+
+impl WasmtimeEmbedded {
+    /// The component `prepare` compiled for this campaign; outside a
+    /// campaign (no prepare), the one `edgebench build` compiled.
+    fn compiled(&self, ctx: &Context<'_>, workload: Workload) -> std::path::PathBuf {
+        let prepared = AotCompiles::output(&ctx.work_dir, self.name(), workload);
+        if prepared.exists() {
+            prepared
+        } else {
+            ctx.artifacts.precompiled(workload)
+        }
+    }
+}
 
 /// Instance slots of the pooling allocator: bounds concurrent requests.
 pub const POOL_SLOTS: u32 = 64;
@@ -44,9 +65,21 @@ impl Runtime for WasmtimeEmbedded {
         })
     }
 
+    fn prepare(&self, ctx: &Context<'_>, workload: Workload, variant: &str) -> Result<()> {
+        let output = AotCompiles::output(&ctx.work_dir, self.name(), workload);
+        let mut command = Command::new(ctx.artifacts.wasmtime_precompiler());
+        command.arg(ctx.artifacts.component(workload)).arg(&output);
+        let log = ctx.work_dir.join("logs").join(format!("wasmtime-precompile-{workload}.log"));
+        self.compiles.compile(command, &ctx.env, &output, &log, (workload, variant))
+    }
+
+    fn prepared(&self, workload: Workload, variant: &str) -> Vec<ExtraResource> {
+        self.compiles.figures(workload, variant)
+    }
+
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
         let mut command = Command::new(ctx.artifacts.wasmtime_host());
-        command.arg("serve").arg(ctx.artifacts.precompiled(spec.workload)).args([
+        command.arg("serve").arg(self.compiled(ctx, spec.workload)).args([
             "--addr",
             &spec.addr.to_string(),
             "--pool",
