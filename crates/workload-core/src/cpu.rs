@@ -2,6 +2,9 @@
 //! checksum. Deterministic, linear-ish in `n`, and checkable from the response.
 
 use crate::Response;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
 
 pub const DEFAULT_N: u64 = 100_000;
 /// Bounds the work (and memory: one byte per number) a single request may ask for.
@@ -52,7 +55,7 @@ pub fn sieve(n: u64) -> (u64, u64) {
     (count, checksum)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
 

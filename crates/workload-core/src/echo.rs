@@ -2,6 +2,7 @@
 //! upper-cased, plus the number of fields and of body bytes.
 
 use crate::Response;
+use alloc::string::String;
 use serde_json::{Map, Value};
 
 /// Larger bodies are refused: this endpoint is meant to be lightweight.
@@ -30,7 +31,7 @@ fn upper(value: Value) -> Value {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
 

@@ -1,80 +1,95 @@
-//! HTTP/1.1 over a byte stream, for adapters that own their sockets.
+//! HTTP/1.1 framing, for adapters that own their sockets: [`next`] takes a
+//! connection's buffered bytes and answers the first whole request in them
+//! (no I/O: the unikernel's TCP stack calls it too), and with `std`
+//! [`serve_connection`] runs it over any byte stream.
 //!
 //! Each response goes out in a single write: a head and a body in two writes
 //! can stall 40 ms on delayed ACKs with keep-alive clients.
 
 use crate::{handle, KvStore, Request, Response, Workload};
-use std::io::{self, Read, Write};
+use alloc::format;
+use alloc::vec::Vec;
 
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: usize = 1024 * 1024;
 
+/// What a connection's buffered bytes call for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// No whole request yet: read more.
+    Incomplete,
+    /// Write `bytes` (one response); the request used the first `consumed`
+    /// bytes of the buffer; close the connection after writing when `close`.
+    Respond { bytes: Vec<u8>, consumed: usize, close: bool },
+}
+
+/// Answers the first whole request in `buf`.
+pub fn next(buf: &[u8], workload: Workload, store: &dyn KvStore) -> Step {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Step::Incomplete,
+        _ => return Step::Respond { bytes: encode(&error(400, "bad request"), true), consumed: buf.len(), close: true },
+    };
+    let close = req.version == Some(0) || has_token(req.headers, "connection", "close");
+    let Some(content_length) = content_length(req.headers).filter(|&n| n <= MAX_BODY) else {
+        let bytes = encode(&error(413, "body too large or length invalid"), true);
+        return Step::Respond { bytes, consumed: buf.len(), close: true };
+    };
+    if buf.len() < head_len + content_length {
+        return Step::Incomplete;
+    }
+    let request = Request {
+        method: req.method.unwrap_or(""),
+        target: req.path.unwrap_or(""),
+        body: &buf[head_len..head_len + content_length],
+    };
+    let response = handle(workload, &request, store);
+    Step::Respond { bytes: encode(&response, close), consumed: head_len + content_length, close }
+}
+
 /// Serves requests on one connection until the peer closes it or asks to.
-pub fn serve_connection<S: Read + Write>(stream: &mut S, workload: Workload, store: &dyn KvStore) -> io::Result<()> {
+#[cfg(feature = "std")]
+pub fn serve_connection<S: std::io::Read + std::io::Write>(
+    stream: &mut S,
+    workload: Workload,
+    store: &dyn KvStore,
+) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     loop {
-        // Read until a whole head is buffered.
-        let (head_len, method, target, content_length, close) = loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut req = httparse::Request::new(&mut headers);
-            match req.parse(&buf) {
-                Ok(httparse::Status::Complete(len)) => {
-                    let close = req.version == Some(0) || has_token(req.headers, "connection", "close");
-                    let content_length = content_length(req.headers);
-                    break (
-                        len,
-                        req.method.unwrap_or("").to_string(),
-                        req.path.unwrap_or("").to_string(),
-                        content_length,
-                        close,
-                    );
-                }
-                Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-                _ => {
-                    let _ = write_response(stream, &error(400, "bad request"), true);
+        match next(&buf, workload, store) {
+            Step::Incomplete => {
+                let n = stream.read(&mut chunk)?;
+                if n == 0 {
                     return Ok(());
                 }
+                buf.extend_from_slice(&chunk[..n]);
             }
-            let n = stream.read(&mut chunk)?;
-            if n == 0 {
-                return Ok(());
+            Step::Respond { bytes, consumed, close } => {
+                stream.write_all(&bytes)?;
+                stream.flush()?;
+                if close {
+                    return Ok(());
+                }
+                buf.drain(..consumed);
             }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let Some(content_length) = content_length.filter(|&n| n <= MAX_BODY) else {
-            write_response(stream, &error(413, "body too large or length invalid"), true)?;
-            return Ok(());
-        };
-        while buf.len() < head_len + content_length {
-            let n = stream.read(&mut chunk)?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
         }
-        let body = &buf[head_len..head_len + content_length];
-        let request = Request { method: &method, target: &target, body };
-        let response = handle(workload, &request, store);
-        write_response(stream, &response, close)?;
-        if close {
-            return Ok(());
-        }
-        buf.drain(..head_len + content_length);
     }
 }
 
 fn content_length(headers: &[httparse::Header<'_>]) -> Option<usize> {
     match headers.iter().find(|h| h.name.eq_ignore_ascii_case("content-length")) {
         None => Some(0),
-        Some(h) => std::str::from_utf8(h.value).ok()?.trim().parse().ok(),
+        Some(h) => core::str::from_utf8(h.value).ok()?.trim().parse().ok(),
     }
 }
 
 fn has_token(headers: &[httparse::Header<'_>], name: &str, token: &str) -> bool {
     headers.iter().any(|h| {
         h.name.eq_ignore_ascii_case(name)
-            && std::str::from_utf8(h.value)
+            && core::str::from_utf8(h.value)
                 .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
                 .unwrap_or(false)
     })
@@ -84,8 +99,8 @@ fn error(status: u16, message: &str) -> Response {
     Response::error(status, message)
 }
 
-/// Writes head and body with one `write_all`.
-pub fn write_response<W: Write>(out: &mut W, response: &Response, close: bool) -> io::Result<()> {
+/// Head and body, to go out in one write.
+pub fn encode(response: &Response, close: bool) -> Vec<u8> {
     let mut bytes = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n{}\r\n",
         response.status,
@@ -96,7 +111,13 @@ pub fn write_response<W: Write>(out: &mut W, response: &Response, close: bool) -
     )
     .into_bytes();
     bytes.extend_from_slice(&response.body);
-    out.write_all(&bytes)?;
+    bytes
+}
+
+/// Writes head and body with one `write_all`.
+#[cfg(feature = "std")]
+pub fn write_response<W: std::io::Write>(out: &mut W, response: &Response, close: bool) -> std::io::Result<()> {
+    out.write_all(&encode(response, close))?;
     out.flush()
 }
 
@@ -111,10 +132,11 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
     use crate::MemoryStore;
+    use std::io::{self, Read, Write};
 
     /// A stream that reads from a fixed input and records what is written.
     struct Script {

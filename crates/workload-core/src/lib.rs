@@ -5,13 +5,22 @@
 //! write the [`Response`] back. Nothing here does I/O except through the
 //! [`KvStore`] the adapter supplies, so every target computes identical bodies.
 
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
 mod cpu;
 mod echo;
 #[cfg(feature = "http1")]
 pub mod http1;
 mod kv;
 
-pub use kv::{DirStore, KvStore, MemoryStore};
+pub use kv::{KvStore, StoreError};
+#[cfg(feature = "std")]
+pub use kv::{DirStore, MemoryStore};
+
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// The four services of the study (the seed's list).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,12 +63,13 @@ impl serde::Serialize for Workload {
 impl<'de> serde::Deserialize<'de> for Workload {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = <String as serde::Deserialize>::deserialize(d)?;
-        Workload::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown workload {name:?}")))
+        Workload::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(alloc::format!("unknown workload {name:?}")))
     }
 }
 
-impl std::fmt::Display for Workload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for Workload {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.pad(self.name())
     }
 }
@@ -127,7 +137,7 @@ fn not_found() -> Response {
     Response::error(404, "no such route")
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
 
