@@ -13,6 +13,8 @@ use std::time::Instant;
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 pub const WASIP2_TARGET: &str = "wasm32-wasip2";
 pub const WASIP1_TARGET: &str = "wasm32-wasip1";
+/// Bare metal: the unikernel.
+pub const UNIKERNEL_TARGET: &str = "x86_64-unknown-none";
 
 /// The cargo profile of everything that is measured (Cargo.toml says how it is
 /// tuned). edgebench itself is built with it too: the host-side build scripts
@@ -82,6 +84,11 @@ impl Artifacts {
         self.built(None, PRECOMPILER_PROFILE, "edgebench-wasmtime-precompile")
     }
 
+    /// The unikernel image (an ELF entered through PVH).
+    pub fn unikernel(&self) -> PathBuf {
+        self.built(Some(UNIKERNEL_TARGET), ARTIFACT_PROFILE, "edgebench-unikernel")
+    }
+
     pub fn precompiled(&self, workload: Workload) -> PathBuf {
         self.target_dir.join("edgebench").join(format!("{workload}.cwasm"))
     }
@@ -93,6 +100,7 @@ impl Artifacts {
             ("micro-VM guest init".to_string(), self.guest_init()),
             ("embedded Wasmtime host".to_string(), self.wasmtime_host()),
             ("embedded Wasmtime host's precompiler".to_string(), self.wasmtime_precompiler()),
+            ("unikernel".to_string(), self.unikernel()),
         ];
         for abi in WASI_P1_ABIS {
             all.push((format!("WASI preview-1 server for {abi}"), self.wasi_p1_server(abi)));
@@ -136,7 +144,7 @@ impl Artifacts {
             );
         }
         let started = Instant::now();
-        ensure_rustup_targets(&[MUSL_TARGET, WASIP2_TARGET, WASIP1_TARGET])?;
+        ensure_rustup_targets(&[MUSL_TARGET, WASIP2_TARGET, WASIP1_TARGET, UNIKERNEL_TARGET])?;
         let musl = ["edgebench-workload-native", "edgebench-guest-init", "edgebench-wasmtime-host"];
         self.cargo(
             "the static musl binaries (native server, guest init, embedded host)",
@@ -157,6 +165,7 @@ impl Artifacts {
             &["edgebench-workload-wasi-p1"],
         )?;
         self.cargo("the embedded host's precompiler", None, PRECOMPILER_PROFILE, &["edgebench-wasmtime-precompile"])?;
+        self.cargo("the unikernel", Some(UNIKERNEL_TARGET), ARTIFACT_PROFILE, &["edgebench-unikernel"])?;
         self.precompile()?;
         // The micro-VM guest needs apt (Debian's kernel): without it, only the
         // micro-VM runtimes are not measured (they say why), the rest still runs.

@@ -30,7 +30,9 @@ pub fn next(buf: &[u8], workload: Workload, store: &dyn KvStore) -> Step {
     let head_len = match req.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Step::Incomplete,
-        _ => return Step::Respond { bytes: encode(&error(400, "bad request"), true), consumed: buf.len(), close: true },
+        _ => {
+            return Step::Respond { bytes: encode(&error(400, "bad request"), true), consumed: buf.len(), close: true }
+        }
     };
     let close = req.version == Some(0) || has_token(req.headers, "connection", "close");
     let Some(content_length) = content_length(req.headers).filter(|&n| n <= MAX_BODY) else {

@@ -15,9 +15,9 @@ mod echo;
 pub mod http1;
 mod kv;
 
-pub use kv::{KvStore, StoreError};
 #[cfg(feature = "std")]
 pub use kv::{DirStore, MemoryStore};
+pub use kv::{KvStore, StoreError};
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -63,8 +63,7 @@ impl serde::Serialize for Workload {
 impl<'de> serde::Deserialize<'de> for Workload {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = <String as serde::Deserialize>::deserialize(d)?;
-        Workload::from_name(&name)
-            .ok_or_else(|| serde::de::Error::custom(alloc::format!("unknown workload {name:?}")))
+        Workload::from_name(&name).ok_or_else(|| serde::de::Error::custom(alloc::format!("unknown workload {name:?}")))
     }
 }
 

@@ -8,9 +8,11 @@ pub mod guest;
 pub mod memory;
 pub mod netns;
 mod qemu;
+mod unikernel;
 
 pub use firecracker::{parse_boot_timer, Firecracker, PVM_REASON};
 pub use qemu::QemuMicrovm;
+pub use unikernel::{Unikernel, UserImage};
 
 use std::net::{SocketAddr, SocketAddrV4};
 
@@ -20,6 +22,20 @@ pub const GUEST_PORT: u16 = 8080;
 /// Where the client reaches a VM's workload server.
 pub fn guest_addr(addrs: &netns::VmAddrs) -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(addrs.guest, GUEST_PORT))
+}
+
+/// A guest command line from its template: `{addrs}` (the Linux guest's
+/// `eb.ip=A/P eb.gw=G`), `{ip}`, `{prefix}`, `{gateway}`, `{port}`,
+/// `{workload}` and `{tsc_khz}` (the host's TSC rate, 0 if unknown).
+pub fn render_args(template: &str, addrs: &netns::VmAddrs, port: u16, workload: crate::Workload) -> String {
+    template
+        .replace("{addrs}", &addrs.kernel_args())
+        .replace("{ip}", &addrs.guest.to_string())
+        .replace("{prefix}", &netns::NET_PREFIX.to_string())
+        .replace("{gateway}", &addrs.gateway.to_string())
+        .replace("{port}", &port.to_string())
+        .replace("{workload}", workload.name())
+        .replace("{tsc_khz}", &host_tsc_khz().unwrap_or(0).to_string())
 }
 
 /// The virtualisation mode of this host, as `environment::virtualization` names it.

@@ -32,6 +32,7 @@ pub fn all() -> Vec<Box<dyn Runtime>> {
         Box::new(wasmcloud::Wasmcloud::default()),
         Box::new(microvm::QemuMicrovm::from_env()),
         Box::new(microvm::Firecracker::from_env()),
+        Box::new(microvm::Unikernel::from_env()),
         Box::new(wasmedge::WasmEdge::default()),
         Box::new(wamr::Wamr::default()),
     ]

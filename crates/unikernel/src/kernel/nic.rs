@@ -122,4 +122,3 @@ impl phy::Device for Nic {
         caps
     }
 }
-

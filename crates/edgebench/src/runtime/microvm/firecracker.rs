@@ -21,8 +21,6 @@ use crate::artifacts::Artifacts;
 use crate::runtime::process::{scratch_dir, spawn, WarmMode};
 use crate::runtime::{Context, Detection, Instance, LaunchSpec, OwnSample, Runtime};
 use anyhow::{bail, Context as _, Result};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -162,49 +160,76 @@ impl Runtime for Firecracker {
                 kernel.display()
             );
         }
-        let ns = Netns::create()?;
-        let firewall = ns.apply_firewall(spec.firewall)?;
-        let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
-        let socket = dir.join("api.sock");
-        let mut command = Command::new(bin);
-        command.arg("--api-sock").arg(&socket).args(["--level", "Warning"]);
-        let ns_fd = ns.handle().as_raw_fd();
-        // SAFETY: setns is a plain syscall; the descriptor stays open in the parent until spawn returns.
-        unsafe {
-            command.pre_exec(move || {
-                let fd = std::os::fd::BorrowedFd::borrow_raw(ns_fd);
-                nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
-            });
-        }
-        let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        let mut process = spawn(command, &ctx.env, spec.addr, log, Some(dir), WarmMode::None)?;
-        let t0 = process.launched_at();
-        let api = api::Api::new(&socket);
-        api.wait_ready(Duration::from_secs(10), &mut || process.exited())?;
-        let api_ready = t0.elapsed();
-        // Never Firecracker's default boot arguments: they contain `nomodule`.
         let args = format!(
             "console=ttyS0 reboot=k panic=1 quiet {} eb.workload={} eb.modules={}",
-            ns.addrs().kernel_args(),
+            "{addrs}",
             spec.workload.name(),
             MODULES.join(",")
         );
-        // Bodies built as JSON values: a path with a quote or a backslash stays one string.
-        let boot = serde_json::json!({
-            "kernel_image_path": kernel.display().to_string(),
-            "initrd_path": guest.initramfs().display().to_string(),
-            "boot_args": args,
-        });
-        api.call("PUT", "/boot-source", &boot.to_string())?;
-        let machine = serde_json::json!({ "vcpu_count": 1, "mem_size_mib": LINUX_MEMORY_MIB });
-        api.call("PUT", "/machine-config", &machine.to_string())?;
-        let net = serde_json::json!({ "iface_id": "eth0", "host_dev_name": TAP, "guest_mac": GUEST_MAC });
-        api.call("PUT", "/network-interfaces/eth0", &net.to_string())?;
-        api.call("PUT", "/actions", r#"{"action_type":"InstanceStart"}"#)?;
-        let instance_start = t0.elapsed();
-        let mut vm = VmInstance::new(process, ns, LINUX_MEMORY_MIB * 1024);
-        vm.firewall = firewall;
-        vm.phases = vec![("api_ready".into(), api_ready), ("instance_start".into(), instance_start)];
+        let guest = Guest {
+            kernel,
+            initrd: Some(guest.initramfs()),
+            args,
+            memory_mib: LINUX_MEMORY_MIB,
+            boot_timer: false,
+            port: super::GUEST_PORT,
+        };
+        let vm = boot(&bin, ctx, spec, &guest)?;
         Ok(Box::new(vm))
     }
+}
+
+/// What Firecracker boots: a kernel (+ initrd), its command line (`{addrs}`
+/// stands for the guest's `eb.ip=… eb.gw=…`), memory, and the port it serves.
+pub struct Guest {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub args: String,
+    pub memory_mib: u64,
+    /// Start with `--boot-timer` and tell the guest (`eb.boot_timer`) to write it.
+    pub boot_timer: bool,
+    pub port: u16,
+}
+
+/// Starts Firecracker in a namespace of its own and boots `guest` through
+/// its API; t0 is taken inside `spawn`, the API's phases are kept.
+pub fn boot(bin: &std::path::Path, ctx: &Context<'_>, spec: &LaunchSpec<'_>, guest: &Guest) -> Result<VmInstance> {
+    let ns = Netns::create()?;
+    let firewall = ns.apply_firewall(spec.firewall)?;
+    let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
+    let socket = dir.join("api.sock");
+    let mut command = Command::new(bin);
+    command.arg("--api-sock").arg(&socket).args(["--level", "Warning"]);
+    if guest.boot_timer {
+        command.arg("--boot-timer");
+    }
+    ns.enter_on_spawn(&mut command);
+    let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
+    let mut process = spawn(command, &ctx.env, spec.addr, log, Some(dir), WarmMode::None)?;
+    let t0 = process.launched_at();
+    let api = api::Api::new(&socket);
+    api.wait_ready(Duration::from_secs(10), &mut || process.exited())?;
+    let api_ready = t0.elapsed();
+    let mut args = super::render_args(&guest.args, &ns.addrs(), guest.port, spec.workload);
+    if guest.boot_timer {
+        args.push_str(" eb.boot_timer");
+    }
+    let mut boot = serde_json::json!({
+        "kernel_image_path": guest.kernel.display().to_string(),
+        "boot_args": args,
+    });
+    if let Some(initrd) = &guest.initrd {
+        boot["initrd_path"] = initrd.display().to_string().into();
+    }
+    api.call("PUT", "/boot-source", &boot.to_string())?;
+    let machine = serde_json::json!({ "vcpu_count": 1, "mem_size_mib": guest.memory_mib });
+    api.call("PUT", "/machine-config", &machine.to_string())?;
+    let net = serde_json::json!({ "iface_id": "eth0", "host_dev_name": TAP, "guest_mac": GUEST_MAC });
+    api.call("PUT", "/network-interfaces/eth0", &net.to_string())?;
+    api.call("PUT", "/actions", r#"{"action_type":"InstanceStart"}"#)?;
+    let instance_start = t0.elapsed();
+    let mut vm = VmInstance::on_port(process, ns, guest.memory_mib * 1024, guest.port);
+    vm.firewall = firewall;
+    vm.phases = vec![("api_ready".into(), api_ready), ("instance_start".into(), instance_start)];
+    Ok(vm)
 }

@@ -12,8 +12,6 @@ use crate::runtime::process::{spawn, ProcessInstance, WarmMode};
 use crate::runtime::{Context, Detection, ExtraResource, Instance, LaunchSpec, OwnSample, Runtime, WarmStart};
 use anyhow::{bail, Context as _, Result};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -178,14 +176,7 @@ impl Runtime for QemuMicrovm {
         let ns = Netns::create()?;
         let firewall = ns.apply_firewall(spec.firewall)?;
         let mut command = self.command(qemu, &guest, spec, ns.addrs())?;
-        let ns_fd = ns.handle().as_raw_fd();
-        // SAFETY: setns is a plain syscall; the descriptor stays open in the parent until spawn returns.
-        unsafe {
-            command.pre_exec(move || {
-                let fd = std::os::fd::BorrowedFd::borrow_raw(ns_fd);
-                nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
-            });
-        }
+        ns.enter_on_spawn(&mut command);
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         let process = spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?;
         let mut vm = VmInstance::new(process, ns, GUEST_MEMORY_MIB * 1024);
@@ -210,6 +201,13 @@ impl VmInstance {
     pub fn new(process: ProcessInstance, ns: Netns, guest_kib: u64) -> VmInstance {
         let addr = guest_addr(&ns.addrs());
         VmInstance { process, ns, addr, guest_kib, phases: Vec::new(), firewall: None }
+    }
+
+    /// As [`VmInstance::new`], the guest serving on `port`.
+    pub fn on_port(process: ProcessInstance, ns: Netns, guest_kib: u64, port: u16) -> VmInstance {
+        let mut vm = VmInstance::new(process, ns, guest_kib);
+        vm.addr.set_port(port);
+        vm
     }
 }
 
