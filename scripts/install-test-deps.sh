@@ -12,7 +12,7 @@ log() { echo "install-test-deps: $*"; }
 
 # Rust targets of the workloads.
 needed=()
-for t in wasm32-wasip1 wasm32-wasip2 x86_64-unknown-linux-musl; do
+for t in wasm32-wasip1 wasm32-wasip2 x86_64-unknown-linux-musl x86_64-unknown-none; do
   rustup target list --installed | grep -qx "$t" || needed+=("$t")
 done
 if [ ${#needed[@]} -gt 0 ]; then

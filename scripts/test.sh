@@ -12,6 +12,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p edgebench-workload-wasi-http --target wasm32-wasip2 -- -D warnings
 cargo clippy -p edgebench-workload-wasi-p1 --target wasm32-wasip1 -- -D warnings
+cargo clippy -p edgebench-unikernel --target x86_64-unknown-none -- -D warnings
 
 # Workload artifacts and the embedded Wasmtime host (release), used by the tests.
 # Their musl builds need no musl C toolchain: the only C compiler they get is
@@ -34,5 +35,5 @@ if ! timeout 10 docker info >/dev/null 2>&1; then
   done
 fi
 
-export EDGEBENCH_REQUIRE="${EDGEBENCH_REQUIRE:-wasmtime,wasmcloud,docker,chromium,nftables,qemu-microvm}"
+export EDGEBENCH_REQUIRE="${EDGEBENCH_REQUIRE:-wasmtime,wasmcloud,docker,chromium,nftables,qemu-microvm,unikernel}"
 cargo nextest run --no-fail-fast

@@ -122,6 +122,9 @@ impl Trial<'_> {
             for (phase, at) in instance.launch_phases() {
                 samples.push(self.sample(&format!("cold_start_{phase}"), "", 0, ms(at), "ms"));
             }
+            for f in instance.boot_figures() {
+                samples.push(self.sample(&f.metric, "", 0, f.value, &f.unit));
+            }
             if let Some(applied) = instance.firewall_applied() {
                 // Applied in the instance's own namespace before t0.
                 let mut s = self.sample("firewall_apply", "", 0, ms(applied.took), "ms");

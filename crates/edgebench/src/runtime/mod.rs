@@ -308,6 +308,12 @@ pub trait Instance: Send {
     fn launch_phases(&self) -> Vec<(String, Duration)> {
         Vec::new()
     }
+    /// Figures of the launch that are not durations since t0, read once the
+    /// instance is ready (Firecracker's own boot timer: `vmm_boot_timer`,
+    /// InstanceStart received → the guest's write). Stored with phase "".
+    fn boot_figures(&self) -> Vec<ExtraResource> {
+        Vec::new()
+    }
     /// The firewall profile this instance applied itself at launch, if any
     /// (a runtime in a namespace of its own; stored as `firewall_apply`).
     fn firewall_applied(&self) -> Option<crate::network::Applied> {

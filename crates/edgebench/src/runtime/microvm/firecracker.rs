@@ -231,5 +231,6 @@ pub fn boot(bin: &std::path::Path, ctx: &Context<'_>, spec: &LaunchSpec<'_>, gue
     let mut vm = VmInstance::on_port(process, ns, guest.memory_mib * 1024, guest.port);
     vm.firewall = firewall;
     vm.phases = vec![("api_ready".into(), api_ready), ("instance_start".into(), instance_start)];
+    vm.boot_timer = guest.boot_timer;
     Ok(vm)
 }

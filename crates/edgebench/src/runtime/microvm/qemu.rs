@@ -195,12 +195,14 @@ pub struct VmInstance {
     pub phases: Vec<(String, Duration)>,
     /// The firewall profile applied in the VM's namespace before t0.
     pub firewall: Option<crate::network::Applied>,
+    /// Firecracker started with `--boot-timer`: its log holds the guest's boot time.
+    pub boot_timer: bool,
 }
 
 impl VmInstance {
     pub fn new(process: ProcessInstance, ns: Netns, guest_kib: u64) -> VmInstance {
         let addr = guest_addr(&ns.addrs());
-        VmInstance { process, ns, addr, guest_kib, phases: Vec::new(), firewall: None }
+        VmInstance { process, ns, addr, guest_kib, phases: Vec::new(), firewall: None, boot_timer: false }
     }
 
     /// As [`VmInstance::new`], the guest serving on `port`.
@@ -240,6 +242,16 @@ impl Instance for VmInstance {
 
     fn launch_phases(&self) -> Vec<(String, Duration)> {
         self.phases.clone()
+    }
+
+    fn boot_figures(&self) -> Vec<ExtraResource> {
+        if !self.boot_timer {
+            return Vec::new();
+        }
+        let log = std::fs::read_to_string(self.process.log_path()).unwrap_or_default();
+        let Some(us) = log.lines().find_map(super::parse_boot_timer) else { return Vec::new() };
+        let figure = us as f64 / 1e3;
+        vec![ExtraResource { metric: "vmm_boot_timer".into(), value: figure, unit: "ms".into() }]
     }
 
     fn firewall_applied(&self) -> Option<crate::network::Applied> {
