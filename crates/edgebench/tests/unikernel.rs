@@ -42,13 +42,7 @@ fn serving_variants(u: &Unikernel) -> Vec<&'static str> {
 
 /// Our image as a user would describe it, on another port.
 fn our_image_as_user(args: &str) -> UserImage {
-    UserImage {
-        kernel: common::artifacts().unikernel(),
-        initrd: None,
-        args: args.into(),
-        port: 9090,
-        memory_mib: 64,
-    }
+    UserImage { kernel: common::artifacts().unikernel(), initrd: None, args: args.into(), port: 9090, memory_mib: 64 }
 }
 
 #[test]
@@ -87,7 +81,9 @@ fn a_campaign_measures_the_unikernel_and_records_its_image() {
     let u = Unikernel::from_env();
     for variant in serving_variants(&u) {
         let ok = |metric: &str| samples.iter().filter(|s| s.variant == variant && s.metric == metric && s.ok).count();
-        for metric in ["cold_start", "latency_keepalive", "memory_pss", "vmm_overhead_pss", "guest_memory", "throughput"] {
+        for metric in
+            ["cold_start", "latency_keepalive", "memory_pss", "vmm_overhead_pss", "guest_memory", "throughput"]
+        {
             assert!(ok(metric) > 0, "{variant}: no {metric}");
         }
         let image: Vec<_> = samples.iter().filter(|s| s.variant == variant && s.metric == "image_size").collect();
