@@ -6,11 +6,12 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use core::cell::RefCell;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use virtio_drivers::device::net::{RxBuffer, VirtIONet};
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
-use virtio_drivers::transport::{DeviceType, Transport};
+use virtio_drivers::transport::{DeviceStatus, DeviceType, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 
 const QUEUE_SIZE: usize = 64;
@@ -48,7 +49,89 @@ unsafe impl Hal for IdentityHal {
     unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
 }
 
-type Net = VirtIONet<IdentityHal, MmioTransport, QUEUE_SIZE>;
+/// Bytes between virtio-drivers' 10-byte net header and the frame: 2 (the
+/// `num_buffers` field) once VIRTIO_F_VERSION_1 is negotiated, as the virtio
+/// 1.0 header is 12 bytes; 0 on a legacy device (QEMU's default virtio-mmio).
+static HEADER_EXTRA: AtomicUsize = AtomicUsize::new(0);
+const VERSION_1: u64 = 1 << 32;
+
+/// virtio-mmio as the virtio 1.0 spec and Firecracker want it, around
+/// virtio-drivers 0.7: the device status set one bit at a time
+/// (ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK; virtio-drivers sets the
+/// first two in one write, which Firecracker rejects as an invalid
+/// transition), and VIRTIO_F_VERSION_1 accepted when the device offers it
+/// (Firecracker's only mode), with its 12-byte net header.
+pub struct Stepwise(MmioTransport);
+
+impl Transport for Stepwise {
+    fn device_type(&self) -> DeviceType {
+        self.0.device_type()
+    }
+    fn read_device_features(&mut self) -> u64 {
+        self.0.read_device_features()
+    }
+    fn write_driver_features(&mut self, driver_features: u64) {
+        let mut features = driver_features;
+        if self.0.read_device_features() & VERSION_1 != 0 {
+            features |= VERSION_1;
+            HEADER_EXTRA.store(2, Ordering::Relaxed);
+        }
+        self.0.write_driver_features(features)
+    }
+    fn max_queue_size(&mut self, queue: u16) -> u32 {
+        self.0.max_queue_size(queue)
+    }
+    fn notify(&mut self, queue: u16) {
+        self.0.notify(queue)
+    }
+    fn get_status(&self) -> DeviceStatus {
+        self.0.get_status()
+    }
+    fn set_status(&mut self, status: DeviceStatus) {
+        let mut now = if status.is_empty() { DeviceStatus::empty() } else { self.0.get_status() };
+        for step in
+            [DeviceStatus::ACKNOWLEDGE, DeviceStatus::DRIVER, DeviceStatus::FEATURES_OK, DeviceStatus::DRIVER_OK]
+        {
+            if status.contains(step) && !now.contains(step) {
+                now |= step;
+                self.0.set_status(now);
+            }
+        }
+        if now != status || status.is_empty() {
+            self.0.set_status(status);
+        }
+    }
+    fn set_guest_page_size(&mut self, guest_page_size: u32) {
+        self.0.set_guest_page_size(guest_page_size)
+    }
+    fn requires_legacy_layout(&self) -> bool {
+        self.0.requires_legacy_layout()
+    }
+    fn queue_set(
+        &mut self,
+        queue: u16,
+        size: u32,
+        descriptors: PhysAddr,
+        driver_area: PhysAddr,
+        device_area: PhysAddr,
+    ) {
+        self.0.queue_set(queue, size, descriptors, driver_area, device_area)
+    }
+    fn queue_unset(&mut self, queue: u16) {
+        self.0.queue_unset(queue)
+    }
+    fn queue_used(&mut self, queue: u16) -> bool {
+        self.0.queue_used(queue)
+    }
+    fn ack_interrupt(&mut self) -> bool {
+        self.0.ack_interrupt()
+    }
+    fn config_space<T: 'static>(&self) -> virtio_drivers::Result<NonNull<T>> {
+        self.0.config_space()
+    }
+}
+
+type Net = VirtIONet<IdentityHal, Stepwise, QUEUE_SIZE>;
 
 #[derive(Clone)]
 pub struct Nic(Rc<RefCell<Net>>);
@@ -63,7 +146,8 @@ impl Nic {
             if transport.device_type() != DeviceType::Network {
                 continue;
             }
-            let net = Net::new(transport, BUFFER_LEN).map_err(|e| alloc::format!("virtio-net at {base:#x}: {e:?}"))?;
+            let net = Net::new(Stepwise(transport), BUFFER_LEN)
+                .map_err(|e| alloc::format!("virtio-net at {base:#x}: {e:?}"))?;
             return Ok(Nic(Rc::new(RefCell::new(net))));
         }
         Err(alloc::format!("no virtio-net device in the {} virtio_mmio.device windows", windows.len()))
@@ -80,7 +164,8 @@ pub struct Tx(Nic);
 impl phy::RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(mut self, f: F) -> R {
         let buffer = self.0.take().expect("a token is consumed once");
-        let result = f(buffer.packet());
+        let extra = HEADER_EXTRA.load(Ordering::Relaxed).min(buffer.packet_len());
+        let result = f(&buffer.packet()[extra..]);
         let _ = self.1 .0.borrow_mut().recycle_rx_buffer(buffer);
         result
     }
@@ -89,8 +174,10 @@ impl phy::RxToken for Rx {
 impl phy::TxToken for Tx {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut net = self.0 .0.borrow_mut();
-        let mut buffer = net.new_tx_buffer(len);
-        let result = f(buffer.packet_mut());
+        let extra = HEADER_EXTRA.load(Ordering::Relaxed);
+        // The header's tail (num_buffers) stays 0, as the spec asks of a driver.
+        let mut buffer = net.new_tx_buffer(len + extra);
+        let result = f(&mut buffer.packet_mut()[extra..]);
         let sent = net.send(buffer);
         if super::DEBUG.load(core::sync::atomic::Ordering::Relaxed) {
             println!("tx {len} bytes: {sent:?}");
