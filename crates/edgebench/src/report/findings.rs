@@ -254,6 +254,41 @@ pub fn summarize(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell]
     Summary { findings, caveats: caveats(campaign, runtimes, cells, samples) }
 }
 
+/// Configurations whose readiness probe polled coarsely against their cold
+/// start (a connect to a guest that is not up yet waits out its timeout):
+/// readiness was seen up to one interval late.
+fn coarse_probe(cells: &[Cell]) -> Option<String> {
+    let mut coarse: Vec<String> = cells
+        .iter()
+        .filter(|c| c.metric == "probe_interval" && c.n > 0)
+        .filter_map(|p| {
+            let cold = cells.iter().find(|c| {
+                c.metric == "cold_start"
+                    && c.phase.is_empty()
+                    && c.n > 0
+                    && (&c.runtime, &c.variant, &c.workload, &c.firewall)
+                        == (&p.runtime, &p.variant, &p.workload, &p.firewall)
+            })?;
+            let interval_ms = p.median / 1e3;
+            (interval_ms > 0.05 * cold.median).then(|| {
+                format!("{} · {} ({} ms against {} ms)", c_config(p), p.workload, num(interval_ms), num(cold.median))
+            })
+        })
+        .collect();
+    coarse.sort();
+    coarse.dedup();
+    (!coarse.is_empty()).then(|| {
+        format!(
+            "The readiness probe's interval was over 5% of the cold start for: {}. A connect to a guest that is not up yet waits out the probe's 200 ms connect timeout, so readiness was seen up to one interval late and these cold starts are overstated by up to that much.",
+            coarse.join("; ")
+        )
+    })
+}
+
+fn c_config(c: &Cell) -> String {
+    config(&c.runtime, &c.variant)
+}
+
 fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samples: &[Sample]) -> Vec<String> {
     let env = &campaign.environment;
     let mut out = Vec::new();
@@ -291,6 +326,7 @@ fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samp
             "Load average {load} when the campaign started on {cpus} CPUs: other work shared the machine, which widens the intervals."
         ));
     }
+    out.extend(coarse_probe(cells));
     let governor = env["governor"].as_str().unwrap_or("unknown");
     if governor != "performance" {
         out.push(format!("CPU frequency is not pinned (governor: {governor})."));

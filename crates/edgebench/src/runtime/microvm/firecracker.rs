@@ -199,9 +199,12 @@ pub fn boot(bin: &std::path::Path, ctx: &Context<'_>, spec: &LaunchSpec<'_>, gue
     let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
     let socket = dir.join("api.sock");
     let mut command = Command::new(bin);
-    command.arg("--api-sock").arg(&socket).args(["--level", "Warning"]);
+    command.arg("--api-sock").arg(&socket);
     if guest.boot_timer {
-        command.arg("--boot-timer");
+        // The boot timer's line is logged at Info.
+        command.args(["--boot-timer", "--level", "Info"]);
+    } else {
+        command.args(["--level", "Warning"]);
     }
     ns.enter_on_spawn(&mut command);
     let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));

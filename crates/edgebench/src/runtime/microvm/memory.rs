@@ -10,12 +10,18 @@ pub struct Split {
 }
 
 /// Splits `pid`'s PSS; fails when the guest mapping is not exactly one
-/// mapping of `guest_kib` (then no figure is better than a wrong one).
+/// mapping of `guest_kib` (then no figure is better than a wrong one). The
+/// kernel may merge the guest's anonymous mapping with an adjacent one of
+/// the VMM (seen with Firecracker: 64 MiB + 132 KiB): a mapping up to
+/// [`MERGED_SLACK_KIB`] larger counts, so the guest figure may include that much
+/// of the VMM's own memory.
 pub fn split(pid: u32, guest_kib: u64) -> Result<Split, String> {
     let path = format!("/proc/{pid}/smaps");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
     split_smaps(&text, guest_kib)
 }
+
+pub const MERGED_SLACK_KIB: u64 = 1024;
 
 pub fn split_smaps(text: &str, guest_kib: u64) -> Result<Split, String> {
     let mut split = Split::default();
@@ -26,7 +32,7 @@ pub fn split_smaps(text: &str, guest_kib: u64) -> Result<Split, String> {
             (Some("Size:"), Some(kib)) => size = kib,
             (Some("Pss:"), Some(kib)) => {
                 split.total_pss_kib += kib;
-                if size == guest_kib {
+                if (guest_kib..=guest_kib + MERGED_SLACK_KIB).contains(&size) {
                     split.guest_pss_kib += kib;
                     guest_mappings += 1;
                 }
@@ -59,5 +65,8 @@ mod tests {
                      5500-5600 r-xp 0 0 0 /usr/bin/qemu\nSize: 4000 kB\nPss: 1200 kB\n";
         assert_eq!(split_smaps(smaps, 262144), Ok(Split { total_pss_kib: 6200, guest_pss_kib: 5000 }));
         assert!(split_smaps(smaps, 1024).is_err());
+        // Merged with an adjacent mapping of the VMM's.
+        let merged = "7f00-8f00 rw-p 0 0 0\nSize: 262276 kB\nPss: 5000 kB\n";
+        assert_eq!(split_smaps(merged, 262144).map(|s| s.guest_pss_kib), Ok(5000));
     }
 }
