@@ -11,7 +11,7 @@ mod server;
 use linked_list_allocator::LockedHeap;
 
 /// The heap: socket buffers, DMA buffers of the NIC, the handlers' allocations.
-const HEAP_BYTES: usize = 24 * 1024 * 1024;
+const HEAP_BYTES: usize = 8 * 1024 * 1024;
 
 #[repr(align(4096))]
 struct Heap(#[allow(dead_code)] [u8; HEAP_BYTES]);

@@ -17,8 +17,8 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
 
 /// Connections at once: the load generator's 16 and the probe's, with room.
-const SOCKETS: usize = 48;
-const SOCKET_BUFFER: usize = 64 * 1024;
+const SOCKETS: usize = 32;
+const SOCKET_BUFFER: usize = 16 * 1024;
 
 /// `kv`'s state in the guest's memory, like the native server's.
 #[derive(Default)]

@@ -28,8 +28,8 @@ use std::time::Duration;
 
 /// Our image's command line: what `crates/unikernel` reads.
 const OUR_ARGS: &str = "eb.ip={ip}/{prefix} eb.gw={gateway} eb.workload={workload} eb.port={port} eb.tsc_khz={tsc_khz}";
-/// Our image's memory: its 24 MiB heap and 256 KiB stack, and room.
-const OUR_MEMORY_MIB: u64 = 64;
+/// Our image's memory: its 8 MiB heap and 256 KiB stack, and room.
+const OUR_MEMORY_MIB: u64 = 32;
 
 /// A unikernel image built elsewhere, as the user describes it.
 #[derive(Clone, Debug)]
@@ -151,7 +151,7 @@ impl Runtime for Unikernel {
     }
 
     fn serving_model(&self, _variant: &str) -> String {
-        "1 vCPU unikernel: one event loop that polls its NIC (no interrupts), up to 48 connections; the VMM's threads on the SUT set".into()
+        "1 vCPU unikernel: one event loop that polls its NIC (no interrupts), up to 32 connections; the VMM's threads on the SUT set".into()
     }
 
     fn network_path(&self, _variant: &str) -> String {
