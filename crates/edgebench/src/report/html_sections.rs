@@ -15,6 +15,16 @@ fn cell_under(c: &Cell) -> String {
     profile_config(&c.runtime, &c.variant, &c.firewall)
 }
 
+/// A section's opening; `Err`: the whole section, saying why it has no data.
+fn open(id: &str, title: &str, measured: bool, why: &str) -> Result<String, String> {
+    let head = format!("<section id=\"{id}\"><h2>{title}</h2>\n");
+    if measured {
+        Ok(head)
+    } else {
+        Err(format!("{head}{}</section>\n", no_data(why)))
+    }
+}
+
 pub fn quality(out: &mut String, m: &Model) {
     let q = &m.quality;
     out.push_str("<section id=\"quality\"><h2>Data quality</h2>\n<p class=\"def\">Stated, not hidden: nothing below was removed from any figure.</p>\n<h3>Noise of the key cells</h3>\n");
@@ -150,12 +160,11 @@ fn failures(out: &mut String, m: &Model) {
 /// objective, and the open-loop search steps as curves and as a table.
 pub fn throughput(m: &Model) -> String {
     let t = &m.throughput;
-    let mut out = String::from("<section id=\"throughput\"><h2>Throughput</h2>\n");
-    if !t.measured {
-        out.push_str(&no_data("this campaign has no throughput, open_loop_p99 or open_loop_achieved samples."));
-        out.push_str("</section>\n");
-        return out;
-    }
+    let why = "this campaign has no throughput, open_loop_p99 or open_loop_achieved samples.";
+    let mut out = match open("throughput", "Throughput", t.measured, why) {
+        Ok(head) => head,
+        Err(whole) => return whole,
+    };
     let objective = t.objective_ms.map(|x| format!("p99 &lt; {x} ms")).unwrap_or("the objective".into());
     let connections = t.connections.map(|n| format!(", {n} connections")).unwrap_or_default();
     let _ = writeln!(
@@ -273,12 +282,11 @@ pub fn throughput(m: &Model) -> String {
 /// Scaling: concurrent cold starts and creation rate against K, and density.
 pub fn scaling(m: &Model) -> String {
     let s = &m.scaling;
-    let mut out = String::from("<section id=\"scaling\"><h2>Scaling</h2>\n");
-    if !s.measured {
-        out.push_str(&no_data("this campaign has no scaling_start, scaling_rate or density samples."));
-        out.push_str("</section>\n");
-        return out;
-    }
+    let why = "this campaign has no scaling_start, scaling_rate or density samples.";
+    let mut out = match open("scaling", "Scaling", s.measured, why) {
+        Ok(head) => head,
+        Err(whole) => return whole,
+    };
     let colors = config_colors(&m.cells);
     out.push_str("<h3>Concurrent cold starts</h3>\n<p class=\"def\">K instances of one configuration launched at once from K threads (K = 1, 2, 4, … until the bound or the first failure). Cold start of each instance: launch → its first correct response. Creation rate: K ÷ the time until all K answered.</p>\n");
     if s.curves.is_empty() {
@@ -399,12 +407,11 @@ pub fn scaling(m: &Model) -> String {
 /// configuration (the deltas of report.md), and the time to apply each profile.
 pub fn firewall(m: &Model) -> String {
     let f = &m.firewall;
-    let mut out = String::from("<section id=\"firewall\"><h2>Firewall deltas</h2>\n");
-    if !f.measured {
-        out.push_str(&no_data("every sample of this campaign was taken with firewall = off; a campaign with firewall rules is needed for the deltas."));
-        out.push_str("</section>\n");
-        return out;
-    }
+    let why = "every sample of this campaign was taken with firewall = off; a campaign with firewall rules is needed for the deltas.";
+    let mut out = match open("firewall", "Firewall deltas", f.measured, why) {
+        Ok(head) => head,
+        Err(whole) => return whole,
+    };
     out.push_str("<p class=\"def\">The trial's firewall profile is applied just before its cold start, every trial, trials of all profiles interleaved. Δ: the profile's median minus <code>off</code>'s median for the same runtime, variant and workload, with a 95% interval from a bootstrap over trials (1000 resamples, fixed seed), so it includes the variation between trials; with few trials the intervals are wide. Red: the interval lies above zero (slower); green: below. The profiles' rules and the host's ruleset check are in report.md.</p>\n");
     if !f.apply.is_empty() {
         out.push_str("<h3>Time to apply each profile</h3>\n<table><thead><tr><th>profile</th><th>apply ms, median [95% interval]</th><th>n</th></tr></thead><tbody>\n");
