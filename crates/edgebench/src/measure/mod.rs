@@ -2,6 +2,7 @@
 //! resource sampler. All blocking and single-threaded, so that the client
 //! adds as little as possible to what it measures.
 
+pub mod connect;
 pub mod http;
 pub mod latency;
 pub mod load;

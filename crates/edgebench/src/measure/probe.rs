@@ -4,23 +4,24 @@
 //! launch; the probe then loops: connect, send the workload's probe request,
 //! read the whole response. t_accept is the first accepted connection; t1 the
 //! first complete `200` whose body is exactly the expected one. Between failed
-//! attempts it sleeps `PROBE_INTERVAL` (with 1 µs timer slack), so the probe
-//! learns of readiness at most about one interval late; the mean interval
-//! actually achieved is returned with every cold start, and so is the CPU
-//! time the probe itself spent (it runs on the client's CPUs).
+//! refused connects it sleeps `PROBE_INTERVAL` (with 1 µs timer slack); while
+//! connects go unanswered (a VM whose network is not up drops SYNs) a new one
+//! is started every [`connect::STAGGER`] (or half the wait so far)
+//! beside the earlier ones (see [`connect`] for why that is enough). The mean
+//! interval actually achieved is returned with every cold start, and so is
+//! the CPU time the probe itself spent (it runs on the client's CPUs).
 //!
-//! Connecting and answering have separate timeouts: a refused or unanswered
-//! connect is retried after `CONNECT_TIMEOUT`, but once a connection is
-//! accepted the first response is waited for until the runtime's whole ready
-//! timeout is used up (a slow first answer is measured, not abandoned).
+//! Once a connection is accepted the first response is waited for until the
+//! runtime's whole ready timeout is used up (a slow first answer is measured,
+//! not abandoned).
 
+use super::connect::{self, Connector, Step};
 use super::http;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub const PROBE_INTERVAL: Duration = Duration::from_micros(25);
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Debug)]
 pub struct Ready {
@@ -72,21 +73,23 @@ impl Probe<'_> {
     /// instance has died (so a crash ends the wait at once).
     pub fn wait(&self, t0: Instant, exited: &mut dyn FnMut() -> Option<String>) -> Result<Ready, NotReady> {
         let mut accept = None;
-        let mut attempts = 0u32;
         let mut last_error;
+        let mut connector = Connector::new(self.addr);
         let first_attempt = Instant::now();
         let cpu_at_start = thread_cpu();
         loop {
-            attempts += 1;
-            match http::connect(self.addr, CONNECT_TIMEOUT) {
-                Ok(mut stream) => {
+            let mut refused = false;
+            match connector.step(connect::STAGGER) {
+                Step::Connected(mut stream) => {
                     accept.get_or_insert_with(|| t0.elapsed());
+                    connector.reset();
                     let left = self.timeout.saturating_sub(t0.elapsed()).max(Duration::from_millis(1));
                     let answered =
                         stream.set_read_timeout(Some(left)).and_then(|()| stream.set_write_timeout(Some(left)));
                     match answered.and_then(|()| http::exchange(&mut stream, self.request)) {
                         Ok(r) if r.status == 200 && r.body == self.expected_body => {
                             let response = t0.elapsed();
+                            let attempts = connector.started;
                             let mean_interval =
                                 if attempts > 1 { first_attempt.elapsed() / attempts } else { Duration::ZERO };
                             let cpu = thread_cpu().saturating_sub(cpu_at_start);
@@ -107,8 +110,13 @@ impl Probe<'_> {
                         }
                         Err(e) => last_error = format!("request: {e}"),
                     }
+                    refused = true;
                 }
-                Err(e) => last_error = format!("connect: {e}"),
+                Step::Refused(e) => {
+                    last_error = format!("connect: {e}");
+                    refused = true;
+                }
+                Step::Pending => last_error = "connect: no answer yet".into(),
             }
             if let Some(how) = exited() {
                 return Err(NotReady::Exited(how));
@@ -120,7 +128,9 @@ impl Probe<'_> {
             if waited > self.timeout {
                 return Err(NotReady::TimedOut { after: waited, last_error });
             }
-            std::thread::sleep(PROBE_INTERVAL);
+            if refused {
+                std::thread::sleep(PROBE_INTERVAL);
+            }
         }
     }
 }
@@ -144,8 +154,7 @@ mod tests {
     use std::net::TcpListener;
 
     /// A server that accepts at once but answers its first request only after
-    /// `delay`: longer than the connect timeout, so a probe that used one
-    /// timeout for both would abandon it and retry.
+    /// `delay`: a probe that timed the answer out like a connect would abandon it and retry.
     fn slow_first_answer(delay: Duration) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -162,8 +171,8 @@ mod tests {
     }
 
     #[test]
-    fn a_first_answer_slower_than_the_connect_timeout_is_measured_not_retried() {
-        let delay = CONNECT_TIMEOUT * 2;
+    fn a_slow_first_answer_is_measured_not_retried() {
+        let delay = Duration::from_millis(400);
         let addr = slow_first_answer(delay);
         let never = AtomicBool::new(false);
         let probe = Probe {

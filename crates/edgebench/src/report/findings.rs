@@ -279,7 +279,7 @@ fn coarse_probe(cells: &[Cell]) -> Option<String> {
     coarse.dedup();
     (!coarse.is_empty()).then(|| {
         format!(
-            "The readiness probe's interval was over 5% of the cold start for: {}. A connect to a guest that is not up yet waits out the probe's 200 ms connect timeout, so readiness was seen up to one interval late and these cold starts are overstated by up to that much.",
+            "The readiness probe's interval was over 5% of the cold start for: {}. While connects go unanswered (a guest whose network is not up), the probe starts a new one every 1 ms or every half of the wait so far, whichever is longer; readiness can be seen up to one such interval late, and these cold starts overstated by up to that much.",
             coarse.join("; ")
         )
     })

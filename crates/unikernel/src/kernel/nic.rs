@@ -1,10 +1,18 @@
 //! The virtio-net device over virtio-mmio (virtio-drivers), as a smoltcp
 //! device. Memory is identity-mapped, so a buffer's address is its
 //! physical address; DMA pages come from the heap.
+//!
+//! Ethernet is handled here, not by smoltcp (which sees an IP device): the
+//! guest's only peer is the host's end of the tap, so its MAC is learnt from
+//! the first IPv4 frame received and every frame is sent to it, and ARP
+//! requests for the guest's address are answered here. smoltcp would instead
+//! resolve the peer by ARP first and drop every packet until the reply came:
+//! SYNs queued in the tap before the guest was up were then dropped, and
+//! each left a listening socket waiting to retransmit its SYN-ACK.
 
 use alloc::rc::Rc;
 use alloc::string::String;
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
@@ -133,8 +141,19 @@ impl Transport for Stepwise {
 
 type Net = VirtIONet<IdentityHal, Stepwise, QUEUE_SIZE>;
 
+const ETHERNET_HEADER: usize = 14;
+const IPV4: [u8; 2] = [0x08, 0x00];
+const ARP: [u8; 2] = [0x08, 0x06];
+
 #[derive(Clone)]
-pub struct Nic(Rc<RefCell<Net>>);
+pub struct Nic(Rc<RefCell<Net>>, Rc<Link>);
+
+/// This end's addresses and the peer's MAC once known.
+struct Link {
+    mac: [u8; 6],
+    ip: Cell<[u8; 4]>,
+    peer: Cell<Option<[u8; 6]>>,
+}
 
 impl Nic {
     /// The first virtio-mmio window that holds a network device.
@@ -148,24 +167,57 @@ impl Nic {
             }
             let net = Net::new(Stepwise(transport), BUFFER_LEN)
                 .map_err(|e| alloc::format!("virtio-net at {base:#x}: {e:?}"))?;
-            return Ok(Nic(Rc::new(RefCell::new(net))));
+            let link = Link { mac: net.mac_address(), ip: Cell::new([0; 4]), peer: Cell::new(None) };
+            return Ok(Nic(Rc::new(RefCell::new(net)), Rc::new(link)));
         }
         Err(alloc::format!("no virtio-net device in the {} virtio_mmio.device windows", windows.len()))
     }
 
-    pub fn mac(&self) -> [u8; 6] {
-        self.0.borrow().mac_address()
+    /// The address ARP requests are answered for.
+    pub fn set_ip(&self, ip: [u8; 4]) {
+        self.1.ip.set(ip);
+    }
+
+    /// Answers an ARP request for our address (`frame` without the virtio header).
+    fn answer_arp(&self, frame: &[u8]) {
+        let arp = &frame[ETHERNET_HEADER..];
+        if arp.len() < 28 || arp[6..8] != [0, 1] || arp[24..28] != self.1.ip.get() {
+            return;
+        }
+        let mut reply = [0u8; 42];
+        reply[0..6].copy_from_slice(&arp[8..14]);
+        reply[6..12].copy_from_slice(&self.1.mac);
+        reply[12..14].copy_from_slice(&ARP);
+        reply[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]); // Ethernet, IPv4, reply
+        reply[22..28].copy_from_slice(&self.1.mac);
+        reply[28..32].copy_from_slice(&self.1.ip.get());
+        reply[32..42].copy_from_slice(&arp[8..18]); // the asker's MAC and address
+        self.send_frame(reply.len(), |frame| frame.copy_from_slice(&reply));
+    }
+
+    /// Sends one Ethernet frame of `len` bytes that `fill` writes.
+    fn send_frame<R>(&self, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> R {
+        let mut net = self.0.borrow_mut();
+        let extra = HEADER_EXTRA.load(Ordering::Relaxed);
+        // The header's tail (num_buffers) stays 0, as the spec asks of a driver.
+        let mut buffer = net.new_tx_buffer(len + extra);
+        let result = fill(&mut buffer.packet_mut()[extra..]);
+        let sent = net.send(buffer);
+        if super::DEBUG.load(Ordering::Relaxed) {
+            println!("tx {len} bytes: {sent:?}");
+        }
+        result
     }
 }
 
-pub struct Rx(Option<RxBuffer>, Nic);
+/// A received IPv4 frame: its buffer and where the IP packet starts.
+pub struct Rx(Option<RxBuffer>, Nic, usize);
 pub struct Tx(Nic);
 
 impl phy::RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(mut self, f: F) -> R {
         let buffer = self.0.take().expect("a token is consumed once");
-        let extra = HEADER_EXTRA.load(Ordering::Relaxed).min(buffer.packet_len());
-        let result = f(&buffer.packet()[extra..]);
+        let result = f(&buffer.packet()[self.2..]);
         let _ = self.1 .0.borrow_mut().recycle_rx_buffer(buffer);
         result
     }
@@ -173,16 +225,15 @@ impl phy::RxToken for Rx {
 
 impl phy::TxToken for Tx {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut net = self.0 .0.borrow_mut();
-        let extra = HEADER_EXTRA.load(Ordering::Relaxed);
-        // The header's tail (num_buffers) stays 0, as the spec asks of a driver.
-        let mut buffer = net.new_tx_buffer(len + extra);
-        let result = f(&mut buffer.packet_mut()[extra..]);
-        let sent = net.send(buffer);
-        if super::DEBUG.load(core::sync::atomic::Ordering::Relaxed) {
-            println!("tx {len} bytes: {sent:?}");
-        }
-        result
+        let link = &self.0 .1;
+        // Before any frame came in, the peer is unknown: broadcast (the host's end takes it).
+        let peer = link.peer.get().unwrap_or([0xff; 6]);
+        self.0.send_frame(ETHERNET_HEADER + len, |frame| {
+            frame[0..6].copy_from_slice(&peer);
+            frame[6..12].copy_from_slice(&link.mac);
+            frame[12..14].copy_from_slice(&IPV4);
+            f(&mut frame[ETHERNET_HEADER..])
+        })
     }
 }
 
@@ -191,11 +242,24 @@ impl phy::Device for Nic {
     type TxToken<'a> = Tx;
 
     fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx)> {
-        let buffer = self.0.borrow_mut().receive().ok()?;
-        if super::DEBUG.load(core::sync::atomic::Ordering::Relaxed) {
-            println!("rx {} bytes", buffer.packet_len());
+        loop {
+            let buffer = self.0.borrow_mut().receive().ok()?;
+            if super::DEBUG.load(Ordering::Relaxed) {
+                println!("rx {} bytes", buffer.packet_len());
+            }
+            let extra = HEADER_EXTRA.load(Ordering::Relaxed).min(buffer.packet_len());
+            let frame = &buffer.packet()[extra..];
+            if frame.len() > ETHERNET_HEADER && frame[12..14] == IPV4 {
+                let mut peer = [0u8; 6];
+                peer.copy_from_slice(&frame[6..12]);
+                self.1.peer.set(Some(peer));
+                return Some((Rx(Some(buffer), self.clone(), extra + ETHERNET_HEADER), Tx(self.clone())));
+            }
+            if frame.len() > ETHERNET_HEADER && frame[12..14] == ARP {
+                self.answer_arp(frame);
+            }
+            let _ = self.0.borrow_mut().recycle_rx_buffer(buffer);
         }
-        Some((Rx(Some(buffer), self.clone()), Tx(self.clone())))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Tx> {
@@ -204,8 +268,8 @@ impl phy::Device for Nic {
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = 1514;
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = 1500;
         caps
     }
 }

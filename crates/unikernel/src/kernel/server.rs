@@ -14,7 +14,7 @@ use edgebench_workload_core::http1::{self, Step};
 use edgebench_workload_core::{KvStore, StoreError};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
+use smoltcp::wire::{HardwareAddress, IpCidr};
 
 /// Connections at once: the load generator's 16 and the probe's, with room.
 const SOCKETS: usize = 32;
@@ -45,8 +45,8 @@ struct Connection {
 }
 
 pub fn serve(mut nic: Nic, config: &Config) -> ! {
-    let mac = EthernetAddress(nic.mac());
-    let mut iface = Interface::new(IfaceConfig::new(HardwareAddress::Ethernet(mac)), &mut nic, now());
+    nic.set_ip(config.ip.octets());
+    let mut iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut nic, now());
     iface.update_ip_addrs(|addrs| {
         let _ = addrs.push(IpCidr::new(config.ip.into(), config.prefix));
     });

@@ -263,6 +263,8 @@ impl Instance for VmInstance {
     }
 
     fn warm_start(&mut self, _workload: crate::Workload) -> WarmStart {
-        WarmStart::NotApplicable("QEMU microvm: snapshot restore is not measured; every start is a cold boot".into())
+        WarmStart::NotApplicable(
+            "micro-VM: snapshot restore is not measured; every start is a cold boot of the VMM and guest".into(),
+        )
     }
 }
