@@ -1,7 +1,7 @@
-//! Command line: `doctor`, `build`, `run`, `report`, `compare`, `conformance`.
+//! Command line: `doctor`, `list`, `build`, `run`, `report`, `compare`, `conformance`.
 
 use crate::artifacts::Artifacts;
-use crate::campaign::{self, Campaign, Metric, Options, Outcome};
+use crate::campaign::{self, Campaign, Options, Outcome, Settings};
 use crate::runtime::{self, Context};
 use crate::{conformance, doctor, report};
 use anyhow::{bail, Context as _, Result};
@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Lists every runtime: found (version, path), or not found and how to get it.
     Doctor,
+    /// Lists every runtime:variant, workload, metric and firewall profile a campaign can name.
+    List,
     /// Builds every workload artifact (adds the rustup targets it needs).
     Build,
     /// Runs a campaign (default: every runtime detected, every workload) and writes its report.
@@ -54,24 +56,31 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Comma-separated runtimes (default: all; missing ones are reported as not measured).
+    /// A campaign file (TOML): the study's settings, each key a flag below in snake_case (README:
+    /// "Campaign files"); flags given here override it. Every campaign writes the settings it ran
+    /// with to DIR/campaign.toml, which this option runs again.
+    #[arg(long, value_name = "FILE")]
+    pub campaign: Option<PathBuf>,
+    /// Comma-separated runtimes, each `runtime` or `runtime:variant` such as docker:host (default:
+    /// all; missing ones are reported as not measured).
     #[arg(long)]
     pub runtimes: Option<String>,
     /// Comma-separated workloads: hello, cpu, echo, kv (default: all).
     #[arg(long)]
     pub workloads: Option<String>,
-    /// Comma-separated metrics: cold_start, warm_start, latency, memory, cpu, resources, all (default: all).
+    /// Comma-separated metrics: cold_start, warm_start, latency, memory, cpu, resources, throughput,
+    /// scaling, all (default: cold_start, warm_start, latency, memory, cpu).
     #[arg(long)]
     pub metrics: Option<String>,
-    /// Trials (cold starts) per runtime × variant × workload.
-    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
-    pub reps: u32,
-    /// Measured requests per latency run.
-    #[arg(long, default_value_t = 200, allow_negative_numbers = true)]
-    pub requests: usize,
-    /// Warm starts per trial.
-    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
-    pub warm_starts: usize,
+    /// Trials (cold starts) per runtime × variant × workload [default: 10].
+    #[arg(long, allow_negative_numbers = true)]
+    pub reps: Option<u32>,
+    /// Measured requests per latency run [default: 200].
+    #[arg(long, allow_negative_numbers = true)]
+    pub requests: Option<usize>,
+    /// Warm starts per trial [default: 20].
+    #[arg(long, allow_negative_numbers = true)]
+    pub warm_starts: Option<usize>,
     /// Seed of the trial order (default: drawn from the clock, and stored).
     #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
@@ -84,8 +93,9 @@ pub struct RunArgs {
         long,
         value_name = "DIR",
         conflicts_with_all = [
-            "runtimes", "workloads", "metrics", "out", "reps", "requests", "warm_starts", "seed", "no_warmup",
-            "connections", "load_duration_ms", "slo_p99_ms", "scaling_max", "density_max", "memory_budget_mib",
+            "campaign", "runtimes", "workloads", "metrics", "out", "reps", "requests", "warm_starts", "seed",
+            "no_warmup", "connections", "load_duration_ms", "slo_p99_ms", "scaling_max", "density_max",
+            "memory_budget_mib", "firewall", "cpus", "settle_max_ms", "ready_timeout_ms",
         ]
     )]
     pub resume: Option<PathBuf>,
@@ -106,45 +116,74 @@ pub struct RunArgs {
     /// Skip the unrecorded warm-up launch of each configuration.
     #[arg(long)]
     pub no_warmup: bool,
-    /// Throughput: connections of the closed and open loops.
-    #[arg(long, default_value_t = 16, allow_negative_numbers = true)]
-    pub connections: usize,
-    /// Throughput: length of the closed-loop run and of each open-loop step, in ms.
-    #[arg(long, default_value_t = 2000, allow_negative_numbers = true)]
-    pub load_duration_ms: u64,
-    /// Throughput and density: the latency objective, p99 in ms.
-    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
-    pub slo_p99_ms: f64,
-    /// Scaling: concurrent starts up to this K (1, 2, 4, …).
-    #[arg(long, default_value_t = 16, allow_negative_numbers = true)]
-    pub scaling_max: usize,
-    /// Scaling: density stops at this many instances.
-    #[arg(long, default_value_t = 64, allow_negative_numbers = true)]
-    pub density_max: usize,
-    /// Scaling: density stops when the instances' PSS exceeds this (MiB).
-    #[arg(long, default_value_t = 4096, allow_negative_numbers = true)]
-    pub memory_budget_mib: u64,
+    /// Throughput: connections of the closed and open loops [default: 16].
+    #[arg(long, allow_negative_numbers = true)]
+    pub connections: Option<usize>,
+    /// Throughput: length of the closed-loop run and of each open-loop step, in ms [default: 2000].
+    #[arg(long, allow_negative_numbers = true)]
+    pub load_duration_ms: Option<u64>,
+    /// Throughput and density: the latency objective, p99 in ms [default: 10].
+    #[arg(long, allow_negative_numbers = true)]
+    pub slo_p99_ms: Option<f64>,
+    /// Scaling: concurrent starts up to this K (1, 2, 4, …) [default: 16].
+    #[arg(long, allow_negative_numbers = true)]
+    pub scaling_max: Option<usize>,
+    /// Scaling: density stops at this many instances [default: 64].
+    #[arg(long, allow_negative_numbers = true)]
+    pub density_max: Option<usize>,
+    /// Scaling: density stops when the instances' PSS exceeds this (MiB) [default: 4096].
+    #[arg(long, allow_negative_numbers = true)]
+    pub memory_budget_mib: Option<u64>,
     /// Comma-separated firewall profiles, each a factor of the campaign: off, host, rules-N, set-N
     /// (N = 10, 100, 1000, 10000), each but off also with -notrack. Any profile but off runs every
-    /// runtime in a network namespace of its own behind a veth (off included, with no rules).
-    #[arg(long, default_value = "off", conflicts_with = "resume")]
-    pub firewall: String,
+    /// runtime in a network namespace of its own behind a veth (off included, with no rules)
+    /// [default: off].
+    #[arg(long)]
+    pub firewall: Option<String>,
     /// Where the client (probe, load generator) and the runtimes run: auto (on ≥ 2 CPUs, disjoint
     /// sets: one CPU in four for the client, the rest for the runtimes), shared (both on every CPU),
-    /// or CLIENT/SUT CPU lists such as 0/1-3.
-    #[arg(long, default_value = "auto", conflicts_with = "resume")]
-    pub cpus: String,
+    /// or CLIENT/SUT CPU lists such as 0/1-3 [default: auto].
+    #[arg(long)]
+    pub cpus: Option<String>,
     /// Before each trial, wait at most this many ms for the runtime CPUs to be quiet after the
-    /// previous teardown (the wait is stored as `settle`).
-    #[arg(long, default_value_t = 2000, conflicts_with = "resume", allow_negative_numbers = true)]
-    pub settle_max_ms: u64,
+    /// previous teardown (the wait is stored as `settle`) [default: 2000].
+    #[arg(long, allow_negative_numbers = true)]
+    pub settle_max_ms: Option<u64>,
     /// How long a start may take before it counts as failed, in ms (default: each runtime's own
     /// limit: 30 s for most, longer for micro-VMs).
-    #[arg(long, value_name = "MS", conflicts_with = "resume", allow_negative_numbers = true)]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub ready_timeout_ms: Option<u64>,
 }
 
 impl RunArgs {
+    /// The settings given as flags (a comma-separated flag becomes a list).
+    fn flag_settings(&self) -> Settings {
+        let list = |s: &Option<String>| s.as_ref().map(|s| s.split(',').map(str::to_string).collect::<Vec<_>>());
+        Settings {
+            runtimes: list(&self.runtimes),
+            workloads: list(&self.workloads),
+            metrics: list(&self.metrics),
+            reps: self.reps,
+            requests: self.requests,
+            warm_starts: self.warm_starts,
+            seed: self.seed,
+            out: self.out.clone(),
+            warmup: self.no_warmup.then_some(false),
+            connections: self.connections,
+            load_duration_ms: self.load_duration_ms,
+            search_steps: None,
+            slo_p99_ms: self.slo_p99_ms,
+            scaling_reps: None,
+            scaling_max: self.scaling_max,
+            density_max: self.density_max,
+            memory_budget_mib: self.memory_budget_mib,
+            firewall: list(&self.firewall),
+            cpus: self.cpus.clone(),
+            settle_max_ms: self.settle_max_ms,
+            ready_timeout_ms: self.ready_timeout_ms,
+        }
+    }
+
     pub fn options(&self) -> Result<Options> {
         // The micro-VM backends read these when constructed (runtime::all).
         if let Some(bin) = &self.firecracker_bin {
@@ -162,77 +201,29 @@ impl RunArgs {
             }
             std::env::set_var("EDGEBENCH_VM_KERNEL", kernel);
         }
-        let mut o = Options::default();
-        if let Some(r) = &self.runtimes {
-            let known: Vec<&str> = runtime::all().iter().map(|r| r.name()).collect();
-            let names = distinct_names(r, "--runtimes", &known.join(", "))?;
-            if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
-                bail!("unknown runtime {unknown:?} in --runtimes: known runtimes are {}", known.join(", "));
+        let flags = self.flag_settings();
+        let file = match &self.campaign {
+            Some(path) => Some((path, Settings::read(path)?)),
+            None => None,
+        };
+        let merged = match &file {
+            Some((_, from_file)) => from_file.clone().overridden_by(&flags),
+            None => flags.clone(),
+        };
+        // An error names a setting as the user gave it: the flag, or the file's key.
+        let (flag_keys, file_keys) = (flags.keys(), file.as_ref().map(|(_, f)| f.keys()).unwrap_or_default());
+        let named = |key: &str| -> String {
+            match &file {
+                Some((path, _)) if file_keys.contains(&key) && !flag_keys.contains(&key) => {
+                    format!("`{key}` in {}", path.display())
+                }
+                _ => format!("--{}", key.replace('_', "-")),
             }
-            o.runtimes = Some(names);
-        }
-        if let Some(w) = &self.workloads {
-            distinct_names(w, "--workloads", "hello, cpu, echo, kv")?;
-            o.workloads = campaign::parse_workloads(w)?;
-        }
-        if let Some(m) = &self.metrics {
-            distinct_names(m, "--metrics", "cold_start, warm_start, latency, memory, cpu, throughput, scaling, all")?;
-            o.metrics = Metric::parse_list(m)?;
-        }
-        distinct_names(&self.firewall, "--firewall", "off, host, rules-N, set-N")?;
-        if self.reps == 0 {
-            bail!("--reps must be at least 1");
-        }
-        if self.requests == 0 {
-            bail!("--requests must be at least 1 (it is the number of measured requests per latency run)");
-        }
-        if self.scaling_max == 0 || self.density_max == 0 || self.memory_budget_mib == 0 {
-            bail!("--scaling-max, --density-max and --memory-budget-mib must be at least 1");
-        }
-        o.reps = self.reps;
-        o.requests = self.requests;
-        o.warm_starts = self.warm_starts;
-        o.seed = self.seed.unwrap_or_else(|| chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64);
-        o.out = self.out.clone();
-        o.warmup = !self.no_warmup;
-        if self.connections == 0 || self.load_duration_ms == 0 {
-            bail!("--connections and --load-duration-ms must be at least 1");
-        }
-        // NaN fails every comparison: test for what is valid, not for what is not.
-        if !(self.slo_p99_ms.is_finite() && self.slo_p99_ms > 0.0) {
-            bail!("--slo-p99-ms {}: give a positive number of milliseconds, such as 10", self.slo_p99_ms);
-        }
-        o.load.connections = self.connections;
-        o.load.duration_ms = self.load_duration_ms;
-        o.load.slo_p99_ms = self.slo_p99_ms;
-        o.scaling.slo_p99_ms = self.slo_p99_ms;
-        o.scaling.max_concurrent = self.scaling_max;
-        o.scaling.max_instances = self.density_max;
-        o.scaling.memory_budget_mib = self.memory_budget_mib;
-        o.firewall = crate::network::Profile::parse_list(&self.firewall)?;
-        crate::cpus::CpuPlan::resolve(&self.cpus, &crate::cpus::host_cpus())?;
-        o.cpus = self.cpus.clone();
-        o.settle_max_ms = self.settle_max_ms;
-        if self.ready_timeout_ms == Some(0) {
-            bail!("--ready-timeout-ms must be positive (omit it for each runtime's own limit)");
-        }
-        o.ready_timeout_ms = self.ready_timeout_ms;
-        Ok(o)
+        };
+        let backends = runtime::all();
+        let known: Vec<(&str, &[&str])> = backends.iter().map(|r| (r.name(), r.variants())).collect();
+        merged.resolve(&named, &known, || chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64)
     }
-}
-
-/// The names of a comma-separated option: none empty, none twice.
-fn distinct_names(list: &str, option: &str, valid: &str) -> Result<Vec<String>> {
-    let names: Vec<String> = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-    if names.is_empty() {
-        bail!("{option} names nothing: give one or more of {valid}, separated by commas");
-    }
-    for (i, name) in names.iter().enumerate() {
-        if names[..i].contains(name) {
-            bail!("{option} names {name:?} twice: give each once");
-        }
-    }
-    Ok(names)
 }
 
 /// What the user asked for is wrong (bad option value, unknown name, a
@@ -294,6 +285,10 @@ pub fn execute(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Doctor => {
             print!("{}", doctor::report(&artifacts));
+            Ok(())
+        }
+        Command::List => {
+            print!("{}", doctor::list());
             Ok(())
         }
         Command::Build => artifacts.build(),

@@ -30,3 +30,45 @@ pub fn report(artifacts: &Artifacts) -> String {
     }
     out
 }
+
+/// `edgebench list`: every name a campaign (flag or file) accepts, with what it is.
+pub fn list() -> String {
+    let mut out = String::from(
+        "runtimes (--runtimes runtime or runtime:variant; `edgebench doctor` says which are installed):\n",
+    );
+    for r in runtime::all() {
+        for v in r.variants() {
+            let _ = writeln!(
+                out,
+                "  {:<34} {}; cold start from {}",
+                format!("{}:{v}", r.name()),
+                r.serving_model(v),
+                r.start_kind(v).name()
+            );
+        }
+    }
+    out.push_str("\nworkloads (--workloads):\n");
+    for w in crate::Workload::ALL {
+        let probe = crate::workload::probe_request(w);
+        let latency = crate::workload::latency_request(w);
+        let _ = writeln!(
+            out,
+            "  {:<8} ready when {} {} answers as the core does; latency runs send {} {}",
+            w.name(),
+            probe.method,
+            probe.target,
+            latency.method,
+            latency.target
+        );
+    }
+    out.push_str("\nmetrics (--metrics; groups: latency, resources, all):\n");
+    for m in crate::campaign::Metric::ALL {
+        let default = if crate::campaign::Metric::DEFAULT.contains(&m) { " (default)" } else { "" };
+        let _ = writeln!(out, "  {}{default}", m.name());
+    }
+    out.push_str(
+        "\nfirewall profiles (--firewall): off, host, rules-N, set-N for N = 10, 100, 1000, 10000, and each but off \
+         with -notrack (README: \"Behind a host firewall\")\n",
+    );
+    out
+}

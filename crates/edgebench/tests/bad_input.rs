@@ -26,6 +26,10 @@ struct Fixtures {
     file: PathBuf,
     /// A workspace with no artifacts built.
     no_artifacts: PathBuf,
+    /// Campaign files: an unknown key, a bad value, a runtime variant that does not exist.
+    typo: PathBuf,
+    zero: PathBuf,
+    wrong_variant: PathBuf,
 }
 
 impl Fixtures {
@@ -58,7 +62,15 @@ impl Fixtures {
         let file = root.join("a-file");
         std::fs::write(&file, "not a directory").unwrap();
         let no_artifacts = dir("no-artifacts");
-        Fixtures { cwd, user, corrupt, empty, foreign, campaign, file, no_artifacts }
+        let studies = dir("studies");
+        let study = |name: &str, text: &str| {
+            std::fs::write(studies.join(name), text).unwrap();
+            studies.join(name)
+        };
+        let typo = study("typo.toml", "workloads = [\"hello\"]\nrepz = 4\n");
+        let zero = study("zero.toml", "runtimes = [\"native\"]\nreps = 0\n");
+        let wrong_variant = study("variant.toml", "runtimes = [\"native:glibc\"]\n");
+        Fixtures { cwd, user, corrupt, empty, foreign, campaign, file, no_artifacts, typo, zero, wrong_variant }
     }
 
     fn p(path: &Path) -> String {
@@ -121,6 +133,7 @@ fn cases(f: &Fixtures) -> Vec<Case> {
     let p = Fixtures::p;
     let (user, corrupt, empty, foreign, campaign, file) =
         (p(&f.user), p(&f.corrupt), p(&f.empty), p(&f.foreign), p(&f.campaign), p(&f.file));
+    let (typo, zero, wrong_variant) = (p(&f.typo), p(&f.zero), p(&f.wrong_variant));
     let missing = p(&f.cwd.path().join("no-such-dir"));
     let mut c = vec![
         // Numbers: 0, negative, NaN, infinite, huge, not a number.
@@ -162,6 +175,14 @@ fn cases(f: &Fixtures) -> Vec<Case> {
         run(&["--cpus", "5-9/10-12"], &["--cpus"]),
         run(&["--cpus", "bananas"], &["bananas"]),
         run(&["--cpus", "0/0"], &["--cpus"]),
+        run(&["--runtimes", "native:glibc"], &["native has no variant \"glibc\"", "static-musl"]),
+        run(&["--runtimes", "native,native:static-musl"], &["--runtimes", "both native"]),
+        // Campaign files: the file, line and key; a flag given beside the file overrides it.
+        run(&["--campaign", &typo], &["typo.toml", "line 2", "repz", "unknown field"]),
+        case(&["run", "--no-build", "--campaign", &zero], &["`reps` in", "zero.toml", "at least 1"]),
+        case(&["run", "--no-build", "--campaign", &wrong_variant], &["`runtimes` in", "variant.toml", "no variant"]),
+        run(&["--campaign", &missing], &["reading the campaign file", "no-such-dir"]),
+        case(&["run", "--resume", &campaign, "--campaign", &zero], &["--campaign", "--resume"]),
         // Paths.
         run(&["--out", &file], &["not a directory"]),
         run(&["--out", &user], &["holds files but no campaign"]),

@@ -2,12 +2,14 @@
 //! as one trial each, in a seeded random order, every sample stored as soon as
 //! it is measured.
 
+mod file;
 mod firewall;
 mod options;
 mod plan;
 mod scaling;
 mod trial;
 
+pub use file::{selects, Settings, CAMPAIGN_FILE};
 pub use options::{parse_workloads, Metric, Options};
 pub use plan::{plan, plan_with_firewall, TrialKey};
 pub use trial::{free_loopback_addr, launch_until_ready, launch_until_ready_in, Failure};
@@ -80,6 +82,10 @@ impl Campaign {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(RESULTS_FILE);
         let store = Store::open(&path).with_context(|| format!("creating {}", path.display()))?;
+        // The campaign as it will run, in the format of a campaign file: `--campaign` runs it again.
+        let settings = dir.join(CAMPAIGN_FILE);
+        std::fs::write(&settings, Settings::of(&options).to_toml())
+            .with_context(|| format!("writing {}", settings.display()))?;
         Ok(Campaign { id, dir, options, store, artifacts, backends: None, profiles: Default::default() })
     }
 
@@ -96,7 +102,10 @@ impl Campaign {
             bail!("{} already holds a campaign: choose another --out, or continue it with --resume", dir.display());
         }
         let ours = |name: &std::ffi::OsStr| {
-            never_began && [RESULTS_FILE, "results.sqlite-wal", "results.sqlite-shm", "work"].iter().any(|n| name == *n)
+            never_began
+                && [RESULTS_FILE, "results.sqlite-wal", "results.sqlite-shm", CAMPAIGN_FILE, "work"]
+                    .iter()
+                    .any(|n| name == *n)
         };
         // edgebench writes and later removes scratch files under DIR/work: never in a directory of the user's.
         if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| !ours(&e.file_name())))) {
@@ -215,6 +224,7 @@ impl Campaign {
             .iter()
             .flat_map(|r| r.variants().iter().map(move |v| (r.as_ref(), *v)))
             .filter(|(r, _)| detections[r.name()].available)
+            .filter(|(r, v)| selects(&self.options.runtimes, r.name(), v))
             .collect();
         let o = &self.options;
         let trials = plan_with_firewall(&available, &o.workloads, &o.firewall, o.reps, o.seed);
@@ -460,13 +470,15 @@ impl Campaign {
     fn select_runtimes(&mut self) -> Result<Vec<Box<dyn Runtime>>> {
         let all = self.backends.take().unwrap_or_else(runtime::all);
         let Some(wanted) = &self.options.runtimes else { return Ok(all) };
+        // Entries are `runtime` or `runtime:variant`.
+        let wanted: Vec<&str> = wanted.iter().map(|w| w.split_once(':').map_or(w.as_str(), |(r, _)| r)).collect();
         let known: Vec<&str> = all.iter().map(|r| r.name()).collect();
-        for w in wanted {
-            if !known.contains(&w.as_str()) {
+        for w in &wanted {
+            if !known.contains(w) {
                 bail!("unknown runtime {w:?}: known runtimes are {}", known.join(", "));
             }
         }
-        Ok(all.into_iter().filter(|r| wanted.iter().any(|w| w == r.name())).collect())
+        Ok(all.into_iter().filter(|r| wanted.contains(&r.name())).collect())
     }
 
     fn detect(&self, runtimes: &[Box<dyn Runtime>]) -> Result<HashMap<&'static str, Detection>> {
@@ -486,7 +498,7 @@ impl Campaign {
             let d = &detections[r.name()];
             let notes: serde_json::Map<String, serde_json::Value> =
                 Workload::ALL.iter().filter_map(|w| r.notes(*w).map(|n| (w.name().to_string(), n.into()))).collect();
-            for v in r.variants() {
+            for v in r.variants().iter().filter(|v| selects(&self.options.runtimes, r.name(), v)) {
                 let mut notes = notes.clone();
                 notes.insert(format!("{v}: serving"), r.serving_model(v).into());
                 notes.insert(format!("{v}: network path"), r.network_path(v).into());

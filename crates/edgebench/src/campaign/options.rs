@@ -26,6 +26,20 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// The name `--metrics` and campaign files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::ColdStart => "cold_start",
+            Metric::WarmStart => "warm_start",
+            Metric::LatencyKeepalive => "latency_keepalive",
+            Metric::LatencyNewconn => "latency_newconn",
+            Metric::Memory => "memory",
+            Metric::Cpu => "cpu",
+            Metric::Throughput => "throughput",
+            Metric::Scaling => "scaling",
+        }
+    }
+
     /// The default campaign: the primary metrics, memory and CPU.
     pub const DEFAULT: [Metric; 6] = [
         Metric::ColdStart,

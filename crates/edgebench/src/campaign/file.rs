@@ -1,0 +1,376 @@
+//! Campaign files: a study's design in TOML, under version control.
+//!
+//! Every key is a `run` flag in snake_case (`--warm-starts` → `warm_starts`),
+//! lists are TOML arrays, and `warmup = false` is `--no-warmup`; two keys have
+//! no flag: `search_steps` (open-loop steps of the rate search) and
+//! `scaling_reps`. Flags given on the command line override the file. The
+//! campaign as it ran (file, flags and defaults resolved, the seed drawn) is
+//! written to `campaign.toml` in its directory: `edgebench run --campaign
+//! DIR/campaign.toml` runs it again.
+
+use super::options::{LoadOptions, Metric, Options, ScalingOptions};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Every key of a campaign file.
+const FIELDS: &[&str] = &[
+    "runtimes",
+    "workloads",
+    "metrics",
+    "reps",
+    "requests",
+    "warm_starts",
+    "seed",
+    "out",
+    "warmup",
+    "connections",
+    "load_duration_ms",
+    "search_steps",
+    "slo_p99_ms",
+    "scaling_reps",
+    "scaling_max",
+    "density_max",
+    "memory_budget_mib",
+    "firewall",
+    "cpus",
+    "settle_max_ms",
+    "ready_timeout_ms",
+];
+
+/// The name of the resolved campaign in a campaign directory.
+pub const CAMPAIGN_FILE: &str = "campaign.toml";
+
+/// Every setting of a campaign, each optional: a file gives some, the
+/// command line others, defaults the rest.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `runtime` or `runtime:variant` (e.g. `docker:host`); absent: every runtime.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtimes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workloads: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reps: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_starts: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search_steps: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_p99_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaling_reps: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaling_max: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub density_max: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_budget_mib: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settle_max_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_timeout_ms: Option<u64>,
+}
+
+impl Settings {
+    /// Reads a campaign file: a TOML syntax error, an unknown key or a value
+    /// of the wrong type is named with the file, line and key.
+    pub fn read(path: &Path) -> Result<Settings> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading the campaign file {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "campaign file {}: {}\n(keys are `run` flags in snake_case: see `edgebench run --help` and the README's \
+                 \"Campaign files\")",
+                path.display(),
+                e.to_string().trim_end()
+            )
+        })
+    }
+
+    /// The keys this sets.
+    pub fn keys(&self) -> Vec<&'static str> {
+        let value = toml::Value::try_from(self).expect("settings serialise");
+        let table = value.as_table().cloned().unwrap_or_default();
+        FIELDS.iter().copied().filter(|k| table.contains_key(*k)).collect()
+    }
+
+    /// `self` with every key `over` sets replaced by `over`'s.
+    pub fn overridden_by(mut self, over: &Settings) -> Settings {
+        macro_rules! take {
+            ($($k:ident),*) => { $( if over.$k.is_some() { self.$k = over.$k.clone(); } )* };
+        }
+        take!(
+            runtimes,
+            workloads,
+            metrics,
+            reps,
+            requests,
+            warm_starts,
+            seed,
+            out,
+            warmup,
+            connections,
+            load_duration_ms,
+            search_steps,
+            slo_p99_ms,
+            scaling_reps,
+            scaling_max,
+            density_max,
+            memory_budget_mib,
+            firewall,
+            cpus,
+            settle_max_ms,
+            ready_timeout_ms
+        );
+        self
+    }
+
+    /// The settings of a campaign as it runs: every key set (`out` left out,
+    /// so that running the file again makes a new campaign directory).
+    pub fn of(o: &Options) -> Settings {
+        Settings {
+            runtimes: o.runtimes.clone(),
+            workloads: Some(o.workloads.iter().map(|w| w.name().to_string()).collect()),
+            metrics: Some(o.metrics.iter().map(|m| m.name().to_string()).collect()),
+            reps: Some(o.reps),
+            requests: Some(o.requests),
+            warm_starts: Some(o.warm_starts),
+            seed: Some(o.seed),
+            out: None,
+            warmup: Some(o.warmup),
+            connections: Some(o.load.connections),
+            load_duration_ms: Some(o.load.duration_ms),
+            search_steps: Some(o.load.search_steps),
+            slo_p99_ms: Some(o.load.slo_p99_ms),
+            scaling_reps: Some(o.scaling.reps),
+            scaling_max: Some(o.scaling.max_concurrent),
+            density_max: Some(o.scaling.max_instances),
+            memory_budget_mib: Some(o.scaling.memory_budget_mib),
+            firewall: Some(o.firewall.clone()),
+            cpus: Some(o.cpus.clone()),
+            settle_max_ms: Some(o.settle_max_ms),
+            ready_timeout_ms: o.ready_timeout_ms,
+        }
+    }
+
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string(self).expect("settings serialise");
+        format!("# The campaign as it ran: `edgebench run --campaign THIS_FILE` runs it again.\n{body}")
+    }
+
+    /// Checks every value and fills what is missing with the defaults.
+    /// `named(key)` is how an error names a key (a flag or the file's key);
+    /// `known_runtimes` are the backends' names with their variants.
+    pub fn resolve(
+        &self,
+        named: &dyn Fn(&str) -> String,
+        known_runtimes: &[(&str, &[&str])],
+        draw_seed: impl FnOnce() -> u64,
+    ) -> Result<Options> {
+        let d = Options::default();
+        let mut o = Options::default();
+        if let Some(list) = &self.runtimes {
+            o.runtimes = Some(runtime_selection(list, &named("runtimes"), known_runtimes)?);
+        }
+        if let Some(list) = &self.workloads {
+            let names = distinct(list, &named("workloads"), "hello, cpu, echo, kv")?;
+            o.workloads = super::parse_workloads(&names.join(","))?;
+        }
+        if let Some(list) = &self.metrics {
+            let names = distinct(
+                list,
+                &named("metrics"),
+                "cold_start, warm_start, latency, memory, cpu, throughput, scaling, all",
+            )?;
+            o.metrics = Metric::parse_list(&names.join(","))?;
+        }
+        let at_least_1 = |key: &str, v: u64| -> Result<()> {
+            if v == 0 {
+                bail!("{} must be at least 1", named(key));
+            }
+            Ok(())
+        };
+        o.reps = self.reps.unwrap_or(d.reps);
+        at_least_1("reps", o.reps.into())?;
+        o.requests = self.requests.unwrap_or(d.requests);
+        if o.requests == 0 {
+            bail!("{} must be at least 1 (it is the number of measured requests per latency run)", named("requests"));
+        }
+        o.warm_starts = self.warm_starts.unwrap_or(d.warm_starts);
+        o.seed = self.seed.unwrap_or_else(draw_seed);
+        o.out = self.out.clone();
+        o.warmup = self.warmup.unwrap_or(d.warmup);
+        let load = LoadOptions::default();
+        o.load.connections = self.connections.unwrap_or(load.connections);
+        at_least_1("connections", o.load.connections as u64)?;
+        o.load.duration_ms = self.load_duration_ms.unwrap_or(load.duration_ms);
+        at_least_1("load_duration_ms", o.load.duration_ms)?;
+        o.load.search_steps = self.search_steps.unwrap_or(load.search_steps);
+        at_least_1("search_steps", o.load.search_steps as u64)?;
+        let slo = self.slo_p99_ms.unwrap_or(load.slo_p99_ms);
+        // NaN fails every comparison: test for what is valid, not for what is not.
+        if !(slo.is_finite() && slo > 0.0) {
+            bail!("{} {slo}: give a positive number of milliseconds, such as 10", named("slo_p99_ms"));
+        }
+        o.load.slo_p99_ms = slo;
+        let scaling = ScalingOptions::default();
+        o.scaling = ScalingOptions {
+            reps: self.scaling_reps.unwrap_or(scaling.reps),
+            max_concurrent: self.scaling_max.unwrap_or(scaling.max_concurrent),
+            max_instances: self.density_max.unwrap_or(scaling.max_instances),
+            memory_budget_mib: self.memory_budget_mib.unwrap_or(scaling.memory_budget_mib),
+            slo_p99_ms: slo,
+        };
+        at_least_1("scaling_reps", o.scaling.reps.into())?;
+        at_least_1("scaling_max", o.scaling.max_concurrent as u64)?;
+        at_least_1("density_max", o.scaling.max_instances as u64)?;
+        at_least_1("memory_budget_mib", o.scaling.memory_budget_mib)?;
+        if let Some(list) = &self.firewall {
+            let names = distinct(list, &named("firewall"), "off, host, rules-N, set-N")?;
+            o.firewall = crate::network::Profile::parse_list(&names.join(","))
+                .map_err(|e| anyhow::anyhow!("{}: {e:#}", named("firewall")))?;
+        }
+        o.cpus = self.cpus.clone().unwrap_or(d.cpus);
+        crate::cpus::CpuPlan::resolve(&o.cpus, &crate::cpus::host_cpus())
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", named("cpus")))?;
+        o.settle_max_ms = self.settle_max_ms.unwrap_or(d.settle_max_ms);
+        if self.ready_timeout_ms == Some(0) {
+            bail!("{} must be positive (omit it for each runtime's own limit)", named("ready_timeout_ms"));
+        }
+        o.ready_timeout_ms = self.ready_timeout_ms;
+        Ok(o)
+    }
+}
+
+/// The names of a list setting: none empty, none twice.
+pub fn distinct(list: &[String], option: &str, valid: &str) -> Result<Vec<String>> {
+    let names: Vec<String> = list.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    if names.is_empty() {
+        bail!("{option} names nothing: give one or more of {valid}, separated by commas");
+    }
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            bail!("{option} names {name:?} twice: give each once");
+        }
+    }
+    Ok(names)
+}
+
+/// `runtime` or `runtime:variant` entries, each checked against the backends.
+fn runtime_selection(list: &[String], option: &str, known: &[(&str, &[&str])]) -> Result<Vec<String>> {
+    let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+    let entries = distinct(list, option, &names.join(", "))?;
+    for entry in &entries {
+        let (runtime, variant) = match entry.split_once(':') {
+            Some((r, v)) => (r, Some(v)),
+            None => (entry.as_str(), None),
+        };
+        let Some((_, variants)) = known.iter().find(|(n, _)| *n == runtime) else {
+            bail!("unknown runtime {runtime:?} in {option}: known runtimes are {}", names.join(", "));
+        };
+        if let Some(v) = variant {
+            if !variants.contains(&v) {
+                bail!("{option}: {runtime} has no variant {v:?}: its variants are {}", variants.join(", "));
+            }
+            if entries.iter().any(|e| e == runtime) {
+                bail!("{option} names both {runtime} (every variant) and {entry}: give one");
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// Whether a campaign's runtime selection includes `runtime`'s `variant`.
+pub fn selects(selection: &Option<Vec<String>>, runtime: &str, variant: &str) -> bool {
+    let Some(entries) = selection else { return true };
+    entries.iter().any(|e| match e.split_once(':') {
+        Some((r, v)) => r == runtime && v == variant,
+        None => e == runtime,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KNOWN: &[(&str, &[&str])] = &[("native", &["static-musl"]), ("docker", &["bridge", "host"])];
+
+    fn resolve(s: &Settings) -> Result<Options> {
+        s.resolve(&|k| format!("--{k}"), KNOWN, || 7)
+    }
+
+    #[test]
+    fn the_default_settings_are_the_default_campaign() {
+        let o = resolve(&Settings::default()).unwrap();
+        let d = Options::default();
+        assert_eq!(Settings::of(&o), Settings::of(&Options { seed: 7, ..d }));
+    }
+
+    #[test]
+    fn the_readmes_default_campaign_file_is_the_default_campaign() {
+        let file: Settings = toml::from_str(include_str!("../../../../campaigns/default.toml")).unwrap();
+        let o = resolve(&file).unwrap();
+        assert_eq!(Settings::of(&o), Settings::of(&Options { seed: 7, ..Options::default() }));
+    }
+
+    #[test]
+    fn a_resolved_campaign_reads_back_the_same() {
+        let file = r#"
+            runtimes = ["native", "docker:host"]
+            workloads = ["hello", "kv"]
+            metrics = ["cold_start", "latency"]
+            reps = 3
+            firewall = ["off", "host"]
+            cpus = "shared"
+        "#;
+        let settings: Settings = toml::from_str(file).unwrap();
+        let o = resolve(&settings).unwrap();
+        assert!(selects(&o.runtimes, "docker", "host") && !selects(&o.runtimes, "docker", "bridge"));
+        let written = Settings::of(&o).to_toml();
+        let back: Settings = toml::from_str(&written).unwrap();
+        assert_eq!(Settings::of(&resolve(&back).unwrap()), Settings::of(&o));
+    }
+
+    #[test]
+    fn bad_files_name_the_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("study.toml");
+        for (text, says) in [
+            ("reps = 3\nrepz = 4\n", vec!["study.toml", "line 2", "repz", "reps"]),
+            ("reps = \"ten\"\n", vec!["line 1", "reps", "expected u32"]),
+            ("workloads = hello\n", vec!["line 1"]),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = format!("{:#}", Settings::read(&path).unwrap_err());
+            for s in says {
+                assert!(err.contains(s), "{s:?} not in {err}");
+            }
+        }
+        let s = Settings { runtimes: Some(vec!["docker:hots".into()]), ..Settings::default() };
+        let err = resolve(&s).unwrap_err().to_string();
+        assert!(err.contains("no variant \"hots\"") && err.contains("bridge, host"), "{err}");
+        let s = Settings { reps: Some(0), ..Settings::default() };
+        let err = s.resolve(&|k| format!("`{k}` in study.toml"), KNOWN, || 1).unwrap_err().to_string();
+        assert_eq!(err, "`reps` in study.toml must be at least 1");
+    }
+}

@@ -1,0 +1,64 @@
+//! A campaign described in a file runs as described, writes the campaign it
+//! ran as a file, and that file runs the same campaign again.
+
+use edgebench::store::Store;
+use std::path::Path;
+use std::process::Command;
+
+fn edgebench(args: &[&str], cwd: &Path) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_edgebench"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "edgebench {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stored_config(dir: &Path) -> serde_json::Value {
+    let mut config = Store::open_read_only(dir).unwrap().campaign().unwrap().expect("a campaign").config;
+    config.as_object_mut().unwrap().remove("out");
+    config
+}
+
+#[test]
+fn a_campaign_file_runs_and_its_resolved_copy_runs_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = dir.path().join("study.toml");
+    std::fs::write(
+        &study,
+        "# a small study\nruntimes = [\"native:static-musl\", \"wasmtime-embedded\"]\nworkloads = [\"hello\"]\n\
+         metrics = [\"cold_start\"]\nreps = 2\nwarmup = false\ncpus = \"shared\"\nsettle_max_ms = 0\n",
+    )
+    .unwrap();
+    let first = dir.path().join("first");
+    // A flag beside the file overrides it.
+    edgebench(
+        &["run", "--no-build", "--campaign", study.to_str().unwrap(), "--reps", "1", "--out", first.to_str().unwrap()],
+        dir.path(),
+    );
+    let config = stored_config(&first);
+    assert_eq!(config["reps"], 1, "{config}");
+    assert_eq!(config["runtimes"], serde_json::json!(["native:static-musl", "wasmtime-embedded"]));
+    let resolved = first.join(edgebench::campaign::CAMPAIGN_FILE);
+    let text = std::fs::read_to_string(&resolved).unwrap();
+    assert!(text.contains("reps = 1") && text.contains("seed = "), "{text}");
+
+    let again = dir.path().join("again");
+    edgebench(
+        &["run", "--no-build", "--campaign", resolved.to_str().unwrap(), "--out", again.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(stored_config(&again), config, "the resolved file runs the same campaign (seed included)");
+    let store = Store::open_read_only(&again).unwrap();
+    let samples = store.samples(&store.campaign().unwrap().unwrap().id).unwrap();
+    let cold: Vec<_> = samples.iter().filter(|s| s.metric == "cold_start" && s.ok).collect();
+    assert_eq!(cold.len(), 2, "one trial each of native and the embedded host");
+    assert!(cold.iter().any(|s| s.runtime == "native") && cold.iter().any(|s| s.runtime == "wasmtime-embedded"));
+}
