@@ -207,14 +207,14 @@ impl RunArgs {
             None => None,
         };
         let merged = match &file {
-            Some((_, from_file)) => from_file.clone().overridden_by(&flags),
+            Some((_, from_file)) => from_file.overridden_by(&flags),
             None => flags.clone(),
         };
         // An error names a setting as the user gave it: the flag, or the file's key.
         let (flag_keys, file_keys) = (flags.keys(), file.as_ref().map(|(_, f)| f.keys()).unwrap_or_default());
         let named = |key: &str| -> String {
             match &file {
-                Some((path, _)) if file_keys.contains(&key) && !flag_keys.contains(&key) => {
+                Some((path, _)) if file_keys.iter().any(|k| k == key) && !flag_keys.iter().any(|k| k == key) => {
                     format!("`{key}` in {}", path.display())
                 }
                 _ => format!("--{}", key.replace('_', "-")),

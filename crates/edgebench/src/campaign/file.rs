@@ -13,31 +13,6 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Every key of a campaign file.
-const FIELDS: &[&str] = &[
-    "runtimes",
-    "workloads",
-    "metrics",
-    "reps",
-    "requests",
-    "warm_starts",
-    "seed",
-    "out",
-    "warmup",
-    "connections",
-    "load_duration_ms",
-    "search_steps",
-    "slo_p99_ms",
-    "scaling_reps",
-    "scaling_max",
-    "density_max",
-    "memory_budget_mib",
-    "firewall",
-    "cpus",
-    "settle_max_ms",
-    "ready_timeout_ms",
-];
-
 /// The name of the resolved campaign in a campaign directory.
 pub const CAMPAIGN_FILE: &str = "campaign.toml";
 
@@ -108,41 +83,19 @@ impl Settings {
     }
 
     /// The keys this sets.
-    pub fn keys(&self) -> Vec<&'static str> {
-        let value = toml::Value::try_from(self).expect("settings serialise");
-        let table = value.as_table().cloned().unwrap_or_default();
-        FIELDS.iter().copied().filter(|k| table.contains_key(*k)).collect()
+    pub fn keys(&self) -> Vec<String> {
+        self.table().keys().cloned().collect()
+    }
+
+    fn table(&self) -> toml::Table {
+        toml::Table::try_from(self).expect("settings serialise")
     }
 
     /// `self` with every key `over` sets replaced by `over`'s.
-    pub fn overridden_by(mut self, over: &Settings) -> Settings {
-        macro_rules! take {
-            ($($k:ident),*) => { $( if over.$k.is_some() { self.$k = over.$k.clone(); } )* };
-        }
-        take!(
-            runtimes,
-            workloads,
-            metrics,
-            reps,
-            requests,
-            warm_starts,
-            seed,
-            out,
-            warmup,
-            connections,
-            load_duration_ms,
-            search_steps,
-            slo_p99_ms,
-            scaling_reps,
-            scaling_max,
-            density_max,
-            memory_budget_mib,
-            firewall,
-            cpus,
-            settle_max_ms,
-            ready_timeout_ms
-        );
-        self
+    pub fn overridden_by(&self, over: &Settings) -> Settings {
+        let mut merged = self.table();
+        merged.extend(over.table());
+        merged.try_into().expect("a merge of settings is settings")
     }
 
     /// The settings of a campaign as it runs: every key set (`out` left out,
