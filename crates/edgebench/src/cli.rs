@@ -201,6 +201,13 @@ impl RunArgs {
             }
             std::env::set_var("EDGEBENCH_VM_KERNEL", kernel);
         }
+        // The campaign is written back as TOML, whose integers are signed 64-bit.
+        if self.seed.is_some_and(|s| s > i64::MAX as u64) {
+            bail!(
+                "--seed must be at most {} (it is stored in DIR/campaign.toml, whose integers are signed 64-bit)",
+                i64::MAX
+            );
+        }
         let flags = self.flag_settings();
         let file = match &self.campaign {
             Some(path) => Some((path, Settings::read(path)?)),

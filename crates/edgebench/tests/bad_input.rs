@@ -147,6 +147,7 @@ fn cases(f: &Fixtures) -> Vec<Case> {
         run(&["--warm-starts", "-1"], &["--warm-starts"]),
         run(&["--seed", "-1"], &["--seed"]),
         run(&["--seed", "1e3"], &["--seed", "1e3"]),
+        run(&["--seed", "18446744073709551615"], &["--seed", "at most 9223372036854775807"]),
         run(&["--connections", "0"], &["--connections", "at least 1"]),
         run(&["--load-duration-ms", "0"], &["--load-duration-ms", "at least 1"]),
         run(&["--slo-p99-ms", "NaN"], &["--slo-p99-ms", "positive"]),
