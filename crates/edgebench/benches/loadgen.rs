@@ -22,7 +22,6 @@ use edgebench::measure::http;
 use edgebench::measure::load::{self, Load, Target};
 use edgebench::report::stats::median_ci;
 use edgebench::runtime::{self, Context};
-use edgebench::workload::latency_request;
 use edgebench::Workload;
 use rand::seq::SliceRandom;
 use std::collections::BTreeMap;
@@ -64,7 +63,7 @@ fn main() {
     let native = runtime::all().into_iter().find(|r| r.name() == "native").unwrap();
     let never = AtomicBool::new(false);
     let Ok((mut instance, _)) =
-        launch_until_ready(native.as_ref(), &TrialKey::new("native", "static-musl", Workload::Hello, 1), &ctx, &never)
+        launch_until_ready(native.as_ref(), &TrialKey::new("native", "static-musl", Workload::HELLO, 1), &ctx, &never)
     else {
         panic!("the native server did not start")
     };
@@ -72,8 +71,8 @@ fn main() {
     let url = format!("http://{addr}/");
     let target = Target {
         addr,
-        request: http::encode(&latency_request(Workload::Hello), &addr.to_string(), false),
-        expected: Some(edgebench::workload::expected_latency_answer(Workload::Hello)),
+        request: http::encode(&Workload::HELLO.latency_request(), &addr.to_string(), false),
+        expected: Some(Workload::HELLO.expected_latency()),
     };
 
     let mut configs: Vec<Config> = vec![(Tool::Edgebench, None), (Tool::Wrk, None), (Tool::Oha, None)];

@@ -3,7 +3,7 @@
 //! workload, the WASI preview-1 socket servers, the embedded Wasmtime host and
 //! its precompiled components.
 
-use crate::Workload;
+use crate::workload::Builtin;
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -64,7 +64,7 @@ impl Artifacts {
         self.built(Some(MUSL_TARGET), ARTIFACT_PROFILE, "edgebench-guest-init")
     }
 
-    pub fn component(&self, workload: Workload) -> PathBuf {
+    pub fn component(&self, workload: Builtin) -> PathBuf {
         self.built(Some(WASIP2_TARGET), ARTIFACT_PROFILE, &format!("{workload}.wasm"))
     }
 
@@ -89,7 +89,7 @@ impl Artifacts {
         self.built(Some(UNIKERNEL_TARGET), ARTIFACT_PROFILE, "edgebench-unikernel")
     }
 
-    pub fn precompiled(&self, workload: Workload) -> PathBuf {
+    pub fn precompiled(&self, workload: Builtin) -> PathBuf {
         self.target_dir.join("edgebench").join(format!("{workload}.cwasm"))
     }
 
@@ -105,20 +105,22 @@ impl Artifacts {
         for abi in WASI_P1_ABIS {
             all.push((format!("WASI preview-1 server for {abi}"), self.wasi_p1_server(abi)));
         }
-        for w in Workload::ALL {
+        for w in Builtin::ALL {
             all.push((format!("{w} component"), self.component(w)));
             all.push((format!("{w} precompiled component"), self.precompiled(w)));
         }
         all
     }
 
-    /// SHA-256 of every artifact that exists, by what it is: stored with
-    /// each run of a campaign, so that a resumed campaign never mixes binaries
-    /// unnoticed.
+    /// SHA-256 of every artifact that exists (ours, and those of the user
+    /// workloads known to this process), by what it is: stored with each run
+    /// of a campaign, so that a resumed campaign never mixes binaries unnoticed.
     pub fn fingerprint(&self) -> serde_json::Map<String, serde_json::Value> {
         use sha2::{Digest, Sha256};
+        let user = crate::Workload::all().into_iter().flat_map(|w| w.files());
         self.required()
             .into_iter()
+            .chain(user)
             .filter_map(|(what, path)| {
                 let mut file = std::fs::File::open(&path).ok()?;
                 let mut hash = Sha256::new();
@@ -178,7 +180,7 @@ impl Artifacts {
 
     fn precompile(&self) -> Result<()> {
         std::fs::create_dir_all(self.target_dir.join("edgebench"))?;
-        for w in Workload::ALL {
+        for w in Builtin::ALL {
             let (wasm, cwasm) = (self.component(w), self.precompiled(w));
             if is_newer(&cwasm, &[&wasm, &self.wasmtime_precompiler()]) {
                 continue;

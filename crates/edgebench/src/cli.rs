@@ -181,6 +181,7 @@ impl RunArgs {
             cpus: self.cpus.clone(),
             settle_max_ms: self.settle_max_ms,
             ready_timeout_ms: self.ready_timeout_ms,
+            workload: None,
         }
     }
 
@@ -430,7 +431,7 @@ fn conformance_all(runtimes: Option<String>, artifacts: Artifacts) -> Result<()>
                 println!("{:<20} {variant:<20} not checked: {why}", r.name());
                 continue;
             }
-            for w in crate::Workload::ALL {
+            for w in crate::Workload::BUILTIN {
                 let result =
                     r.prepare(&ctx, w, variant).and_then(|()| conformance::check(r.as_ref(), variant, w, &ctx));
                 match result {

@@ -48,9 +48,9 @@ pub fn list() -> String {
         }
     }
     out.push_str("\nworkloads (--workloads):\n");
-    for w in crate::Workload::ALL {
-        let probe = crate::workload::probe_request(w);
-        let latency = crate::workload::latency_request(w);
+    for w in crate::Workload::BUILTIN {
+        let probe = w.probe_request();
+        let latency = w.latency_request();
         let _ = writeln!(
             out,
             "  {:<8} ready when {} {} answers as the core does; latency runs send {} {}",

@@ -17,4 +17,4 @@ pub mod runtime;
 pub mod store;
 pub mod workload;
 
-pub use edgebench_workload_core::Workload;
+pub use workload::Workload;

@@ -152,6 +152,10 @@ pub struct TrialRow<'a> {
 /// The runtime every ratio in the report is taken against.
 pub const BASELINE: &str = "native";
 
+/// A runtime row's note `"<workload>: not measured"` says why that measured
+/// runtime variant did not run that workload (e.g. it has no artifact for it).
+pub const NOT_MEASURED: &str = "not measured";
+
 /// The phase of every open-loop search step's samples: the steps are the
 /// points of a curve (the offered rate is the step's `open_loop_offered`
 /// sample), not a distribution. Files from before it used `rate=R`.

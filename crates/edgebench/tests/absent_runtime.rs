@@ -12,7 +12,7 @@ use edgebench::Workload;
 fn a_missing_runtime_is_reported_not_measured_with_its_reason() {
     std::env::set_var("EDGEBENCH_WASMTIME", "/nonexistent/wasmtime");
     let dir = tempfile::tempdir().unwrap();
-    let mut options = small_options(&["native", "wasmtime"], &[Workload::Hello], dir.path());
+    let mut options = small_options(&["native", "wasmtime"], &[Workload::HELLO], dir.path());
     options.reps = 1;
     let (_, samples) = run_campaign(options);
     assert!(samples.iter().all(|s| s.runtime == "native"), "nothing measured for the missing runtime");

@@ -28,6 +28,9 @@ impl Runtime for CrashingRuntime {
     fn serving_model(&self, _variant: &str) -> String {
         "the native server given a bad argument: it exits at once".into()
     }
+    fn artifact(&self, _variant: &str) -> edgebench::runtime::ArtifactKind {
+        edgebench::runtime::ArtifactKind::Binary
+    }
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         Detection::found("test", artifacts.native_server())
     }
@@ -42,7 +45,7 @@ impl Runtime for CrashingRuntime {
 #[test]
 fn a_crashing_runtime_fails_its_samples_and_the_campaign_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let options = small_options(&["crashing", "native"], &[Workload::Hello], dir.path());
+    let options = small_options(&["crashing", "native"], &[Workload::HELLO], dir.path());
     let mut backends = runtime::all();
     backends.push(Box::new(CrashingRuntime));
     let mut campaign = Campaign::create(options, artifacts()).unwrap().with_backends(backends);
@@ -89,6 +92,9 @@ impl Runtime for Fixture {
     fn serving_model(&self, _variant: &str) -> String {
         "the native server".into()
     }
+    fn artifact(&self, _variant: &str) -> edgebench::runtime::ArtifactKind {
+        edgebench::runtime::ArtifactKind::Binary
+    }
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         match self.hidden {
             Some(h) if h.load(Ordering::SeqCst) => Detection::missing("uninstalled between the two runs"),
@@ -102,7 +108,7 @@ impl Runtime for Fixture {
         Ok(())
     }
     fn prepare(&self, ctx: &Context<'_>, workload: Workload, _variant: &str) -> anyhow::Result<()> {
-        if workload == Workload::Kv {
+        if workload == Workload::KV {
             std::fs::read(ctx.work_dir.join("no-such-image"))?;
         }
         Ok(())
@@ -120,7 +126,7 @@ impl Runtime for Fixture {
 fn a_failed_setup_or_prepare_fails_only_its_trials_and_the_campaign_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let mut options =
-        small_options(&["no-setup", "no-prepare", "native"], &[Workload::Hello, Workload::Kv], dir.path());
+        small_options(&["no-setup", "no-prepare", "native"], &[Workload::HELLO, Workload::KV], dir.path());
     options.reps = 1;
     options.warmup = true;
     let mut backends = runtime::all();
@@ -173,7 +179,7 @@ fn interrupt_after(done: i64, dir: &std::path::Path, flag: Arc<AtomicBool>) -> s
 #[test]
 fn a_resumed_campaign_whose_plan_changed_runs_each_trial_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = small_options(&["native", "sometimes"], &[Workload::Hello], dir.path());
+    let mut options = small_options(&["native", "sometimes"], &[Workload::HELLO], dir.path());
     options.reps = 5;
     let backends = || {
         let mut b = runtime::all();
@@ -237,7 +243,7 @@ impl Instance for CountingInstance {
 #[test]
 fn an_interrupt_during_warm_starts_ends_the_trial_at_once_as_interrupted() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = small_options(&["interrupted-warm"], &[Workload::Hello], dir.path());
+    let mut options = small_options(&["interrupted-warm"], &[Workload::HELLO], dir.path());
     options.reps = 1;
     options.warm_starts = 5;
     let mut backends = runtime::all();
@@ -256,7 +262,7 @@ fn an_interrupt_during_warm_starts_ends_the_trial_at_once_as_interrupted() {
 #[test]
 fn report_only_reads_the_campaign_and_names_a_file_that_is_not_one() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = small_options(&["native"], &[Workload::Hello], dir.path());
+    let mut options = small_options(&["native"], &[Workload::HELLO], dir.path());
     options.reps = 1;
     let mut campaign = Campaign::create(options, artifacts()).unwrap();
     assert_eq!(campaign.run(&AtomicBool::new(false)).unwrap(), Outcome::Finished);
@@ -330,7 +336,7 @@ fn ctrl_c_ends_a_campaign_with_exit_code_130_and_the_way_to_resume() {
 #[test]
 fn an_interrupted_campaign_keeps_its_samples_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = small_options(&["native"], &[Workload::Hello, Workload::Kv], dir.path());
+    let mut options = small_options(&["native"], &[Workload::HELLO, Workload::KV], dir.path());
     options.reps = 6;
     let interrupted = Arc::new(AtomicBool::new(false));
     // Interrupt once a few trials have been stored.

@@ -139,8 +139,8 @@ fn image_is_built_once_then_reused() {
     // A new backend (a new campaign) finds it by content hash; `prepare` does not rebuild either.
     let again = Docker::from_env();
     assert_eq!(again.ensure_image(&f.artifacts, "other").unwrap(), (tag.clone(), ImageOutcome::Reused));
-    f.docker.prepare(&f.ctx(), Workload::Hello, "bridge").unwrap();
-    f.docker.prepare(&f.ctx(), Workload::Kv, "host").unwrap();
+    f.docker.prepare(&f.ctx(), Workload::HELLO, "bridge").unwrap();
+    f.docker.prepare(&f.ctx(), Workload::KV, "host").unwrap();
     assert_eq!(image_id(&tag), Some(id));
     f.finish();
 }
@@ -152,7 +152,7 @@ fn cold_and_warm_start_of_hello_on_both_networks() {
     let never = AtomicBool::new(false);
     for variant in f.docker.variants() {
         let ctx = f.ctx();
-        let key = f.key(variant, Workload::Hello);
+        let key = f.key(variant, Workload::HELLO);
         let Ok((mut instance, ready)) = launch_until_ready(&f.docker, &key, &ctx, &never) else {
             panic!("{variant}: no cold start")
         };
@@ -170,7 +170,7 @@ fn cold_and_warm_start_of_hello_on_both_networks() {
         assert!(extra.contains_key("cgroup_memory_peak") && extra.contains_key("cgroup_cpu"), "{variant}: {extra:?}");
 
         for _ in 0..2 {
-            match instance.warm_start(Workload::Hello) {
+            match instance.warm_start(Workload::HELLO) {
                 WarmStart::Measured(samples) => {
                     let kinds: Vec<&str> = samples.iter().map(|s| s.phase.as_str()).collect();
                     assert_eq!(kinds, ["restart", "unpause"], "{variant}");
@@ -198,7 +198,7 @@ fn the_container_runs_on_the_sut_cpus() {
     plan.install().unwrap();
     let Some(f) = Fixture::new("cpuset") else { return };
     let never = AtomicBool::new(false);
-    let key = f.key("host", Workload::Hello);
+    let key = f.key("host", Workload::HELLO);
     let Ok((mut instance, _)) = launch_until_ready(&f.docker, &key, &f.ctx(), &never) else { panic!("no cold start") };
     let server: Vec<u32> = instance
         .pids()
@@ -222,7 +222,7 @@ fn campaign_measures_docker_phases_and_warm_start_kinds() {
     let out = f.dir.path().join("campaign");
     let options = Options {
         runtimes: Some(vec!["docker".into()]),
-        workloads: vec![Workload::Hello],
+        workloads: vec![Workload::HELLO],
         reps: 1,
         requests: 20,
         warmup_requests: 5,
@@ -277,7 +277,7 @@ fn conformance_on_all_workloads_and_both_networks() {
     let Some(f) = Fixture::new("conformance") else { return };
     let ctx = f.ctx();
     for variant in f.docker.variants() {
-        for workload in Workload::ALL {
+        for workload in Workload::BUILTIN {
             let mismatches = conformance::check(&f.docker, variant, workload, &ctx).unwrap();
             assert!(mismatches.is_empty(), "{variant} {workload}: {mismatches:?}");
         }
@@ -295,7 +295,7 @@ fn failures_leave_no_container() {
 
     // Host network, port taken: the server exits at once; the probe sees the exit.
     let spec = LaunchSpec {
-        workload: Workload::Hello,
+        workload: Workload::HELLO,
         variant: "host",
         addr,
         label: "taken-host".into(),
@@ -317,7 +317,7 @@ fn failures_leave_no_container() {
 
     // Bridge, port taken: Docker cannot publish it; the half-made container is removed.
     let spec = LaunchSpec {
-        workload: Workload::Hello,
+        workload: Workload::HELLO,
         variant: "bridge",
         addr,
         label: "taken-bridge".into(),
@@ -331,7 +331,7 @@ fn failures_leave_no_container() {
     // Through the trial code: a failed cold start stops what it launched.
     let never = AtomicBool::new(false);
     drop(taken);
-    let key = f.key("host", Workload::Echo);
+    let key = f.key("host", Workload::ECHO);
     let (instance, _) = launch_until_ready(&f.docker, &key, &ctx, &never).unwrap_or_else(|_| panic!("no start"));
     // Dropping an instance without stop (a panic, an early return) removes it too.
     drop(instance);

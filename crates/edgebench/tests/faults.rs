@@ -398,6 +398,9 @@ impl Runtime for Faulty {
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         self.inner.detect(artifacts)
     }
+    fn artifact(&self, variant: &str) -> edgebench::runtime::ArtifactKind {
+        self.inner.artifact(variant)
+    }
     fn notes(&self, w: Workload) -> Option<String> {
         self.inner.notes(w)
     }
@@ -525,7 +528,7 @@ impl Squatter {
 fn library_case(case: &str, runtimes: &[&str], fault: Fault, reps: u32, requests: usize) -> Row {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("c");
-    let mut options = small_options(runtimes, &[Workload::Hello], &dir);
+    let mut options = small_options(runtimes, &[Workload::HELLO], &dir);
     options.reps = reps;
     options.requests = requests;
     options.metrics = vec![edgebench::campaign::Metric::ColdStart, edgebench::campaign::Metric::LatencyKeepalive];
@@ -615,6 +618,9 @@ impl Runtime for Shared {
     }
     fn detect(&self, a: &Artifacts) -> Detection {
         self.0.detect(a)
+    }
+    fn artifact(&self, variant: &str) -> edgebench::runtime::ArtifactKind {
+        self.0.artifact(variant)
     }
     fn notes(&self, w: Workload) -> Option<String> {
         self.0.notes(w)
@@ -1001,7 +1007,7 @@ fn read_only_report_case() -> Row {
     let dir = root.path().join("c");
     let (outcome, _) = run_campaign(edgebench::campaign::Options {
         metrics: vec![edgebench::campaign::Metric::ColdStart],
-        ..small_options(&["native"], &[Workload::Hello], &dir)
+        ..small_options(&["native"], &[Workload::HELLO], &dir)
     });
     assert_eq!(outcome, Outcome::Finished);
     let ro = root.path().join("ro");

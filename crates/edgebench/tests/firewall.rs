@@ -119,11 +119,7 @@ fn traffic_is_really_filtered() {
         net.apply(profile(name), Placement::ServerNamespace).unwrap();
         let r = edgebench::measure::http::one_shot(
             service,
-            &edgebench::measure::http::encode(
-                &edgebench::workload::probe_request(Workload::Hello),
-                &service.to_string(),
-                true,
-            ),
+            &edgebench::measure::http::encode(&Workload::HELLO.probe_request(), &service.to_string(), true),
             Duration::from_secs(5),
         )
         .unwrap_or_else(|e| panic!("{name}: the service port must answer: {e}"));
@@ -160,7 +156,7 @@ fn a_small_campaign_measures_every_profile_and_leaves_nothing() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut options = small_options(&["native"], &[Workload::Hello], dir.path());
+    let mut options = small_options(&["native"], &[Workload::HELLO], dir.path());
     options.firewall = ["off", "host", "rules-100", "set-100"].map(String::from).to_vec();
     let host_before = HostSnapshot::take().unwrap();
     let (outcome, samples) = run_campaign(options);
@@ -201,7 +197,7 @@ fn a_micro_vm_is_measured_behind_the_profile_in_its_own_namespace() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut options = small_options(&["qemu-microvm"], &[Workload::Hello], dir.path());
+    let mut options = small_options(&["qemu-microvm"], &[Workload::HELLO], dir.path());
     options.reps = 1;
     options.metrics = vec![edgebench::campaign::Metric::ColdStart, edgebench::campaign::Metric::LatencyKeepalive];
     options.firewall = ["off", "rules-100"].map(String::from).to_vec();
@@ -231,7 +227,7 @@ fn an_interrupted_campaign_leaves_no_table_namespace_or_veth() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut options = small_options(&["native"], &[Workload::Hello], dir.path());
+    let mut options = small_options(&["native"], &[Workload::HELLO], dir.path());
     options.firewall = ["off", "rules-1000", "set-100"].map(String::from).to_vec();
     options.reps = 6;
     let interrupted = Arc::new(AtomicBool::new(false));

@@ -8,7 +8,6 @@ use edgebench::campaign::{launch_until_ready, Metric, TrialKey};
 use edgebench::measure::http;
 use edgebench::measure::load::{self, Load, Target};
 use edgebench::runtime::{self, Context};
-use edgebench::workload::{expected_latency_answer, latency_request};
 use edgebench::Workload;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -18,7 +17,7 @@ fn with_native_hello(f: impl FnOnce(&Target)) {
     let work = tempfile::tempdir().unwrap();
     let ctx = Context::new("load-test", &artifacts, work.path()).unwrap();
     let native = runtime::all().into_iter().find(|r| r.name() == "native").unwrap();
-    let key = TrialKey::new("native", "static-musl", Workload::Hello, 1);
+    let key = TrialKey::new("native", "static-musl", Workload::HELLO, 1);
     let never = AtomicBool::new(false);
     let Ok((mut instance, _)) = launch_until_ready(native.as_ref(), &key, &ctx, &never) else {
         panic!("native starts")
@@ -26,8 +25,8 @@ fn with_native_hello(f: impl FnOnce(&Target)) {
     let addr = instance.addr();
     let target = Target {
         addr,
-        request: http::encode(&latency_request(Workload::Hello), &addr.to_string(), false),
-        expected: Some(expected_latency_answer(Workload::Hello)),
+        request: http::encode(&Workload::HELLO.latency_request(), &addr.to_string(), false),
+        expected: Some(Workload::HELLO.expected_latency()),
     };
     f(&target);
     instance.stop().unwrap();
@@ -98,12 +97,12 @@ fn wrong_every_second(expected: &[u8]) -> std::net::SocketAddr {
 
 #[test]
 fn wrong_answers_under_load_are_errors_not_latencies() {
-    let expected = expected_latency_answer(Workload::Hello);
+    let expected = Workload::HELLO.expected_latency();
     let edgebench::workload::ExpectedBody::Exact(good) = &expected.body else { panic!("hello answers exactly") };
     let addr = wrong_every_second(good);
     let target = Target {
         addr,
-        request: http::encode(&latency_request(Workload::Hello), &addr.to_string(), false),
+        request: http::encode(&Workload::HELLO.latency_request(), &addr.to_string(), false),
         expected: Some(expected.clone()),
     };
     let never = AtomicBool::new(false);
@@ -155,13 +154,13 @@ fn stalling_server(expected: &[u8], every: u64, pause: Duration) -> std::net::So
 fn hello_target(addr: std::net::SocketAddr) -> Target {
     Target {
         addr,
-        request: http::encode(&latency_request(Workload::Hello), &addr.to_string(), false),
-        expected: Some(expected_latency_answer(Workload::Hello)),
+        request: http::encode(&Workload::HELLO.latency_request(), &addr.to_string(), false),
+        expected: Some(Workload::HELLO.expected_latency()),
     }
 }
 
 fn hello_body() -> Vec<u8> {
-    match expected_latency_answer(Workload::Hello).body {
+    match Workload::HELLO.expected_latency().body {
         edgebench::workload::ExpectedBody::Exact(good) => good,
         _ => panic!("hello answers exactly"),
     }
@@ -217,7 +216,7 @@ fn a_stop_flag_ends_a_run_early() {
 #[test]
 fn throughput_and_scaling_metrics_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = small_options(&["native"], &[Workload::Hello], dir.path());
+    let mut options = small_options(&["native"], &[Workload::HELLO], dir.path());
     options.reps = 1;
     options.metrics = vec![Metric::Throughput, Metric::Scaling];
     options.load.duration_ms = 200;

@@ -135,7 +135,7 @@ fn bad_kernel_path_is_a_clear_error_and_leaves_nothing() {
     let runtime = QemuMicrovm::with_kernel("/nonexistent/vmlinuz".into());
     let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let spec = LaunchSpec {
-        workload: Workload::Hello,
+        workload: Workload::HELLO,
         variant: "tcg",
         addr,
         label: "bad-kernel".into(),
@@ -161,7 +161,7 @@ fn a_kernel_that_does_not_boot_fails_the_trial_and_leaves_nothing() {
     let ctx = context(&artifacts, &dir);
     let runtime = QemuMicrovm::with_kernel(junk);
     runtime.setup(&ctx).unwrap();
-    let key = TrialKey::new("qemu-microvm", "tcg", Workload::Hello, 0);
+    let key = TrialKey::new("qemu-microvm", "tcg", Workload::HELLO, 0);
     let result = launch_until_ready(&runtime, &key, &ctx, &AtomicBool::new(false));
     let Err(edgebench::campaign::Failure::Failed(e)) = result else { panic!("a junk kernel must fail") };
     assert!(e.contains("exited") || e.contains("exit"), "{e}");
@@ -176,7 +176,7 @@ fn qemu_tcg_campaign_serves_hello() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut options = common::small_options(&["qemu-microvm"], &[Workload::Hello], dir.path());
+    let mut options = common::small_options(&["qemu-microvm"], &[Workload::HELLO], dir.path());
     options.reps = 1;
     let (_, samples) = common::run_campaign(options);
     let failures: Vec<_> = samples.iter().filter(|s| !s.ok && s.metric == "cold_start").collect();
@@ -203,7 +203,7 @@ fn firecracker_measures_the_vmm_floor_and_says_why_linux_is_not_measured() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut options = common::small_options(&["firecracker"], &[Workload::Hello], dir.path());
+    let mut options = common::small_options(&["firecracker"], &[Workload::HELLO], dir.path());
     options.reps = 1;
     let (_, samples) = common::run_campaign(options);
     let floor: Vec<_> = samples.iter().filter(|s| s.variant.starts_with("vmm-floor")).collect();

@@ -74,7 +74,7 @@ fn run_chromium(chromium: &Path, page: &Path, extra: &[String]) -> (String, Stri
 fn small_campaign(artifacts: Artifacts, dir: &Path) {
     let mut options = Options {
         runtimes: Some(vec!["native".into()]),
-        workloads: vec![Workload::Hello],
+        workloads: vec![Workload::HELLO],
         metrics: Metric::DEFAULT.iter().copied().chain([Metric::Throughput, Metric::Scaling]).collect(),
         reps: 2,
         requests: 30,

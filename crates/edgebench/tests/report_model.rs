@@ -260,7 +260,7 @@ fn check_every_format(dir: &Path, samples: &[Sample]) -> Model {
 #[test]
 fn every_format_renders_the_same_model_and_every_stored_metric() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = small_options(&["native", "wasmtime-embedded"], &[Workload::Hello, Workload::Kv], dir.path());
+    let mut options = small_options(&["native", "wasmtime-embedded"], &[Workload::HELLO, Workload::KV], dir.path());
     options.reps = 3;
     options.metrics.extend([Metric::Throughput, Metric::Scaling]);
     options.load.duration_ms = 150;
@@ -276,7 +276,7 @@ fn every_format_renders_the_same_model_and_every_stored_metric() {
 #[test]
 fn firewall_deltas_are_the_same_in_every_format() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = small_options(&["native"], &[Workload::Hello], dir.path());
+    let mut options = small_options(&["native"], &[Workload::HELLO], dir.path());
     options.reps = 3;
     options.firewall = vec!["off".into(), "rules-10".into()];
     let (_, samples) = run_campaign(options);

@@ -9,9 +9,9 @@ use edgebench::Workload;
 
 fn check_runtime(runtime: &str, variants: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let (outcome, samples) = run_campaign(small_options(&[runtime], &Workload::ALL, dir.path()));
+    let (outcome, samples) = run_campaign(small_options(&[runtime], &Workload::BUILTIN, dir.path()));
     assert_eq!(outcome, Outcome::Finished);
-    for w in Workload::ALL {
+    for w in Workload::BUILTIN {
         let w = w.name();
         for variant in variants {
             let cold: Vec<_> =
@@ -45,7 +45,7 @@ fn native_is_measured_end_to_end() {
 fn embedded_wasmtime_is_measured_end_to_end_with_warm_starts() {
     check_runtime("wasmtime-embedded", &["precompiled-pooling"]);
     let dir = tempfile::tempdir().unwrap();
-    let mut options = small_options(&["wasmtime-embedded"], &[Workload::Hello], dir.path());
+    let mut options = small_options(&["wasmtime-embedded"], &[Workload::HELLO], dir.path());
     options.metrics = vec![edgebench::campaign::Metric::WarmStart];
     let (_, samples) = run_campaign(options);
     // Each warm start is a new instance: timed by the client and inside the host.
@@ -74,7 +74,7 @@ fn wasmtime_cli_is_measured_with_and_without_its_cache() {
 #[test]
 fn native_warm_start_is_recorded_as_not_applicable() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = small_options(&["native"], &[Workload::Hello], dir.path());
+    let mut options = small_options(&["native"], &[Workload::HELLO], dir.path());
     options.metrics = vec![edgebench::campaign::Metric::WarmStart];
     let (_, samples) = run_campaign(options);
     let warm: Vec<_> = samples.iter().filter(|s| s.metric == "warm_start").collect();
@@ -89,7 +89,7 @@ fn native_warm_start_is_recorded_as_not_applicable() {
 #[test]
 fn warm_starts_run_after_every_figure_of_the_latency_phase() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, samples) = run_campaign(small_options(&["wasmtime-embedded"], &[Workload::Hello], dir.path()));
+    let (_, samples) = run_campaign(small_options(&["wasmtime-embedded"], &[Workload::HELLO], dir.path()));
     for rep in [1, 2] {
         let of = |metric: &str, phase: Option<&str>| -> Vec<i64> {
             samples

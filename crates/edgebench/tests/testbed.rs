@@ -49,8 +49,8 @@ fn every_runtime_runs_on_the_sut_cpus_and_edgebench_on_the_clients() {
         }
         let Some(variant) = serving_variant(r.as_ref()) else { continue };
         r.setup(&ctx).unwrap();
-        r.prepare(&ctx, Workload::Hello, variant).unwrap();
-        let key = TrialKey::new(r.name(), variant, Workload::Hello, 1);
+        r.prepare(&ctx, Workload::HELLO, variant).unwrap();
+        let key = TrialKey::new(r.name(), variant, Workload::HELLO, 1);
         let (mut instance, _) = launch_until_ready(r.as_ref(), &key, &ctx, &never)
             .unwrap_or_else(|_| panic!("{} {variant} starts", r.name()));
         let pids = instance.pids();
@@ -110,8 +110,8 @@ fn under_a_firewall_every_namespace_runtime_is_started_and_reached_in_the_namesp
     let mut checked = Vec::new();
     for (r, variant) in &placed {
         r.setup(&ctx).unwrap();
-        r.prepare(&ctx, Workload::Hello, variant).unwrap();
-        let key = TrialKey::new(r.name(), variant, Workload::Hello, 1).with_firewall("off");
+        r.prepare(&ctx, Workload::HELLO, variant).unwrap();
+        let key = TrialKey::new(r.name(), variant, Workload::HELLO, 1).with_firewall("off");
         let launched = launch_until_ready_in(r.as_ref(), &key, &ctx, &never, Some(&net));
         let Ok((mut instance, _)) = launched else {
             placed.iter().for_each(|(r, _)| r.teardown(&ctx));

@@ -58,7 +58,7 @@ fn every_workload_conforms_on_every_variant_that_runs_here() {
     let variants = serving_variants(&u);
     assert!(variants.contains(&"qemu-tcg"), "{variants:?}");
     for variant in variants {
-        for w in Workload::ALL {
+        for w in Workload::BUILTIN {
             let problems = conformance::check(&u, variant, w, &ctx).unwrap();
             assert!(problems.is_empty(), "{variant} {w}: {problems:?}");
         }
@@ -73,7 +73,7 @@ fn a_campaign_measures_the_unikernel_and_records_its_image() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut options = common::small_options(&["unikernel"], &[Workload::Hello], dir.path());
+    let mut options = common::small_options(&["unikernel"], &[Workload::HELLO], dir.path());
     options.metrics = vec![Metric::ColdStart, Metric::LatencyKeepalive, Metric::Memory, Metric::Throughput];
     options.load.duration_ms = 200;
     options.load.search_steps = 2;
@@ -116,7 +116,7 @@ fn a_user_image_is_booted_and_checked_like_any_runtime() {
     ));
     let d = user.detect(&artifacts);
     assert!(d.available && d.version.starts_with("user's "), "{}", d.version);
-    for w in [Workload::Hello, Workload::Kv] {
+    for w in [Workload::HELLO, Workload::KV] {
         let problems = conformance::check(&user, "qemu-tcg", w, &ctx).unwrap();
         assert!(problems.is_empty(), "{w}: {problems:?}");
     }
@@ -127,7 +127,7 @@ fn a_user_image_is_booted_and_checked_like_any_runtime() {
     // Its readiness probe (a cpu request) never gets the cpu answer: the
     // check fails with the reason, or lists what differs; it never passes.
     let ctx = Context { ready_timeout: Some(std::time::Duration::from_secs(15)), ..ctx };
-    match conformance::check(&wrong, "qemu-tcg", Workload::Cpu, &ctx) {
+    match conformance::check(&wrong, "qemu-tcg", Workload::CPU, &ctx) {
         Ok(problems) => assert!(!problems.is_empty(), "a wrong answer is reported"),
         Err(e) => assert!(format!("{e:#}").contains("no correct answer"), "{e:#}"),
     }

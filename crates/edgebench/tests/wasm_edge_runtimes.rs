@@ -18,7 +18,7 @@ fn variants_of(runtime: &str) -> Vec<&'static str> {
 fn measure(runtime: &str) {
     let variants = variants_of(runtime);
     let dir = tempfile::tempdir().unwrap();
-    let workloads = [Workload::Hello, Workload::Kv];
+    let workloads = [Workload::HELLO, Workload::KV];
     let (outcome, samples) = run_campaign(small_options(&[runtime], &workloads, dir.path()));
     assert_eq!(outcome, Outcome::Finished);
     for w in workloads.map(|w| w.name()) {
@@ -52,7 +52,7 @@ fn conforms(runtime: &str) {
     let ctx = Context::new("wasm-edge-conformance", &artifacts, work.path()).unwrap();
     let backend = runtime::all().into_iter().find(|r| r.name() == runtime).unwrap();
     for variant in backend.variants() {
-        for w in Workload::ALL {
+        for w in Workload::BUILTIN {
             backend.prepare(&ctx, w, variant).unwrap();
             let mismatches = edgebench::conformance::check(backend.as_ref(), variant, w, &ctx).unwrap();
             assert!(mismatches.is_empty(), "{runtime}/{variant}/{w}: {mismatches:#?}");

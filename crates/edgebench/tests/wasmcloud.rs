@@ -50,7 +50,7 @@ fn all_three_start_variants_are_measured_for_hello() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (outcome, samples) = run_campaign(small_options(&["wasmcloud"], &[Workload::Hello], dir.path()));
+    let (outcome, samples) = run_campaign(small_options(&["wasmcloud"], &[Workload::HELLO], dir.path()));
     assert_eq!(outcome, Outcome::Finished);
     let failed: Vec<_> = samples.iter().filter(|s| !s.ok).collect();
     assert!(failed.is_empty(), "no failed samples: {failed:#?}");
@@ -102,7 +102,7 @@ fn every_workload_answers_like_the_workload_core_on_wasmcloud() {
     let backend = Wasmcloud::default();
     backend.setup(&ctx).unwrap();
     let mut mismatches = Vec::new();
-    for w in Workload::ALL {
+    for w in Workload::BUILTIN {
         backend.prepare(&ctx, w, "deploy-cold").unwrap();
         mismatches.extend(edgebench::conformance::check(&backend, "deploy-cold", w, &ctx).unwrap());
     }
@@ -124,9 +124,9 @@ fn a_deploy_of_a_bad_image_reference_fails_clearly_and_stops_its_host() {
         ("{registry}/edgebench/no-such-image:0.0.0", "manifest unknown"),
         ("{registry}/Not A Reference", "Not A Reference"),
     ] {
-        let backend = Wasmcloud::default().with_image_reference(Workload::Hello, reference);
+        let backend = Wasmcloud::default().with_image_reference(Workload::HELLO, reference);
         backend.setup(&ctx).unwrap();
-        let error = match backend.launch(&ctx, &spec(Workload::Hello, "deploy-cold")) {
+        let error = match backend.launch(&ctx, &spec(Workload::HELLO, "deploy-cold")) {
             Ok(_) => panic!("{reference} deployed"),
             Err(e) => format!("{e:#}"),
         };
@@ -151,7 +151,7 @@ fn an_instance_runs_in_a_controlled_environment_and_stops_twice() {
     let ctx = context(&artifacts, work.path());
     let backend = Wasmcloud::default();
     backend.setup(&ctx).unwrap();
-    let mut instance = backend.launch(&ctx, &spec(Workload::Hello, "host-cold")).unwrap();
+    let mut instance = backend.launch(&ctx, &spec(Workload::HELLO, "host-cold")).unwrap();
     let pids = instance.pids();
     assert_eq!(pids.len(), 1, "one wash host process: {pids:?}");
     let environ = std::fs::read(format!("/proc/{}/environ", pids[0])).unwrap();
@@ -164,7 +164,7 @@ fn an_instance_runs_in_a_controlled_environment_and_stops_twice() {
     let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
     assert_eq!(record["env"]["HOME"], home, "what was used is stored: {record}");
     assert!(record["args"].as_array().unwrap().iter().any(|a| a == "--http-addr"), "{record}");
-    match instance.warm_start(Workload::Hello) {
+    match instance.warm_start(Workload::HELLO) {
         WarmStart::Measured(samples) => {
             let phases: Vec<&str> = samples.iter().map(|s| s.phase.as_str()).collect();
             assert_eq!(phases, ["", "redeploy"]);
@@ -186,7 +186,7 @@ fn an_interrupted_campaign_leaves_nothing_running() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut options = small_options(&["wasmcloud"], &[Workload::Hello], dir.path());
+    let mut options = small_options(&["wasmcloud"], &[Workload::HELLO], dir.path());
     options.reps = 5;
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();

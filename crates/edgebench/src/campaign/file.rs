@@ -9,8 +9,11 @@
 //! DIR/campaign.toml` runs it again.
 
 use super::options::{LoadOptions, Metric, Options, ScalingOptions};
+use crate::workload::UserWorkload;
+use crate::Workload;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The name of the resolved campaign in a campaign directory.
@@ -64,6 +67,9 @@ pub struct Settings {
     pub settle_max_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready_timeout_ms: Option<u64>,
+    /// The user's workloads: `[workload.NAME]` tables (README: "Your own workload").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<BTreeMap<String, UserWorkload>>,
 }
 
 impl Settings {
@@ -72,14 +78,22 @@ impl Settings {
     pub fn read(path: &Path) -> Result<Settings> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading the campaign file {}", path.display()))?;
-        toml::from_str(&text).map_err(|e| {
+        let mut settings: Settings = toml::from_str(&text).map_err(|e| {
             anyhow::anyhow!(
-                "campaign file {}: {}\n(keys are `run` flags in snake_case: see `edgebench run --help` and the README's \
-                 \"Campaign files\")",
+                "campaign file {}: {}\n(keys are `run` flags in snake_case, and `[workload.NAME]` tables: see \
+                 `edgebench run --help` and the README's \"Campaign files\")",
                 path.display(),
                 e.to_string().trim_end()
             )
-        })
+        })?;
+        // Artifact paths are relative to the file; they are checked now, before anything runs.
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if let Some(map) = &mut settings.workload {
+            for (name, w) in map.iter_mut() {
+                *w = w.clone().validated(name, base).with_context(|| format!("campaign file {}", path.display()))?;
+            }
+        }
+        Ok(settings)
     }
 
     /// The keys this sets.
@@ -123,6 +137,7 @@ impl Settings {
             cpus: Some(o.cpus.clone()),
             settle_max_ms: Some(o.settle_max_ms),
             ready_timeout_ms: o.ready_timeout_ms,
+            workload: (!o.user_workloads.is_empty()).then(|| o.user_workloads.clone()),
         }
     }
 
@@ -145,9 +160,22 @@ impl Settings {
         if let Some(list) = &self.runtimes {
             o.runtimes = Some(runtime_selection(list, &named("runtimes"), known_runtimes)?);
         }
+        // User workloads are known by name from here on (to `workloads`, and to a resume).
+        for (name, w) in self.workload.iter().flatten() {
+            let mut w = w.clone();
+            w.name = name.clone();
+            Workload::register(w.clone())?;
+            o.user_workloads.insert(name.clone(), w);
+        }
+        let user_names: Vec<&str> = o.user_workloads.keys().map(String::as_str).collect();
         if let Some(list) = &self.workloads {
-            let names = distinct(list, &named("workloads"), "hello, cpu, echo, kv")?;
+            let known =
+                ["hello", "cpu", "echo", "kv"].iter().chain(&user_names).copied().collect::<Vec<_>>().join(", ");
+            let names = distinct(list, &named("workloads"), &known)?;
             o.workloads = super::parse_workloads(&names.join(","))?;
+        } else {
+            // Without a list: the built-in workloads and every one the file declares.
+            o.workloads.extend(user_names.iter().filter_map(|n| Workload::from_name(n)));
         }
         if let Some(list) = &self.metrics {
             let names = distinct(

@@ -17,6 +17,7 @@ pub use trial::{free_loopback_addr, launch_until_ready, launch_until_ready_in, F
 use crate::artifacts::Artifacts;
 use crate::network::{self, Network};
 use crate::runtime::{self, Context, Detection, Runtime};
+use crate::store::NOT_MEASURED;
 use crate::store::{now_ns, CampaignRow, RuntimeRow, Store, TrialIdentity, RESULTS_FILE};
 use crate::{environment, Workload};
 use anyhow::{bail, Context as _, Result};
@@ -134,6 +135,8 @@ impl Campaign {
                 dir.display()
             )
         })?;
+        Options::register_user_workloads(&row.config)
+            .context("the stored campaign's user workloads are unreadable or clash with others")?;
         let options: Options = serde_json::from_value(row.config.clone())
             .context("the stored campaign options are unreadable (written by another edgebench version?)")?;
         if let Some(first) = row.environment["artifacts"].as_object() {
@@ -332,6 +335,9 @@ impl Campaign {
                 })
             });
             for workload in self.options.workloads.clone() {
+                if workload.lacks(runtime.artifact(variant)).is_some() {
+                    continue;
+                }
                 let why = match setup {
                     Err(e) => e.clone(),
                     Ok(()) => match runtime.prepare(ctx, workload, variant) {
@@ -348,6 +354,7 @@ impl Campaign {
                 unprepared.insert((name.to_string(), variant.to_string(), workload), why);
             }
         }
+        self.check_user_workloads(ctx, available, &mut unprepared, network);
         let finished = self.store.finished_trials(&self.id)?;
         let pending: Vec<(usize, &TrialKey)> = trials
             .iter()
@@ -496,10 +503,22 @@ impl Campaign {
     fn record_runtimes(&self, runtimes: &[Box<dyn Runtime>], detections: &HashMap<&str, Detection>) -> Result<()> {
         for r in runtimes {
             let d = &detections[r.name()];
-            let notes: serde_json::Map<String, serde_json::Value> =
-                Workload::ALL.iter().filter_map(|w| r.notes(*w).map(|n| (w.name().to_string(), n.into()))).collect();
+            let notes: serde_json::Map<String, serde_json::Value> = self
+                .options
+                .workloads
+                .iter()
+                .filter_map(|w| r.notes(*w).map(|n| (w.name().to_string(), n.into())))
+                .collect();
             for v in r.variants().iter().filter(|v| selects(&self.options.runtimes, r.name(), v)) {
                 let mut notes = notes.clone();
+                for w in &self.options.workloads {
+                    if let Some(why) = w.lacks(r.artifact(v)) {
+                        if d.available {
+                            eprintln!("edgebench: {} {v} {w}: {why}", r.name());
+                        }
+                        notes.insert(format!("{w}: {NOT_MEASURED}"), why.into());
+                    }
+                }
                 notes.insert(format!("{v}: serving"), r.serving_model(v).into());
                 notes.insert(format!("{v}: network path"), r.network_path(v).into());
                 self.store.upsert_runtime(
@@ -519,6 +538,40 @@ impl Campaign {
         Ok(())
     }
 
+    /// Before any trial, each user workload is launched once on every
+    /// configuration that will measure it, and sent its probe and its
+    /// conformance requests: an artifact that does not answer as declared is
+    /// reported now, and its trials fail with the reason instead of running.
+    fn check_user_workloads(
+        &self,
+        ctx: &Context<'_>,
+        available: &[(&dyn Runtime, &'static str)],
+        unprepared: &mut Unprepared,
+        network: Option<&Network>,
+    ) {
+        for &workload in self.options.workloads.iter().filter(|w| w.user().is_some()) {
+            for (runtime, variant) in available {
+                let key = (runtime.name().to_string(), variant.to_string(), workload);
+                if workload.lacks(runtime.artifact(variant)).is_some()
+                    || unprepared.contains_key(&key)
+                    || runtime.serves_workloads(variant).is_err()
+                {
+                    continue;
+                }
+                let why = match crate::conformance::check_in(*runtime, variant, workload, ctx, network) {
+                    Ok(m) if m.is_empty() => {
+                        eprintln!("edgebench: {} {variant} {workload}: answers as declared", runtime.name());
+                        continue;
+                    }
+                    Ok(m) => m.join("; "),
+                    Err(e) => format!("{e:#}"),
+                };
+                eprintln!("edgebench: {} {variant} {workload}: does not answer as declared: {why}", runtime.name());
+                unprepared.insert(key, format!("the check before the trials failed (not measured): {why}"));
+            }
+        }
+    }
+
     /// One unrecorded launch per configuration, so that binaries are in the
     /// page cache and compile caches are filled before anything is measured.
     fn warm_up(
@@ -531,7 +584,9 @@ impl Campaign {
     ) {
         for (runtime, variant) in available {
             for &workload in &self.options.workloads {
-                if unprepared.contains_key(&(runtime.name().to_string(), variant.to_string(), workload)) {
+                if workload.lacks(runtime.artifact(variant)).is_some()
+                    || unprepared.contains_key(&(runtime.name().to_string(), variant.to_string(), workload))
+                {
                     continue;
                 }
                 let key = TrialKey::new(runtime.name(), variant, workload, 0).with_label_suffix("warmup");

@@ -1,8 +1,10 @@
 //! What a campaign measures: stored with it, so that `--resume` repeats it exactly.
 
+use crate::workload::UserWorkload;
 use crate::Workload;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -98,7 +100,14 @@ pub fn parse_workloads(list: &str) -> Result<Vec<Workload>> {
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match Workload::from_name(name) {
             Some(w) => out.push(w),
-            None => bail!("unknown workload {name:?}: use hello, cpu, echo or kv"),
+            None => {
+                let known: Vec<&str> = Workload::all().iter().map(|w| w.name()).collect();
+                bail!(
+                    "unknown workload {name:?}: use {} (a workload of your own is declared in a campaign file, \
+                     `[workload.NAME]`)",
+                    known.join(", ")
+                )
+            }
         }
     }
     out.dedup();
@@ -113,6 +122,10 @@ pub struct Options {
     /// `None`: every runtime edgebench knows (missing ones are recorded as not measured).
     pub runtimes: Option<Vec<String>>,
     pub workloads: Vec<Workload>,
+    /// The definitions of the user workloads, by name: stored with the
+    /// campaign, so that a resume or a re-run measures the same thing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_workloads: BTreeMap<String, UserWorkload>,
     pub metrics: Vec<Metric>,
     /// Trials (one cold start each) per runtime × variant × workload.
     pub reps: u32,
@@ -209,7 +222,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             runtimes: None,
-            workloads: Workload::ALL.to_vec(),
+            workloads: Workload::BUILTIN.to_vec(),
+            user_workloads: BTreeMap::new(),
             metrics: Metric::DEFAULT.to_vec(),
             reps: 10,
             requests: 200,
@@ -229,6 +243,18 @@ impl Default for Options {
 }
 
 impl Options {
+    /// Makes the user workloads of a stored configuration known by name:
+    /// before its workload list is read back.
+    pub fn register_user_workloads(config: &serde_json::Value) -> Result<()> {
+        let Some(map) = config.get("user_workloads") else { return Ok(()) };
+        let map: BTreeMap<String, UserWorkload> = serde_json::from_value(map.clone())?;
+        for (name, mut w) in map {
+            w.name = name;
+            Workload::register(w)?;
+        }
+        Ok(())
+    }
+
     pub fn wants(&self, metric: Metric) -> bool {
         self.metrics.contains(&metric)
     }
@@ -258,9 +284,9 @@ mod tests {
 
     #[test]
     fn options_round_trip_through_json() {
-        let o = Options { workloads: vec![Workload::Kv], ..Options::default() };
+        let o = Options { workloads: vec![Workload::KV], ..Options::default() };
         let back: Options = serde_json::from_value(serde_json::to_value(&o).unwrap()).unwrap();
-        assert_eq!(back.workloads, vec![Workload::Kv]);
+        assert_eq!(back.workloads, vec![Workload::KV]);
         assert_eq!(back.metrics, o.metrics);
         // Options stored before firewall profiles existed read as `off` only.
         let mut old = serde_json::to_value(&o).unwrap();

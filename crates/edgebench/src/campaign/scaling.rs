@@ -22,7 +22,6 @@ use crate::measure::{http, resources};
 use crate::network::Network;
 use crate::runtime::{Context, Instance, Runtime};
 use crate::store::Sample;
-use crate::workload::latency_request;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -142,8 +141,8 @@ fn density(launcher: &Launcher<'_>, key: &TrialKey, options: &Options) -> Result
             break (instances.len() - 1, format!("memory budget: {} MiB of PSS exceeded", o.memory_budget_mib));
         }
         let newest = instances.last().expect("just pushed");
-        let request = http::encode(&latency_request(key.workload), &newest.addr().to_string(), false);
-        let expected = crate::workload::expected_latency_answer(key.workload);
+        let request = http::encode(&key.workload.latency_request(), &newest.addr().to_string(), false);
+        let expected = key.workload.expected_latency();
         let run = Run {
             addr: newest.addr(),
             request: &request,

@@ -28,7 +28,6 @@ use crate::network::Network;
 use crate::runtime::{Context, Instance, LaunchSpec, Runtime, WarmStart};
 use crate::store::histograms::StoredHistogram;
 use crate::store::{now_ns, Sample, Store};
-use crate::workload::{expected_latency_answer, expected_probe_body, latency_request, probe_request};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -179,7 +178,7 @@ impl Trial<'_> {
     ) -> Result<(), Failure> {
         let workload = self.key.workload;
         let host = instance.addr().to_string();
-        let request = latency_request(workload);
+        let request = workload.latency_request();
         for (metric, wanted, close) in
             [("latency_keepalive", Metric::LatencyKeepalive, false), ("latency_newconn", Metric::LatencyNewconn, true)]
         {
@@ -187,7 +186,7 @@ impl Trial<'_> {
                 continue;
             }
             let bytes = http::encode(&request, &host, close);
-            let expected = expected_latency_answer(workload);
+            let expected = workload.expected_latency();
             let run = Run {
                 addr: instance.addr(),
                 request: &bytes,
@@ -269,8 +268,8 @@ impl Trial<'_> {
         let o = &self.options.load;
         let target = Target {
             addr: instance.addr(),
-            request: http::encode(&latency_request(self.key.workload), &instance.addr().to_string(), false),
-            expected: Some(expected_latency_answer(self.key.workload)),
+            request: http::encode(&self.key.workload.latency_request(), &instance.addr().to_string(), false),
+            expected: Some(self.key.workload.expected_latency()),
         };
         let duration = Duration::from_millis(o.duration_ms);
         let io = |e: std::io::Error| Failure::Failed(format!("load generator: {e}"));
@@ -487,12 +486,12 @@ pub fn launch_until_ready_in(
     // address for a VM (known once its namespace exists). Built after t0,
     // before the first attempt: a few µs the probe loop would spend anyway.
     let addr = instance.addr();
-    let request = http::encode(&probe_request(key.workload), &addr.to_string(), false);
-    let expected = expected_probe_body(key.workload);
+    let request = http::encode(&key.workload.probe_request(), &addr.to_string(), false);
+    let expected = key.workload.expected_probe();
     let probe = Probe {
         addr,
         request: &request,
-        expected_body: &expected,
+        expected: &expected,
         timeout: ctx.ready_timeout.unwrap_or_else(|| runtime.ready_timeout(&key.variant)),
         interrupted,
     };

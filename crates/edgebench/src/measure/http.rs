@@ -23,8 +23,11 @@ impl Response {
 /// The bytes of `request`, with the `Host` header runtimes route on.
 pub fn encode(request: &HttpRequest, host: &str, close: bool) -> Vec<u8> {
     let mut head = format!("{} {} HTTP/1.1\r\nhost: {host}\r\n", request.method, request.target);
-    if !request.body.is_empty() || matches!(request.method, "POST" | "PUT") {
+    if !request.body.is_empty() || matches!(request.method.as_str(), "POST" | "PUT") {
         head.push_str(&format!("content-length: {}\r\n", request.body.len()));
+    }
+    for (name, value) in &request.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     if close {
         head.push_str("connection: close\r\n");
@@ -272,7 +275,7 @@ mod tests {
 
     #[test]
     fn encodes_bodies_with_their_length() {
-        let req = HttpRequest { method: "PUT", target: "/kv/a".into(), body: b"xy".to_vec() };
+        let req = HttpRequest::new("PUT", "/kv/a", b"xy");
         let bytes = String::from_utf8(encode(&req, "h:1", true)).unwrap();
         assert_eq!(bytes, "PUT /kv/a HTTP/1.1\r\nhost: h:1\r\ncontent-length: 2\r\nconnection: close\r\n\r\nxy");
     }

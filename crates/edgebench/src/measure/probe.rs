@@ -63,7 +63,8 @@ pub struct Probe<'a> {
     pub addr: SocketAddr,
     /// The encoded probe request.
     pub request: &'a [u8],
-    pub expected_body: &'a [u8],
+    /// What a correct answer is (the workload's probe check).
+    pub expected: &'a crate::workload::Expected,
     pub timeout: Duration,
     pub interrupted: &'a AtomicBool,
 }
@@ -87,7 +88,7 @@ impl Probe<'_> {
                     let answered =
                         stream.set_read_timeout(Some(left)).and_then(|()| stream.set_write_timeout(Some(left)));
                     match answered.and_then(|()| http::exchange(&mut stream, self.request)) {
-                        Ok(r) if r.status == 200 && r.body == self.expected_body => {
+                        Ok(r) if self.expected.check(r.status, &r.body).is_ok() => {
                             let response = t0.elapsed();
                             let attempts = connector.started;
                             let mean_interval =
@@ -178,7 +179,7 @@ mod tests {
         let probe = Probe {
             addr,
             request: b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
-            expected_body: b"ok",
+            expected: &crate::workload::Expected::exact(200, b"ok"),
             timeout: Duration::from_secs(20),
             interrupted: &never,
         };

@@ -187,10 +187,21 @@ pub fn render(m: &Model) -> String {
     out.push_str(&headline_table(cells));
 
     let missing: Vec<&RuntimeRow> = runtimes.iter().filter(|r| !r.measured).collect();
-    if !missing.is_empty() {
+    let not_run = workloads_not_run(runtimes);
+    if !missing.is_empty() || !not_run.is_empty() {
         out.push_str("\n## Not measured\n\n");
         for r in missing {
             let _ = writeln!(out, "- **{}** ({}): not measured: {}", esc(&r.runtime), esc(&r.variant), esc(&r.reason));
+        }
+        for (r, workload, why) in not_run {
+            let _ = writeln!(
+                out,
+                "- **{}** ({}), workload {}: {}",
+                esc(&r.runtime),
+                esc(&r.variant),
+                esc(workload),
+                esc(why)
+            );
         }
     }
 
@@ -332,6 +343,23 @@ pub fn summary_section(s: &Summary) -> String {
 /// "runtime (variant)", with the firewall profile when there is one.
 fn config_under(c: &Cell) -> String {
     super::format::config_under(&c.runtime, &c.variant, &c.firewall)
+}
+
+/// (runtime row, workload, why) for every workload a measured runtime
+/// variant did not run (its note `"<workload>: not measured"`).
+pub fn workloads_not_run(runtimes: &[RuntimeRow]) -> Vec<(&RuntimeRow, &str, &str)> {
+    let suffix = format!(": {}", crate::store::NOT_MEASURED);
+    let mut out = Vec::new();
+    for r in runtimes.iter().filter(|r| r.measured) {
+        if let Some(map) = r.notes.as_object() {
+            for (key, why) in map {
+                if let Some(workload) = key.strip_suffix(&suffix) {
+                    out.push((r, workload, why.as_str().unwrap_or("")));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ mod pod;
 pub use engine::{Endpoint, DEFAULT_SOCKET, HOST_ENV};
 pub use image::Outcome as ImageOutcome;
 
-use super::{Context, Detection, Instance, LaunchSpec, Runtime};
+use super::{ArtifactKind, Context, Detection, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
 use crate::Workload;
 use anyhow::{anyhow, Result};
@@ -77,8 +77,8 @@ struct State {
     engine: Option<Arc<Engine>>,
     /// The dockerd this backend started (stopped in `teardown`).
     daemon: Option<StartedDaemon>,
-    /// The image tag checked or built in this campaign.
-    image: Option<String>,
+    /// The image tags checked or built in this campaign, by workload.
+    images: HashMap<Workload, String>,
     daemon_memory_pending: Arc<AtomicBool>,
     /// The pause container holding the server namespace, in a firewall campaign.
     pod: Option<pod::Pod>,
@@ -95,11 +95,29 @@ impl Docker {
         Docker { endpoint: Endpoint::parse(socket), state: Mutex::default() }
     }
 
-    /// Builds the workload image unless one of the same content exists.
+    /// Builds edgebench's server image unless one of the same content exists.
     pub fn ensure_image(&self, artifacts: &Artifacts, campaign: &str) -> Result<(String, ImageOutcome)> {
+        self.ensure_image_of(Workload::HELLO, artifacts, campaign)
+    }
+
+    /// Builds the image of `workload`'s binary (`FROM scratch`) unless one of
+    /// the same content exists.
+    pub fn ensure_image_of(
+        &self,
+        workload: Workload,
+        artifacts: &Artifacts,
+        campaign: &str,
+    ) -> Result<(String, ImageOutcome)> {
         let engine = self.engine()?;
-        let (tag, outcome) = image::ensure(&engine, &artifacts.native_server(), campaign)?;
-        self.state.lock().unwrap().image = Some(tag.clone());
+        let binary = workload.require(ArtifactKind::Binary, artifacts)?;
+        let repository = match workload.builtin() {
+            Some(_) => image::REPOSITORY.to_string(),
+            None => format!("edgebench-user-{workload}"),
+        };
+        let (tag, outcome) = image::ensure(&engine, &repository, &binary, campaign)?;
+        // Every built-in workload runs the one server image.
+        let key = if workload.builtin().is_some() { Workload::HELLO } else { workload };
+        self.state.lock().unwrap().images.insert(key, tag.clone());
         Ok((tag, outcome))
     }
 
@@ -120,11 +138,12 @@ impl Docker {
         Ok(engine)
     }
 
-    fn image(&self, ctx: &Context<'_>) -> Result<String> {
-        if let Some(tag) = &self.state.lock().unwrap().image {
+    fn image(&self, ctx: &Context<'_>, workload: Workload) -> Result<String> {
+        let key = if workload.builtin().is_some() { Workload::HELLO } else { workload };
+        if let Some(tag) = self.state.lock().unwrap().images.get(&key) {
             return Ok(tag.clone());
         }
-        let (tag, outcome) = self.ensure_image(ctx.artifacts, &ctx.campaign_id)?;
+        let (tag, outcome) = self.ensure_image_of(workload, ctx.artifacts, &ctx.campaign_id)?;
         eprintln!("edgebench: docker: image {tag} {}", if outcome == ImageOutcome::Built { "built" } else { "reused" });
         Ok(tag)
     }
@@ -158,7 +177,7 @@ impl Runtime for Docker {
             self.setup(ctx)?;
         }
         let engine = self.engine()?;
-        let image = self.image(ctx)?;
+        let image = self.image(ctx, Workload::HELLO)?;
         let pod = pod::start(&engine, &image, &ctx.campaign_id)?;
         let pid = pod.pid;
         eprintln!("edgebench: docker: pause container {} holds the server namespace", &pod.id[..12.min(pod.id.len())]);
@@ -225,9 +244,13 @@ impl Runtime for Docker {
         }
     }
 
+    fn artifact(&self, _variant: &str) -> ArtifactKind {
+        ArtifactKind::Binary
+    }
+
     fn notes(&self, workload: Workload) -> Option<String> {
-        (workload == Workload::Kv).then(|| {
-            "kv state in the server process memory inside the container (as native); a `restart` warm start begins with an empty store".into()
+        workload.keeps_state().then(|| {
+            "state in the server process memory inside the container (as native); a `restart` warm start begins with an empty store".into()
         })
     }
 
@@ -236,7 +259,7 @@ impl Runtime for Docker {
     fn setup(&self, ctx: &Context<'_>) -> Result<()> {
         {
             let mut state = self.state.lock().unwrap();
-            state.image = None;
+            state.images.clear();
             state.daemon_memory_pending = Arc::new(AtomicBool::new(true));
         }
         let endpoint = self.endpoint.clone().map_err(|e| anyhow!(e))?;
@@ -283,15 +306,15 @@ impl Runtime for Docker {
     }
 
     /// Builds (or finds) the image outside any timed interval.
-    fn prepare(&self, ctx: &Context<'_>, _workload: Workload, variant: &str) -> Result<()> {
+    fn prepare(&self, ctx: &Context<'_>, workload: Workload, variant: &str) -> Result<()> {
         Network::parse(variant)?;
-        self.image(ctx).map(|_| ())
+        self.image(ctx, workload).map(|_| ())
     }
 
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
         let network = Network::parse(spec.variant)?;
         let engine = self.engine()?;
-        let image = self.image(ctx)?;
+        let image = self.image(ctx, spec.workload)?;
         // Two statements: the state lock must be released before dockerd_pid takes it.
         let pending = self.state.lock().unwrap().daemon_memory_pending.clone();
         let daemon_memory = DaemonMemory { pending, dockerd: self.dockerd_pid() };

@@ -15,7 +15,8 @@ mod wasmtime_embedded;
 use crate::artifacts::Artifacts;
 use crate::measure::http;
 pub use crate::network::Placement;
-use crate::workload::{latency_request, HttpRequest};
+pub use crate::workload::ArtifactKind;
+use crate::workload::HttpRequest;
 use crate::Workload;
 use anyhow::Result;
 use std::net::SocketAddr;
@@ -213,6 +214,9 @@ pub trait Runtime: Sync {
     /// compile cache); the first is the default.
     fn variants(&self) -> &'static [&'static str];
     fn detect(&self, artifacts: &Artifacts) -> Detection;
+    /// What this runtime runs of a workload in `variant`: a workload without
+    /// such an artifact is not measured here, with that reason.
+    fn artifact(&self, variant: &str) -> ArtifactKind;
     /// What the report must say about how this runtime runs `workload`
     /// (e.g. where `kv` keeps its state).
     fn notes(&self, _workload: Workload) -> Option<String> {
@@ -341,7 +345,7 @@ pub trait Instance: Send {
 /// on a new connection. `internal_header` names the response header in which
 /// the runtime reports its own instantiate+handle time, if it does.
 pub fn warm_start_per_request(addr: SocketAddr, workload: Workload, internal_header: Option<&str>) -> WarmStart {
-    let request: HttpRequest = latency_request(workload);
+    let request: HttpRequest = workload.latency_request();
     let bytes = http::encode(&request, &addr.to_string(), true);
     let start = Instant::now();
     match http::one_shot(addr, &bytes, Duration::from_secs(10)) {

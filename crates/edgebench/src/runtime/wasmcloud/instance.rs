@@ -7,7 +7,6 @@ use super::stack::Stack;
 use crate::measure::{http, resources};
 use crate::runtime::process::{scratch_dir, spawn, ProcessInstance, WarmMode};
 use crate::runtime::{warm_start_per_request, Context, ExtraResource, Instance, LaunchSpec, WarmSample, WarmStart};
-use crate::workload::{expected_probe_body, probe_request};
 use crate::Workload;
 use anyhow::{bail, Context as _, Result};
 use serde_json::{json, Value};
@@ -91,7 +90,7 @@ pub fn launch(
     for sub in ["home", "oci"] {
         std::fs::create_dir_all(scratch.join(sub))?;
     }
-    let data_dir = if spec.workload == Workload::Kv {
+    let data_dir = if spec.workload.keeps_state() {
         let dir = scratch.join("data");
         std::fs::create_dir_all(&dir)?;
         Some(dir)
@@ -266,13 +265,13 @@ impl WasmcloudInstance {
 
     /// Sends the probe request until the expected answer comes; returns when it did.
     fn wait_for_answer(&mut self) -> Result<Instant> {
-        let bytes = http::encode(&probe_request(self.workload), &self.addr.to_string(), true);
-        let expected = expected_probe_body(self.workload);
+        let bytes = http::encode(&self.workload.probe_request(), &self.addr.to_string(), true);
+        let expected = self.workload.expected_probe();
         let deadline = Instant::now() + ANSWER_LIMIT;
         let mut last = String::from("no attempt");
         while Instant::now() < deadline {
             match http::one_shot(self.addr, &bytes, Duration::from_secs(5)) {
-                Ok(r) if r.status == 200 && r.body == expected => return Ok(Instant::now()),
+                Ok(r) if expected.check(r.status, &r.body).is_ok() => return Ok(Instant::now()),
                 Ok(r) => last = format!("status {} {:?}", r.status, String::from_utf8_lossy(&r.body)),
                 Err(e) => last = e.to_string(),
             }
@@ -407,7 +406,7 @@ mod tests {
     fn kv_gets_its_state_directory_as_a_volume() {
         let r = start_request(
             "kv-1",
-            Workload::Kv,
+            Workload::KV,
             "127.0.0.1:5000/edgebench/kv:0.1.0",
             Some(Path::new("/s/d")),
             "127.0.0.1",
@@ -417,7 +416,7 @@ mod tests {
         let component = &r["workload"]["witWorld"]["components"][0];
         assert_eq!(component["localResources"]["volumeMounts"][0]["mountPath"], "/data");
         assert_eq!(r["workload"]["witWorld"]["hostInterfaces"][0]["config"]["host"], "127.0.0.1");
-        let hello = start_request("hello-1", Workload::Hello, "x", None, "127.0.0.1");
+        let hello = start_request("hello-1", Workload::HELLO, "x", None, "127.0.0.1");
         assert!(hello["workload"].get("volumes").is_none());
     }
 

@@ -92,6 +92,10 @@ impl Runtime for Wasmcloud {
             .into()
     }
 
+    fn artifact(&self, _variant: &str) -> super::ArtifactKind {
+        super::ArtifactKind::Component
+    }
+
     fn detect(&self, _artifacts: &Artifacts) -> Detection {
         match Tools::locate() {
             Ok(tools) => Detection::found(tools.versions, tools.wash),
@@ -110,9 +114,9 @@ impl Runtime for Wasmcloud {
              the shared services. warm_start: one request on a new connection (a fresh component instance per request, like \
              `wasmtime serve`); warm_start phase redeploy: workload.stop + workload.start → first 200";
         Some(match workload {
-            Workload::Kv => format!(
-                "{common}. kv state: a host directory mounted as a hostPath volume at /data (one file per key), \
-                 the same mechanism as `wasmtime serve`'s preopen; not wasi:keyvalue, which the shared component \
+            w if w.keeps_state() => format!(
+                "{common}. state: a host directory mounted as a hostPath volume at /data (fresh per instance; kv: one \
+                 file per key), the same mechanism as `wasmtime serve`'s preopen; not wasi:keyvalue, which the shared component \
                  does not import"
             ),
             _ => common.to_string(),

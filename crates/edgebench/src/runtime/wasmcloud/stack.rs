@@ -110,9 +110,9 @@ impl Stack {
         if self.pushed.contains(&workload) {
             return Ok(());
         }
-        let component = ctx.artifacts.component(workload);
+        let component = workload.require(crate::workload::ArtifactKind::Component, ctx.artifacts)?;
         if !component.exists() {
-            bail!("{} is not built: run `edgebench build`", component.display());
+            bail!("{} does not exist (edgebench's own: run `edgebench build`)", component.display());
         }
         let mut command = Command::new(&self.tools.wash);
         place(&mut command, self.netns.as_deref())?;
@@ -183,7 +183,7 @@ fn wait_for_tcp(process: &mut ProcessInstance, addr: SocketAddr, what: &str) -> 
 
 /// The registry is ready when `GET /v2/` answers 200.
 fn wait_for_registry(process: &mut ProcessInstance, addr: SocketAddr) -> Result<()> {
-    let request = HttpRequest { method: "GET", target: "/v2/".into(), body: Vec::new() };
+    let request = HttpRequest::new("GET", "/v2/", b"");
     let bytes = http::encode(&request, &addr.to_string(), true);
     let deadline = Instant::now() + READY_LIMIT;
     let mut last = String::from("no attempt");
