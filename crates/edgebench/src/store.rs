@@ -209,6 +209,18 @@ pub struct RuntimeRow {
     pub notes: serde_json::Value,
 }
 
+impl RuntimeRow {
+    /// The workloads this variant, though measured, did not run, with why
+    /// (its notes `"<workload>: not measured"`).
+    pub fn workloads_not_run(&self) -> Vec<(String, String)> {
+        let suffix = format!(": {NOT_MEASURED}");
+        let Some(map) = self.notes.as_object().filter(|_| self.measured) else { return Vec::new() };
+        map.iter()
+            .filter_map(|(key, why)| Some((key.strip_suffix(&suffix)?.to_string(), why.as_str()?.to_string())))
+            .collect()
+    }
+}
+
 pub struct Store {
     conn: Connection,
 }

@@ -30,6 +30,8 @@ struct Fixtures {
     typo: PathBuf,
     zero: PathBuf,
     wrong_variant: PathBuf,
+    /// User workloads declared wrong, each in a file of its own.
+    workloads: Vec<(PathBuf, &'static [&'static str])>,
 }
 
 impl Fixtures {
@@ -70,7 +72,60 @@ impl Fixtures {
         let typo = study("typo.toml", "workloads = [\"hello\"]\nrepz = 4\n");
         let zero = study("zero.toml", "runtimes = [\"native\"]\nreps = 0\n");
         let wrong_variant = study("variant.toml", "runtimes = [\"native:glibc\"]\n");
-        Fixtures { cwd, user, corrupt, empty, foreign, campaign, file, no_artifacts, typo, zero, wrong_variant }
+        std::fs::write(studies.join("mine.wasm"), b"\0asm").unwrap();
+        let probe = "[workload.mine.probe]\n";
+        let workloads = vec![
+            (study("w-none.toml", &format!("[workload.mine]\n{probe}")), &["w-none.toml", "no artifact"][..]),
+            (
+                study("w-missing.toml", &format!("[workload.mine]\nbinary = \"nope\"\n{probe}")),
+                &["w-missing.toml", "workload.mine.binary", "cannot read", "relative to the campaign file"][..],
+            ),
+            (
+                study("w-key.toml", &format!("[workload.mine]\ncomponnet = \"mine.wasm\"\n{probe}")),
+                &["w-key.toml", "line 2", "componnet", "unknown field"][..],
+            ),
+            (
+                study("w-builtin.toml", "[workload.hello]\ncomponent = \"mine.wasm\"\n[workload.hello.probe]\n"),
+                &["w-builtin.toml", "built-in workload"][..],
+            ),
+            (
+                study("w-regex.toml", &format!("[workload.mine]\ncomponent = \"mine.wasm\"\n{probe}expect_body_regex = \"(\"\n")),
+                &["w-regex.toml", "workload.mine.probe.expect_body_regex", "not a regular expression"][..],
+            ),
+            (
+                study(
+                    "w-both.toml",
+                    &format!("[workload.mine]\ncomponent = \"mine.wasm\"\n{probe}expect_body = \"a\"\nexpect_body_regex = \"a\"\n"),
+                ),
+                &["w-both.toml", "not both"][..],
+            ),
+            (
+                study("w-abi.toml", "[workload.mine]\nwasi_p1 = { wasmtime = \"mine.wasm\" }\n[workload.mine.probe]\n"),
+                &["w-abi.toml", "unknown socket ABI", "wasmedge, wamr"][..],
+            ),
+            (
+                study("w-path.toml", &format!("[workload.mine]\ncomponent = \"mine.wasm\"\n{probe}path = \"no-slash\"\n")),
+                &["w-path.toml", "workload.mine.probe.path", "starting with `/`"][..],
+            ),
+            (
+                study("w-unlisted.toml", &format!("workloads = [\"theirs\"]\n[workload.mine]\ncomponent = \"mine.wasm\"\n{probe}")),
+                &["theirs", "hello, cpu, echo, kv, mine"][..],
+            ),
+        ];
+        Fixtures {
+            cwd,
+            user,
+            corrupt,
+            empty,
+            foreign,
+            campaign,
+            file,
+            no_artifacts,
+            typo,
+            zero,
+            wrong_variant,
+            workloads,
+        }
     }
 
     fn p(path: &Path) -> String {
@@ -135,6 +190,7 @@ fn cases(f: &Fixtures) -> Vec<Case> {
         (p(&f.user), p(&f.corrupt), p(&f.empty), p(&f.foreign), p(&f.campaign), p(&f.file));
     let (typo, zero, wrong_variant) = (p(&f.typo), p(&f.zero), p(&f.wrong_variant));
     let missing = p(&f.cwd.path().join("no-such-dir"));
+    let workload_files: Vec<String> = f.workloads.iter().map(|(path, _)| p(path)).collect();
     let mut c = vec![
         // Numbers: 0, negative, NaN, infinite, huge, not a number.
         run(&["--reps", "0"], &["--reps", "at least 1"]),
@@ -164,7 +220,7 @@ fn cases(f: &Fixtures) -> Vec<Case> {
         run(&["--runtimes", "wasmtimee"], &["wasmtimee", "known runtimes are"]),
         run(&["--runtimes", ","], &["--runtimes names nothing"]),
         run(&["--runtimes", "native,native"], &["--runtimes", "\"native\" twice"]),
-        run(&["--workloads", "helo"], &["helo", "hello, cpu, echo or kv"]),
+        run(&["--workloads", "helo"], &["helo", "hello, cpu, echo, kv", "[workload.NAME]"]),
         run(&["--workloads", ""], &["--workloads names nothing"]),
         run(&["--workloads", "hello,kv,hello"], &["--workloads", "\"hello\" twice"]),
         run(&["--metrics", "latencyy"], &["latencyy", "cold_start"]),
@@ -222,6 +278,10 @@ fn cases(f: &Fixtures) -> Vec<Case> {
     let mut no_artifacts = run(&[], &["is missing", "edgebench build"]);
     no_artifacts.env.push(("EDGEBENCH_SOURCE", p(&f.no_artifacts)));
     c.push(no_artifacts);
+    // User workloads declared wrong: named with the file and key before anything runs.
+    for (file, (_, says)) in workload_files.iter().zip(&f.workloads) {
+        c.push(case(&["run", "--no-build", "--campaign", file], says));
+    }
     c
 }
 

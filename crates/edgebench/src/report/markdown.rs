@@ -199,8 +199,8 @@ pub fn render(m: &Model) -> String {
                 "- **{}** ({}), workload {}: {}",
                 esc(&r.runtime),
                 esc(&r.variant),
-                esc(workload),
-                esc(why)
+                esc(&workload),
+                esc(&why)
             );
         }
     }
@@ -345,21 +345,9 @@ fn config_under(c: &Cell) -> String {
     super::format::config_under(&c.runtime, &c.variant, &c.firewall)
 }
 
-/// (runtime row, workload, why) for every workload a measured runtime
-/// variant did not run (its note `"<workload>: not measured"`).
-pub fn workloads_not_run(runtimes: &[RuntimeRow]) -> Vec<(&RuntimeRow, &str, &str)> {
-    let suffix = format!(": {}", crate::store::NOT_MEASURED);
-    let mut out = Vec::new();
-    for r in runtimes.iter().filter(|r| r.measured) {
-        if let Some(map) = r.notes.as_object() {
-            for (key, why) in map {
-                if let Some(workload) = key.strip_suffix(&suffix) {
-                    out.push((r, workload, why.as_str().unwrap_or("")));
-                }
-            }
-        }
-    }
-    out
+/// (runtime row, workload, why) for every workload a measured runtime variant did not run.
+pub fn workloads_not_run(runtimes: &[RuntimeRow]) -> Vec<(&RuntimeRow, String, String)> {
+    runtimes.iter().flat_map(|r| r.workloads_not_run().into_iter().map(move |(w, why)| (r, w, why))).collect()
 }
 
 #[cfg(test)]
