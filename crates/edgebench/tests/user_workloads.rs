@@ -231,6 +231,44 @@ fn a_user_binary_is_measured_like_ours_on_native_and_docker() {
     assert_eq!((notes[0].0.as_str(), notes[0].1.as_str()), ("wasmtime-embedded", "greeter"));
     assert!(notes[0].2.contains("wasi:http component"));
     assert_eq!(children_left(), Vec::<String>::new());
+    if runtimes.contains(&"docker") {
+        the_users_image_tarball_is_measured_on_docker(dir.path());
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("the docker CLI");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The user's server as an image of their own (`docker save`), declared as `oci`.
+fn the_users_image_tarball_is_measured_on_docker(dir: &Path) {
+    const THEIRS: &str = "edgebench-test/user-greeter:1";
+    let built = docker(&["image", "ls", "edgebench-user-greeter", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let built = built.lines().next().expect("the campaign built the greeter image");
+    docker(&["tag", built, THEIRS]);
+    docker(&["save", "-o", dir.join("greeter.tar").to_str().unwrap(), THEIRS]);
+    docker(&["rmi", THEIRS]);
+    let declared = GREETER
+        .replace("[workload.greeter", "[workload.image")
+        .replace("binary = \"user-server\"", "oci = \"greeter.tar\"");
+    let file = study(dir, &["docker:host", "native"], &["hello", "image"], &declared);
+    let out = dir.join("image");
+    let run =
+        edgebench(&["run", "--no-build", "--campaign", file.to_str().unwrap(), "--out", out.to_str().unwrap()], dir);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains(&format!("loaded {THEIRS}")) && stderr.contains("docker host image: answers as declared"),
+        "{stderr}"
+    );
+    assert_same_metrics(&out, &["docker"], "image");
+    let notes = not_measured_notes(&out);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!((notes[0].0.as_str(), notes[0].1.as_str()), ("native", "image"));
+    docker(&["rmi", THEIRS]);
+    assert_eq!(children_left(), Vec::<String>::new());
+    eprintln!("measured the user's image tarball on docker");
 }
 
 #[test]

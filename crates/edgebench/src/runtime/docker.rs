@@ -143,6 +143,12 @@ impl Docker {
         if let Some(tag) = self.state.lock().unwrap().images.get(&key) {
             return Ok(tag.clone());
         }
+        if let Some(path) = workload.user().and_then(|u| u.oci.as_ref()) {
+            let reference = image::load(&*self.engine()?, path)?;
+            eprintln!("edgebench: docker: {workload}: loaded {reference} from {}", path.display());
+            self.state.lock().unwrap().images.insert(workload, reference.clone());
+            return Ok(reference);
+        }
         let (tag, outcome) = self.ensure_image_of(workload, ctx.artifacts, &ctx.campaign_id)?;
         eprintln!("edgebench: docker: image {tag} {}", if outcome == ImageOutcome::Built { "built" } else { "reused" });
         Ok(tag)
@@ -245,7 +251,7 @@ impl Runtime for Docker {
     }
 
     fn artifact(&self, _variant: &str) -> ArtifactKind {
-        ArtifactKind::Binary
+        ArtifactKind::Container
     }
 
     fn notes(&self, workload: Workload) -> Option<String> {

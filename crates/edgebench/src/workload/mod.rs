@@ -53,8 +53,10 @@ pub enum ArtifactKind {
     Component,
     /// A WASI preview-1 socket server for one socket ABI.
     WasiP1(&'static str),
-    /// A static Linux binary (run as a process, or in a `FROM scratch` image).
+    /// A static Linux binary, run as a process.
     Binary,
+    /// A container image: a user's image tarball, else a static binary in a `FROM scratch` image.
+    Container,
     /// A unikernel image booted by a VMM.
     Unikernel,
     /// edgebench's own Linux guest (kernel + initramfs with its server).
@@ -67,6 +69,7 @@ impl ArtifactKind {
             ArtifactKind::Component => "a wasi:http component (`component`)".into(),
             ArtifactKind::WasiP1(abi) => format!("a WASI preview-1 server for {abi} (`wasi_p1.{abi}`)"),
             ArtifactKind::Binary => "a static Linux binary (`binary`)".into(),
+            ArtifactKind::Container => "an image tarball (`oci`) or a static Linux binary (`binary`)".into(),
             ArtifactKind::Unikernel => "a unikernel image (`unikernel`)".into(),
             ArtifactKind::LinuxGuest => {
                 "a micro-VM Linux guest (only the built-in workloads have one: their server is in edgebench's initramfs)"
@@ -203,13 +206,14 @@ impl Workload {
         match (self.0, kind) {
             (Definition::Builtin(b), ArtifactKind::Component) => Some(artifacts.component(*b)),
             (Definition::Builtin(_), ArtifactKind::WasiP1(abi)) => Some(artifacts.wasi_p1_server(abi)),
-            (Definition::Builtin(_), ArtifactKind::Binary | ArtifactKind::LinuxGuest) => {
+            (Definition::Builtin(_), ArtifactKind::Binary | ArtifactKind::Container | ArtifactKind::LinuxGuest) => {
                 Some(artifacts.native_server())
             }
             (Definition::Builtin(_), ArtifactKind::Unikernel) => Some(artifacts.unikernel()),
             (Definition::User(u), ArtifactKind::Component) => u.component.clone(),
             (Definition::User(u), ArtifactKind::WasiP1(abi)) => u.wasi_p1.get(abi).cloned(),
             (Definition::User(u), ArtifactKind::Binary) => u.binary.clone(),
+            (Definition::User(u), ArtifactKind::Container) => u.oci.clone().or_else(|| u.binary.clone()),
             (Definition::User(u), ArtifactKind::Unikernel) => u.unikernel.as_ref().map(|k| k.image.clone()),
             (Definition::User(_), ArtifactKind::LinuxGuest) => None,
         }

@@ -25,7 +25,11 @@ pub struct UserWorkload {
     /// A static Linux binary that serves HTTP/1.1 on the address in `args`: native, Docker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binary: Option<PathBuf>,
-    /// What `binary` and the preview-1 modules are started with; `{addr}`
+    /// An image for Docker: a tarball as `docker save` writes it (or a
+    /// directory holding one unpacked); `args` replaces its CMD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<PathBuf>,
+    /// What `binary`, `oci` and the preview-1 modules are started with; `{addr}`
     /// (ip:port), `{ip}` and `{port}` are replaced by where they must listen.
     #[serde(default = "default_args")]
     pub args: Vec<String>,
@@ -179,24 +183,24 @@ impl UserWorkload {
             bail!("[{at}]: {name:?} is a built-in workload; give yours another name");
         }
         self.name = name.to_string();
-        let absolute = |key: &str, p: &mut PathBuf| -> Result<()> {
+        let absolute = |key: &str, p: &mut PathBuf, dir_too: bool| -> Result<()> {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
             let meta = std::fs::metadata(&*p).with_context(|| {
                 format!("{at}.{key}: cannot read {} (paths are relative to the campaign file)", p.display())
             })?;
-            if !meta.is_file() {
+            if !(meta.is_file() || (dir_too && meta.is_dir())) {
                 bail!("{at}.{key}: {} is not a file", p.display());
             }
             *p = p.canonicalize()?;
             Ok(())
         };
         if let Some(p) = &mut self.component {
-            absolute("component", p)?;
+            absolute("component", p, false)?;
         }
         if let Some(p) = &mut self.binary {
-            absolute("binary", p)?;
+            absolute("binary", p, false)?;
             use std::os::unix::fs::PermissionsExt;
             if std::fs::metadata(&*p)?.permissions().mode() & 0o111 == 0 {
                 bail!("{at}.binary: {} is not executable (chmod +x it)", p.display());
@@ -206,13 +210,21 @@ impl UserWorkload {
             if !WASI_P1_ABIS.contains(&abi.as_str()) {
                 bail!("{at}.wasi_p1: unknown socket ABI {abi:?} (expected one of: {})", WASI_P1_ABIS.join(", "));
             }
-            absolute(&format!("wasi_p1.{abi}"), p)?;
+            absolute(&format!("wasi_p1.{abi}"), p, false)?;
         }
         if let Some(u) = &mut self.unikernel {
-            absolute("unikernel.image", &mut u.image)?;
+            absolute("unikernel.image", &mut u.image, false)?;
         }
-        if self.component.is_none() && self.binary.is_none() && self.wasi_p1.is_empty() && self.unikernel.is_none() {
-            bail!("[{at}]: no artifact: give at least one of component, binary, wasi_p1, unikernel");
+        if let Some(p) = &mut self.oci {
+            absolute("oci", p, true)?;
+        }
+        if self.component.is_none()
+            && self.binary.is_none()
+            && self.oci.is_none()
+            && self.wasi_p1.is_empty()
+            && self.unikernel.is_none()
+        {
+            bail!("[{at}]: no artifact: give at least one of component, binary, oci, wasi_p1, unikernel");
         }
         if self.args.iter().any(|a| a.contains('\0')) {
             bail!("{at}.args: an argument contains a NUL byte");
@@ -233,6 +245,7 @@ impl UserWorkload {
         let n = &self.name;
         out.extend(self.component.iter().map(|p| (format!("{n} component (user)"), p.clone())));
         out.extend(self.binary.iter().map(|p| (format!("{n} binary (user)"), p.clone())));
+        out.extend(self.oci.iter().filter(|p| p.is_file()).map(|p| (format!("{n} image (user)"), p.clone())));
         out.extend(
             self.wasi_p1.iter().map(|(abi, p)| (format!("{n} WASI preview-1 server for {abi} (user)"), p.clone())),
         );

@@ -81,6 +81,44 @@ fn build(engine: &Engine, tag: &str, binary: &[u8], campaign: &str) -> Result<()
     Ok(())
 }
 
+/// Loads a user's image (`docker load`): a tarball as `docker save` writes
+/// it, or a directory holding one unpacked. Returns the reference it loaded.
+pub fn load(engine: &Engine, path: &Path) -> Result<String> {
+    let bytes = if path.is_dir() {
+        let mut archive = tar::Builder::new(Vec::new());
+        archive.append_dir_all(".", path).with_context(|| format!("packing {}", path.display()))?;
+        archive.into_inner()?
+    } else {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    let api = engine.api();
+    let options = bollard::query_parameters::ImportImageOptionsBuilder::default().quiet(true).build();
+    let messages = engine.call("load", async {
+        let mut stream = api.import_image(options, bollard::body_full(bytes.into()), None);
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            let item = item?;
+            out.push((item.stream.unwrap_or_default(), item.error_detail.and_then(|d| d.message)));
+        }
+        Ok(out)
+    })?;
+    let errors: Vec<&str> = messages.iter().filter_map(|(_, e)| e.as_deref()).collect();
+    if !errors.is_empty() {
+        bail!("docker load of {} failed: {}", path.display(), errors.join("; "));
+    }
+    let loaded = messages.iter().find_map(|(text, _)| {
+        let text = text.trim();
+        text.strip_prefix("Loaded image: ").or_else(|| text.strip_prefix("Loaded image ID: ")).map(str::to_string)
+    });
+    loaded.with_context(|| {
+        format!(
+            "docker load of {} named no image (is it a `docker save` tarball? Docker Engine before 25 loads only \
+             archives with a manifest.json): {messages:?}",
+            path.display()
+        )
+    })
+}
+
 /// The build context: the Dockerfile and the server, with fixed metadata.
 fn tar_context(binary: &[u8]) -> Result<Vec<u8>> {
     let mut archive = tar::Builder::new(Vec::new());
