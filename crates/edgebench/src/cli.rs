@@ -95,7 +95,7 @@ pub struct RunArgs {
         conflicts_with_all = [
             "campaign", "runtimes", "workloads", "metrics", "out", "reps", "requests", "warm_starts", "seed",
             "no_warmup", "connections", "load_duration_ms", "slo_p99_ms", "scaling_max", "density_max",
-            "memory_budget_mib", "firewall", "cpus", "settle_max_ms", "ready_timeout_ms",
+            "memory_budget_mib", "firewall", "cpus", "settle_max_ms", "ready_timeout_ms", "baseline",
         ]
     )]
     pub resume: Option<PathBuf>,
@@ -153,6 +153,9 @@ pub struct RunArgs {
     /// limit: 30 s for most, longer for micro-VMs).
     #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub ready_timeout_ms: Option<u64>,
+    /// The runtime every ratio and significance test is against [default: native].
+    #[arg(long)]
+    pub baseline: Option<String>,
 }
 
 impl RunArgs {
@@ -181,6 +184,7 @@ impl RunArgs {
             cpus: self.cpus.clone(),
             settle_max_ms: self.settle_max_ms,
             ready_timeout_ms: self.ready_timeout_ms,
+            baseline: self.baseline.clone(),
             workload: None,
         }
     }

@@ -149,7 +149,8 @@ pub struct TrialRow<'a> {
     pub firewall: &'a str,
 }
 
-/// The runtime every ratio in the report is taken against.
+/// The runtime every ratio in the report is taken against, unless the
+/// campaign names another (`baseline`).
 pub const BASELINE: &str = "native";
 
 /// A runtime row's note `"<workload>: not measured"` says why that measured
@@ -218,6 +219,14 @@ impl RuntimeRow {
         map.iter()
             .filter_map(|(key, why)| Some((key.strip_suffix(&suffix)?.to_string(), why.as_str()?.to_string())))
             .collect()
+    }
+}
+
+impl CampaignRow {
+    /// The runtime this campaign's ratios and tests are against (campaigns
+    /// from before it was a setting: `native`).
+    pub fn baseline(&self) -> &str {
+        self.config["baseline"].as_str().unwrap_or(BASELINE)
     }
 }
 

@@ -234,6 +234,8 @@ fn cases(f: &Fixtures) -> Vec<Case> {
         run(&["--cpus", "0/0"], &["--cpus"]),
         run(&["--runtimes", "native:glibc"], &["native has no variant \"glibc\"", "static-musl"]),
         run(&["--runtimes", "native,native:static-musl"], &["--runtimes", "both native"]),
+        run(&["--baseline", "nativ"], &["--baseline", "\"nativ\" is not a runtime", "wasmtime-embedded"]),
+        run(&["--baseline", "docker"], &["--baseline", "not among the runtimes measured", "native"]),
         // Campaign files: the file, line and key; a flag given beside the file overrides it.
         run(&["--campaign", &typo], &["typo.toml", "line 2", "repz", "unknown field"]),
         case(&["run", "--no-build", "--campaign", &zero], &["`reps` in", "zero.toml", "at least 1"]),

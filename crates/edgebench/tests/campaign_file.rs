@@ -62,3 +62,51 @@ fn a_campaign_file_runs_and_its_resolved_copy_runs_it_again() {
     assert_eq!(cold.len(), 2, "one trial each of native and the embedded host");
     assert!(cold.iter().any(|s| s.runtime == "native") && cold.iter().any(|s| s.runtime == "wasmtime-embedded"));
 }
+
+#[test]
+fn another_baseline_takes_the_ratios_and_native_is_then_ranked_against_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c");
+    edgebench(
+        &[
+            "run",
+            "--no-build",
+            "--runtimes",
+            "native,wasmtime-embedded",
+            "--workloads",
+            "hello",
+            "--metrics",
+            "cold_start",
+            "--reps",
+            "2",
+            "--no-warmup",
+            "--settle-max-ms",
+            "0",
+            "--baseline",
+            "wasmtime-embedded",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(stored_config(&out)["baseline"], "wasmtime-embedded");
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let row = |runtime: &str| -> Vec<String> {
+        let line = csv
+            .lines()
+            .find(|l| l.starts_with(&format!("{runtime},")) && l.contains(",cold_start,,"))
+            .unwrap_or_else(|| panic!("{runtime} cold_start in {csv}"));
+        line.split(',').map(str::to_string).collect()
+    };
+    assert_eq!(row("wasmtime-embedded")[col("is_baseline")], "1");
+    assert_eq!(row("native")[col("is_baseline")], "0");
+    let ratio: f64 = row("native")[col("ratio_to_native")].parse().expect("native has a ratio to the baseline");
+    assert!(ratio > 0.0);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("× wasmtime-embedded") && report.contains("`wasmtime-embedded` is this campaign's baseline")
+    );
+    assert!(!report.contains("× native"), "no ratio is to native");
+}

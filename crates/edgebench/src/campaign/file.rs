@@ -67,6 +67,8 @@ pub struct Settings {
     pub settle_max_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
     /// The user's workloads: `[workload.NAME]` tables (README: "Your own workload").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<BTreeMap<String, UserWorkload>>,
@@ -137,6 +139,7 @@ impl Settings {
             cpus: Some(o.cpus.clone()),
             settle_max_ms: Some(o.settle_max_ms),
             ready_timeout_ms: o.ready_timeout_ms,
+            baseline: Some(o.baseline.clone()),
             workload: (!o.user_workloads.is_empty()).then(|| o.user_workloads.clone()),
         }
     }
@@ -239,6 +242,23 @@ impl Settings {
             bail!("{} must be positive (omit it for each runtime's own limit)", named("ready_timeout_ms"));
         }
         o.ready_timeout_ms = self.ready_timeout_ms;
+        if let Some(base) = &self.baseline {
+            if !known_runtimes.iter().any(|(r, _)| r == base) {
+                let names: Vec<&str> = known_runtimes.iter().map(|(r, _)| *r).collect();
+                bail!("{} {base:?} is not a runtime: use one of {}", named("baseline"), names.join(", "));
+            }
+            if let Some(selected) = &o.runtimes {
+                if !selected.iter().any(|s| s.split(':').next() == Some(base.as_str())) {
+                    bail!(
+                        "{} {base:?} is not among the runtimes measured ({}): add it, or ratios would have nothing \
+                         to be taken against",
+                        named("baseline"),
+                        selected.join(", ")
+                    );
+                }
+            }
+            o.baseline = base.clone();
+        }
         Ok(o)
     }
 }

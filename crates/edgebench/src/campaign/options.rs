@@ -160,6 +160,13 @@ pub struct Options {
     /// each runtime's own limit (30 s for most, longer for micro-VMs).
     #[serde(default)]
     pub ready_timeout_ms: Option<u64>,
+    /// The runtime every ratio and test is against.
+    #[serde(default = "default_baseline")]
+    pub baseline: String,
+}
+
+fn default_baseline() -> String {
+    crate::store::BASELINE.to_string()
 }
 
 fn default_settle_max_ms() -> u64 {
@@ -238,6 +245,7 @@ impl Default for Options {
             cpus: default_cpus(),
             settle_max_ms: default_settle_max_ms(),
             ready_timeout_ms: None,
+            baseline: default_baseline(),
         }
     }
 }

@@ -101,6 +101,11 @@ fn list(items: &[String]) -> String {
     items.join(", ")
 }
 
+/// The baseline runtime's name, from its cells (`native` when it has none).
+pub(super) fn baseline_name(cells: &[Cell]) -> &str {
+    cells.iter().find(|c| c.is_baseline).map_or(BASELINE, |c| c.runtime.as_str())
+}
+
 fn find_need(need: &Need, cells: &[Cell]) -> Option<Finding> {
     // One firewall profile: `off` where there is one, else the first (ranking a
     // runtime against itself under another profile answers no need).
@@ -116,12 +121,17 @@ fn find_need(need: &Need, cells: &[Cell]) -> Option<Finding> {
             && need.start_kind.is_none_or(|k| c.start_kind == k)
             && c.firewall == profile
     };
-    let baseline: Vec<&Cell> = cells.iter().filter(relevant).filter(|c| c.runtime == BASELINE && c.n > 0).collect();
+    let baseline: Vec<&Cell> = cells.iter().filter(relevant).filter(|c| c.is_baseline && c.n > 0).collect();
+    let name = baseline_name(cells);
     // Behind firewall profiles, only runtimes on the baseline's network path
     // are ranked together (another path would rank paths, not runtimes).
     let base_path = baseline.first().map(|b| b.path.as_str()).unwrap_or("");
-    let candidates: Vec<&Cell> =
-        cells.iter().filter(relevant).filter(|c| c.runtime != BASELINE && c.n > 0 && c.path == base_path).collect();
+    // `native` (no isolation) is never an option, also when another runtime is the baseline.
+    let candidates: Vec<&Cell> = cells
+        .iter()
+        .filter(relevant)
+        .filter(|c| !c.is_baseline && c.runtime != BASELINE && c.n > 0 && c.path == base_path)
+        .collect();
     if candidates.is_empty() {
         if baseline.is_empty() {
             return None;
@@ -131,7 +141,7 @@ fn find_need(need: &Need, cells: &[Cell]) -> Option<Finding> {
             need: need.title,
             answer: None,
             detail: format!(
-                "only the native baseline was measured (median {}): there is no runtime to choose between.",
+                "only the {name} baseline was measured (median {}): there is no runtime to choose between.",
                 range(&baseline.iter().map(|c| c.median).collect::<Vec<_>>(), unit)
             ),
         });
@@ -182,7 +192,7 @@ fn find_need(need: &Need, cells: &[Cell]) -> Option<Finding> {
             .filter_map(|c| c.ratio.map(|r| r.0))
             .collect();
         if !ratios.is_empty() {
-            detail.push_str(&format!(" ({}× native, native {})", range(&ratios, ""), range(&base_medians, &unit)));
+            detail.push_str(&format!(" ({}× {name}, {name} {})", range(&ratios, ""), range(&base_medians, &unit)));
         }
     }
     if !leads.is_empty() {
@@ -295,7 +305,15 @@ fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samp
     if campaign.status != "finished" {
         out.push(format!("The campaign is {}: not every trial ran.", campaign.status));
     }
-    out.push("`native` is the baseline without any isolation, not an option: every ratio is to it.".into());
+    let name = campaign.baseline();
+    out.push(if name == BASELINE {
+        "`native` is the baseline without any isolation, not an option: every ratio is to it.".into()
+    } else {
+        format!(
+            "`{name}` is this campaign's baseline (`baseline` setting): every ratio and test is to it, and the \
+             rankings leave it out (and `native`, which has no isolation)."
+        )
+    });
     let mode = env["virtualization"]["mode"].as_str().unwrap_or("unknown");
     if env["virtualization"]["running_under_hypervisor"].as_bool() == Some(true) {
         out.push(format!(
@@ -331,7 +349,7 @@ fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samp
     if governor != "performance" {
         out.push(format!("CPU frequency is not pinned (governor: {governor})."));
     }
-    let base_path = cells.iter().find(|c| c.runtime == BASELINE).map(|c| c.path.clone()).unwrap_or_default();
+    let base_path = cells.iter().find(|c| c.is_baseline).map(|c| c.path.clone()).unwrap_or_default();
     let other_paths: Vec<String> = cells
         .iter()
         .filter(|c| c.path != base_path)
@@ -341,7 +359,7 @@ fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samp
         .collect();
     if !other_paths.is_empty() {
         out.push(format!(
-            "Behind firewall profiles, {} reached their instances over another network path than native ({}): no ratio to native and no ranking with the runtimes on native's path is made for them; their deltas between profiles (on their own path) stand.",
+            "Behind firewall profiles, {} reached their instances over another network path than {name} ({}): no ratio to {name} and no ranking with the runtimes on {name}'s path is made for them; their deltas between profiles (on their own path) stand.",
             other_paths.join(", "),
             if base_path.is_empty() { "unknown".to_string() } else { base_path }
         ));

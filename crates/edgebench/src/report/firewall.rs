@@ -382,6 +382,7 @@ mod tests {
         values.sort_by(f64::total_cmp);
         let (lo, hi, _) = stats::median_ci(&values, 0.95);
         Cell {
+            is_baseline: true,
             runtime: "native".into(),
             variant: "v".into(),
             workload: "hello".into(),

@@ -37,9 +37,9 @@ pub fn p99_with_ci(c: &Cell) -> String {
     format!("{} {}", num(c.p99), interval(c.p99_ci.0, c.p99_ci.1))
 }
 
-/// The ratio to native with its interval; "baseline" on native's own rows.
+/// The ratio to the baseline with its interval; "baseline" on its own rows.
 pub fn ratio(c: &Cell) -> String {
-    if c.runtime == crate::store::BASELINE {
+    if c.is_baseline {
         return "baseline".into();
     }
     match c.ratio {

@@ -139,7 +139,8 @@ fn find<'a>(cells: &'a [Cell], key: &Config, metric: &str, phase: &str) -> Optio
 }
 
 fn key_figures(out: &mut String, cells: &[Cell]) {
-    out.push_str("<section id=\"key\"><h2>Key figures</h2>\n<p class=\"def\">Medians with their 95% interval; ratios to native with a bootstrap 95% interval. Memory is the PSS after boot.</p>\n<div class=\"scroll\"><table>\n<thead><tr><th>workload</th><th>runtime (variant)</th><th>cold start ms</th><th>× native</th><th>warm start ms</th><th>keep-alive p50 / p99 ms</th><th>new-conn p50 ms</th><th>memory MiB</th></tr></thead><tbody>\n");
+    let base = super::findings::baseline_name(cells);
+    out.push_str(&format!("<section id=\"key\"><h2>Key figures</h2>\n<p class=\"def\">Medians with their 95% interval; ratios to {base} with a bootstrap 95% interval. Memory is the PSS after boot.</p>\n<div class=\"scroll\"><table>\n<thead><tr><th>workload</th><th>runtime (variant)</th><th>cold start ms</th><th>× native</th><th>warm start ms</th><th>keep-alive p50 / p99 ms</th><th>new-conn p50 ms</th><th>memory MiB</th></tr></thead><tbody>\n"));
     for key in configs(cells) {
         let get = |m: &str, p: &str| find(cells, &key, m, p).filter(|c| c.n > 0);
         let cold = find(cells, &key, "cold_start", "");
@@ -192,20 +193,17 @@ fn plots_section(out: &mut String, cells: &[Cell]) {
     out.push_str("<section id=\"plots\"><h2>Plots</h2>\n");
     let colors = config_colors(cells);
     let color = |c: &Cell| color_of(&colors, &Config::of_cell(c));
-    let rows_of = |metric: &str, phase: &str| -> Vec<&Cell> {
-        let mut v: Vec<&Cell> = cells.iter().filter(|c| c.metric == metric && c.phase == phase && c.n > 0).collect();
-        v.sort_by(|a, b| {
-            (&a.workload, a.runtime != BASELINE, &a.runtime, &a.variant, super::firewall::profile_order(&a.firewall))
-                .cmp(&(
-                    &b.workload,
-                    b.runtime != BASELINE,
-                    &b.runtime,
-                    &b.variant,
-                    super::firewall::profile_order(&b.firewall),
-                ))
-        });
-        v
-    };
+    let rows_of =
+        |metric: &str, phase: &str| -> Vec<&Cell> {
+            let mut v: Vec<&Cell> =
+                cells.iter().filter(|c| c.metric == metric && c.phase == phase && c.n > 0).collect();
+            v.sort_by(|a, b| {
+                (&a.workload, !a.is_baseline, &a.runtime, &a.variant, super::firewall::profile_order(&a.firewall)).cmp(
+                    &(&b.workload, !b.is_baseline, &b.runtime, &b.variant, super::firewall::profile_order(&b.firewall)),
+                )
+            });
+            v
+        };
     let row_label = |c: &Cell| format!("{} · {}", c.workload, profile_config(&c.runtime, &c.variant, &c.firewall));
 
     out.push_str("<h3>Cold start</h3>\n");
@@ -292,7 +290,8 @@ const MAIN_METRICS: &[&str] =
 
 fn metric_tables(out: &mut String, m: &Model) {
     let cells = &m.cells;
-    out.push_str("<section id=\"metrics\"><h2>All metrics</h2>\n<p class=\"def\">n: successful samples (trials, where a trial gives several). p (Holm): Mann–Whitney against native on per-trial values, Holm-adjusted over the whole report; * marks p &lt; 0.05. δ: Cliff's δ against native (positive: larger than native). Noise: half-width of the 95% interval of the per-trial median; trials for ±5%: about how many trials would narrow it to ±5% (beyond 10× the trials, a quieter host or a fix for a bimodal start helps more than more trials).</p>\n");
+    let base = m.campaign.baseline();
+    out.push_str(&format!("<section id=\"metrics\"><h2>All metrics</h2>\n<p class=\"def\">n: successful samples (trials, where a trial gives several). p (Holm): Mann–Whitney against {base} on per-trial values, Holm-adjusted over the whole report; * marks p &lt; 0.05. δ: Cliff's δ against {base} (positive: larger than native). Noise: half-width of the 95% interval of the per-trial median; trials for ±5%: about how many trials would narrow it to ±5% (beyond 10× the trials, a quieter host or a fix for a bimodal start helps more than more trials).</p>\n"));
     for d in &m.definitions {
         let (metric, definition) = (d.metric.as_str(), d.definition.as_str());
         let mut rows: Vec<&Cell> = cells.iter().filter(|c| c.metric == metric).collect();
@@ -300,10 +299,10 @@ fn metric_tables(out: &mut String, m: &Model) {
             continue;
         }
         rows.sort_by(|a, b| {
-            (&a.workload, &a.phase, a.runtime != BASELINE, &a.runtime, &a.variant).cmp(&(
+            (&a.workload, &a.phase, !a.is_baseline, &a.runtime, &a.variant).cmp(&(
                 &b.workload,
                 &b.phase,
-                b.runtime != BASELINE,
+                !b.is_baseline,
                 &b.runtime,
                 &b.variant,
             ))
@@ -318,7 +317,7 @@ fn metric_tables(out: &mut String, m: &Model) {
         let _ = writeln!(out, "<p class=\"def\">{}</p>", super::methods::inline_html(definition));
         let phases = rows.iter().any(|c| !c.phase.is_empty());
         let phase_th = if phases { "<th>phase</th>" } else { "" };
-        let _ = writeln!(out, "<div class=\"scroll\"><table><thead><tr><th>workload</th><th>runtime (variant)</th>{phase_th}<th>n</th><th>median [95% CI]</th><th>p99 [95% CI]</th><th>× native [95% CI]</th><th>p (Holm)</th><th>Cliff's δ</th><th>noise</th><th>trials for ±5%</th></tr></thead><tbody>");
+        let _ = writeln!(out, "<div class=\"scroll\"><table><thead><tr><th>workload</th><th>runtime (variant)</th>{phase_th}<th>n</th><th>median [95% CI]</th><th>p99 [95% CI]</th><th>× {base} [95% CI]</th><th>p (Holm)</th><th>Cliff's δ</th><th>noise</th><th>trials for ±5%</th></tr></thead><tbody>");
         for c in rows {
             let phase = if phases { td(&c.phase) } else { String::new() };
             if c.n == 0 {
@@ -370,11 +369,12 @@ pub(super) fn profile_config(runtime: &str, variant: &str, firewall: &str) -> St
 /// A stable colour per runtime × variant × profile, the baseline first (the
 /// same colours as the plots above when every profile is `off`).
 pub(super) fn config_colors(cells: &[Cell]) -> BTreeMap<(String, String, String), usize> {
+    let baseline = cells.iter().find(|c| c.is_baseline).map_or(BASELINE, |c| c.runtime.as_str());
     let mut keys: Vec<(&str, &str, &str)> =
         cells.iter().map(|c| (c.runtime.as_str(), c.variant.as_str(), c.firewall.as_str())).collect();
     keys.sort_by(|a, b| {
-        (a.0 != BASELINE, a.0, a.1, super::firewall::profile_order(a.2)).cmp(&(
-            b.0 != BASELINE,
+        (a.0 != baseline, a.0, a.1, super::firewall::profile_order(a.2)).cmp(&(
+            b.0 != baseline,
             b.0,
             b.1,
             super::firewall::profile_order(b.2),

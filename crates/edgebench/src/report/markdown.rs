@@ -105,8 +105,9 @@ pub fn headline_table(cells: &[Cell]) -> String {
         .collect();
     keys.sort_by_key(|k| (k.2, k.0, k.1, super::firewall::profile_order(k.3)));
     keys.dedup();
-    let mut out = String::from(
-        "| workload | runtime | variant | cold start ms, median [95% CI] | × native | warm start ms | keep-alive p50 / p99 ms | new-conn p50 ms | PSS after boot MiB |\n|---|---|---|---|---|---|---|---|---|\n",
+    let base = super::findings::baseline_name(cells);
+    let mut out = format!(
+        "| workload | runtime | variant | cold start ms, median [95% CI] | × {base} | warm start ms | keep-alive p50 / p99 ms | new-conn p50 ms | PSS after boot MiB |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for key in keys {
         let get = |m: &str, p: &str| find(cells, key, m, p);
@@ -183,7 +184,8 @@ pub fn render(m: &Model) -> String {
         esc(virt),
     );
     out.push_str(&summary_section(&m.summary));
-    out.push_str("\n## Key figures\n\nMedians with their 95% confidence interval; ratios to the native baseline with a bootstrap 95% interval. Every figure comes from the raw samples in `results.sqlite`.\n\n");
+    let base = m.campaign.baseline();
+    out.push_str(&format!("\n## Key figures\n\nMedians with their 95% confidence interval; ratios to the {base} baseline with a bootstrap 95% interval. Every figure comes from the raw samples in `results.sqlite`.\n\n"));
     out.push_str(&headline_table(cells));
 
     let missing: Vec<&RuntimeRow> = runtimes.iter().filter(|r| !r.measured).collect();
@@ -205,7 +207,7 @@ pub fn render(m: &Model) -> String {
         }
     }
 
-    out.push_str("\n## Results by metric\n\np (Holm): two-sided Mann–Whitney against native on per-trial values, Holm-adjusted over the whole report; δ: Cliff's δ against native. Noise: half-width of the 95% interval of the per-trial median; trials for ±5%: about how many trials would narrow it to ±5%.\n");
+    out.push_str(&format!("\n## Results by metric\n\np (Holm): two-sided Mann–Whitney against {base} on per-trial values, Holm-adjusted over the whole report; δ: Cliff's δ against {base}. Noise: half-width of the 95% interval of the per-trial median; trials for ±5%: about how many trials would narrow it to ±5%.\n"));
     for d in &m.definitions {
         let (metric, definition) = (&d.metric, &d.definition);
         let rows: Vec<&Cell> = cells.iter().filter(|c| c.metric == *metric).collect();
@@ -214,7 +216,7 @@ pub fn render(m: &Model) -> String {
         }
         let unit = rows.iter().find(|c| !c.unit.is_empty()).map(|c| c.unit.as_str()).unwrap_or("");
         let _ = writeln!(out, "\n### {metric} ({unit})\n\n{definition}\n");
-        out.push_str("| workload | runtime (variant) | phase | n (failed) | median [95% CI] | p99 [95% CI] | × native [95% CI] | p (Holm) | δ | noise | trials for ±5% | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str(&format!("| workload | runtime (variant) | phase | n (failed) | median [95% CI] | p99 [95% CI] | × {base} [95% CI] | p (Holm) | δ | noise | trials for ±5% | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"));
         let mut rows = rows;
         rows.sort_by_key(|c| {
             (&c.workload, &c.runtime, &c.variant, super::firewall::profile_order(&c.firewall), &c.phase)

@@ -7,6 +7,7 @@ use super::stats::{Bootstrap, NOISE_TARGET, OUTLIER_Z};
 use crate::store::CampaignRow;
 
 pub fn items(campaign: &CampaignRow, comparisons: usize) -> Vec<String> {
+    let base = campaign.baseline();
     let cfg = &campaign.config;
     let warmup = if cfg["warmup"].as_bool().unwrap_or(false) {
         "Before measuring, each configuration was launched once, unrecorded (binaries in the page cache, compile caches filled): cold starts here are *process-cold*, not *disk-cold*."
@@ -41,9 +42,9 @@ pub fn items(campaign: &CampaignRow, comparisons: usize) -> Vec<String> {
             "**Percentiles.** p90/p99/p99.9 by linear interpolation between order statistics (type 7). The p99 interval is a percentile bootstrap that resamples whole trials ({} resamples, fixed seed {:#x}, 95%).",
             b.resamples, b.seed
         ),
-        "**Ratios to native.** Median of the runtime ÷ median of `native` for the same workload, metric, phase and firewall profile, with a percentile-bootstrap 95% interval resampling trials on both sides.".into(),
+        format!("**Ratios to {base}.** Median of the runtime ÷ median of `{base}` (the campaign's baseline) for the same workload, metric, phase and firewall profile, with a percentile-bootstrap 95% interval resampling trials on both sides."),
         format!(
-            "**Significance against native.** Two-sided Mann–Whitney U on per-trial values: exact null distribution when there are no ties and n1·n2 ≤ 2500, else the normal approximation with tie and continuity corrections. Holm's step-down correction over all {comparisons} comparisons in this report (family-wise α = 0.05). Effect size: Cliff's δ = P(runtime > native) − P(runtime < native), |δ| < 0.147 negligible, < 0.33 small, < 0.474 medium, else large. With fewer than 4 trials per side no two-sided p-value can fall below 0.05."
+            "**Significance against {base}.** Two-sided Mann–Whitney U on per-trial values: exact null distribution when there are no ties and n1·n2 ≤ 2500, else the normal approximation with tie and continuity corrections. Holm's step-down correction over all {comparisons} comparisons in this report (family-wise α = 0.05). Effect size: Cliff's δ = P(runtime > {base}) − P(runtime < {base}), |δ| < 0.147 negligible, < 0.33 small, < 0.474 medium, else large. With fewer than 4 trials per side no two-sided p-value can fall below 0.05."
         ),
         format!(
             "**Outliers.** In cells with at least {} trials, per-trial values with |modified z| = |0.6745 (x − median) / MAD| > {OUTLIER_Z} are flagged (mean absolute deviation × 1.2533 when the MAD is 0). Nothing is dropped: every figure includes them.",

@@ -330,7 +330,7 @@ impl Model {
 /// The cells, with what the test bed says of each runtime × variant.
 fn cells(campaign: &CampaignRow, samples: &[Sample]) -> Vec<Cell> {
     use super::summary;
-    let mut cells = summary::summarize_on_paths(samples, &summary::paths(campaign));
+    let mut cells = summary::summarize_on_paths(samples, &summary::paths(campaign), campaign.baseline());
     let (kinds, scopes) = (summary::start_kinds(campaign), summary::test_bed_field(campaign, "cpu_scope"));
     for c in &mut cells {
         let key = (c.runtime.clone(), c.variant.clone());

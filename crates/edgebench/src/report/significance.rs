@@ -5,7 +5,6 @@
 
 use super::stats;
 use super::Cell;
-use crate::store::BASELINE;
 
 /// Family-wise significance level of the report's tests.
 pub const ALPHA: f64 = 0.05;
@@ -39,11 +38,11 @@ pub fn magnitude(delta: f64) -> &'static str {
 pub fn against_baseline(cells: &mut [Cell]) {
     let mut tests: Vec<(usize, stats::RankTest)> = Vec::new();
     for (i, c) in cells.iter().enumerate() {
-        if c.runtime == BASELINE || c.trial_values.is_empty() {
+        if c.is_baseline || c.trial_values.is_empty() {
             continue;
         }
         let base = cells.iter().find(|b| {
-            b.runtime == BASELINE
+            b.is_baseline
                 && b.workload == c.workload
                 && b.metric == c.metric
                 && b.phase == c.phase

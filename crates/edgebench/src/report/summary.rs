@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Cell {
     pub runtime: String,
+    /// This is the campaign's baseline runtime (ratios and tests are against it).
+    pub is_baseline: bool,
     pub variant: String,
     pub workload: String,
     pub metric: String,
@@ -105,7 +107,7 @@ type Key = (String, String, String, String, String, String);
 pub const MIN_TRIALS_FOR_OUTLIERS: usize = 5;
 
 pub fn summarize(samples: &[Sample]) -> Vec<Cell> {
-    summarize_on_paths(samples, &Paths::new())
+    summarize_on_paths(samples, &Paths::new(), BASELINE)
 }
 
 /// Network path of each runtime × variant (see [`Cell::path`]).
@@ -148,7 +150,7 @@ pub fn start_kinds(campaign: &crate::store::CampaignRow) -> Paths {
     kinds
 }
 
-pub fn summarize_on_paths(samples: &[Sample], paths: &Paths) -> Vec<Cell> {
+pub fn summarize_on_paths(samples: &[Sample], paths: &Paths, baseline: &str) -> Vec<Cell> {
     let mut groups: BTreeMap<Key, Vec<&Sample>> = BTreeMap::new();
     // Open-loop search steps are curve points (the model's throughput
     // curves): bisection visits other rates in each trial.
@@ -166,6 +168,7 @@ pub fn summarize_on_paths(samples: &[Sample], paths: &Paths) -> Vec<Cell> {
     let mut cells: Vec<Cell> = groups.into_iter().map(|(key, group)| cell(key, &group)).collect();
     for c in &mut cells {
         c.path = paths.get(&(c.runtime.clone(), c.variant.clone())).cloned().unwrap_or_default();
+        c.is_baseline = c.runtime == baseline;
     }
     add_ratios(&mut cells);
     significance::against_baseline(&mut cells);
@@ -177,7 +180,7 @@ fn add_ratios(cells: &mut [Cell]) {
     type Baseline = BTreeMap<(String, String, String, String), (Vec<Vec<f64>>, String)>;
     let baseline: Baseline = cells
         .iter()
-        .filter(|c| c.runtime == BASELINE && c.n > 0)
+        .filter(|c| c.is_baseline && c.n > 0)
         .map(|c| {
             (
                 (c.workload.clone(), c.metric.clone(), c.phase.clone(), c.firewall.clone()),
@@ -239,6 +242,7 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
     let (trial_reps, trials) = trials_in_time_order(&group);
     let nan2 = (f64::NAN, f64::NAN);
     let mut c = Cell {
+        is_baseline: false,
         runtime,
         variant,
         workload,
@@ -356,7 +360,7 @@ mod tests {
             (key("wasmtime-embedded", "precompiled-pooling"), "server-namespace".to_string()),
         ]
         .into();
-        let cells = summarize_on_paths(&all, &paths);
+        let cells = summarize_on_paths(&all, &paths, BASELINE);
         let cell = |r: &str| cells.iter().find(|c| c.runtime == r).unwrap();
         assert!(cell("docker").ratio.is_none() && cell("docker").vs_baseline.is_none(), "another path");
         assert!(cell("wasmtime-embedded").ratio.is_some() && cell("wasmtime-embedded").vs_baseline.is_some());
