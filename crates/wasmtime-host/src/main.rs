@@ -14,7 +14,7 @@
 //! `x-edgebench-handle-ns`: the time spent instantiating and until the guest
 //! set its response, measured inside the host (warm-start phases). At start
 //! the host prints one `edgebench-host-ready {...}` line to stderr with its
-//! start-up phases in nanoseconds since `main`.
+//! start-up phases in nanoseconds since `main`, and `main`'s CLOCK_MONOTONIC.
 
 mod engine;
 mod serve;
@@ -25,9 +25,11 @@ use wasmtime::{bail, Result};
 
 fn main() -> Result<()> {
     let started = Instant::now();
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let main_mono_ns = now.tv_sec as u128 * 1_000_000_000 + now.tv_nsec as u128;
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("serve") => serve::main(serve::Options::parse(&args[1..])?, started),
+        Some("serve") => serve::main(serve::Options::parse(&args[1..])?, started, main_mono_ns),
         Some("version") => {
             println!("edgebench-wasmtime-host {} (wasmtime {})", env!("CARGO_PKG_VERSION"), engine::WASMTIME_VERSION);
             Ok(())

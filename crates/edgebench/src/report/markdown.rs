@@ -27,6 +27,13 @@ pub const OTHER_METRIC: &str = "A runtime-specific intermediate event or resourc
 pub const METRICS: &[(&str, &str)] = &[
     ("cold_start", "t0 just before the launch call (process spawn) → t1 the first complete `200` response with the expected body."),
     ("cold_start_accept", "t0 → the first TCP connection the instance accepted (an intermediate event of the cold start)."),
+    ("cold_start_exec", "Embedded host: t0 → the host's `main` (exec, dynamic setup), both on CLOCK_MONOTONIC."),
+    ("cold_start_engine", "Embedded host: t0 → the Wasmtime engine (and its pooling allocator) created."),
+    ("cold_start_load", "Embedded host: t0 → the precompiled component deserialised (mmap of the .cwasm)."),
+    ("cold_start_pre", "Embedded host: t0 → the linker built and the component pre-instantiated (`InstancePre`)."),
+    ("cold_start_listen", "Embedded host: t0 → listening (it listens first: the first connections complete while it loads)."),
+    ("cold_start_runtime", "Embedded host: t0 → its tokio runtime built."),
+    ("cold_start_serve", "Embedded host: t0 → accepting; what is left of `cold_start` is the first request's instance and response."),
     ("probe_interval", "Mean time between two readiness-probe attempts during a cold start: readiness is seen at most about one interval late."),
     ("probe_cpu", "CPU time the readiness probe itself spent during a cold start (its thread's CPU clock; it runs on the client's CPUs, apart from the runtime's when the CPUs are split)."),
     ("settle", "Phase `after_stop`, outside every timed interval: after the trial's instance is stopped, the wait until the runtime CPUs are quiet again (under 10% busy over 20 ms, at most `--settle-max-ms`, default 2 s); the next trial starts only then."),

@@ -165,6 +165,32 @@ impl Instance for ProcessInstance {
         Ok(())
     }
 
+    /// A host that prints `edgebench-host-ready {...}` (our embedded
+    /// Wasmtime host) gives its start-up steps: `exec` (t0 → its `main`, on
+    /// the shared CLOCK_MONOTONIC) and, after it, each step's end.
+    fn launch_phases(&self) -> Vec<(String, Duration)> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let Some(line) = text.lines().find_map(|l| l.strip_prefix("edgebench-host-ready ")) else { return Vec::new() };
+        let Ok(steps) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) else {
+            return Vec::new();
+        };
+        let Some(main_mono) = steps.get("main_mono_ns").and_then(|v| v.as_u64()) else { return Vec::new() };
+        // t0 on CLOCK_MONOTONIC (which `Instant` reads on Linux): now, less the time since t0.
+        let Ok(now) = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) else { return Vec::new() };
+        let now_ns = now.tv_sec() as u128 * 1_000_000_000 + now.tv_nsec() as u128;
+        let t0_ns = now_ns.saturating_sub(self.launched_at.elapsed().as_nanos());
+        let Some(exec) = (main_mono as u128).checked_sub(t0_ns) else { return Vec::new() };
+        let exec = Duration::from_nanos(exec as u64);
+        let mut phases = vec![("exec".to_string(), exec)];
+        for (key, value) in &steps {
+            if let (Some(step), Some(ns)) = (key.strip_suffix("_ns").filter(|k| *k != "main_mono"), value.as_u64()) {
+                phases.push((step.to_string(), exec + Duration::from_nanos(ns)));
+            }
+        }
+        phases.sort_by_key(|(_, at)| *at);
+        phases
+    }
+
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
