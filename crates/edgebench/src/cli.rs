@@ -20,7 +20,11 @@ pub enum Command {
     /// Lists every runtime: found (version, path), or not found and how to get it.
     Doctor,
     /// Lists every runtime:variant, workload, metric and firewall profile a campaign can name.
-    List,
+    List {
+        /// Also list the workloads this campaign file declares.
+        #[arg(long, value_name = "FILE")]
+        campaign: Option<PathBuf>,
+    },
     /// Builds every workload artifact (adds the rustup targets it needs).
     Build,
     /// Runs a campaign (default: every runtime detected, every workload) and writes its report.
@@ -51,6 +55,9 @@ pub enum Command {
         /// Comma-separated runtimes (default: all detected).
         #[arg(long)]
         runtimes: Option<String>,
+        /// Also check the workloads this campaign file declares (against their declared answers).
+        #[arg(long, value_name = "FILE")]
+        campaign: Option<PathBuf>,
     },
 }
 
@@ -299,7 +306,8 @@ pub fn execute(cli: Cli) -> Result<()> {
             print!("{}", doctor::report(&artifacts));
             Ok(())
         }
-        Command::List => {
+        Command::List { campaign } => {
+            register_declared_workloads(campaign.as_deref()).map_err(usage)?;
             print!("{}", doctor::list());
             Ok(())
         }
@@ -328,7 +336,10 @@ pub fn execute(cli: Cli) -> Result<()> {
             }
         }
         Command::Run(args) => run(*args, artifacts),
-        Command::Conformance { runtimes } => conformance_all(runtimes, artifacts),
+        Command::Conformance { runtimes, campaign } => {
+            register_declared_workloads(campaign.as_deref()).map_err(usage)?;
+            conformance_all(runtimes, artifacts)
+        }
     }
 }
 
@@ -393,6 +404,16 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
     Ok(())
 }
 
+/// Makes the workloads a campaign file declares known by name.
+fn register_declared_workloads(file: Option<&std::path::Path>) -> Result<()> {
+    let Some(file) = file else { return Ok(()) };
+    for (name, mut w) in Settings::read(file)?.workload.unwrap_or_default() {
+        w.name = name;
+        crate::Workload::register(w)?;
+    }
+    Ok(())
+}
+
 fn conformance_all(runtimes: Option<String>, artifacts: Artifacts) -> Result<()> {
     let wanted: Option<Vec<String>> =
         runtimes.map(|r| r.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
@@ -435,7 +456,11 @@ fn conformance_all(runtimes: Option<String>, artifacts: Artifacts) -> Result<()>
                 println!("{:<20} {variant:<20} not checked: {why}", r.name());
                 continue;
             }
-            for w in crate::Workload::BUILTIN {
+            for w in crate::Workload::all() {
+                if let Some(why) = w.lacks(r.artifact(variant)) {
+                    println!("{:<20} {variant:<20} {w:<6} {why}", r.name());
+                    continue;
+                }
                 let result =
                     r.prepare(&ctx, w, variant).and_then(|()| conformance::check(r.as_ref(), variant, w, &ctx));
                 match result {

@@ -48,18 +48,31 @@ pub fn list() -> String {
         }
     }
     out.push_str("\nworkloads (--workloads):\n");
-    for w in crate::Workload::BUILTIN {
+    for w in crate::Workload::all() {
         let probe = w.probe_request();
         let latency = w.latency_request();
+        let answers = match w.user() {
+            None => "as the core does".to_string(),
+            Some(_) => format!("with {}", w.expected_probe().describe()),
+        };
         let _ = writeln!(
             out,
-            "  {:<8} ready when {} {} answers as the core does; latency runs send {} {}",
+            "  {:<8} ready when {} {} answers {answers}; latency runs send {} {}",
             w.name(),
             probe.method,
             probe.target,
             latency.method,
             latency.target
         );
+        if let Some(u) = w.user() {
+            let files: Vec<String> = u.files().iter().map(|(what, p)| format!("{what}: {}", p.display())).collect();
+            let _ = writeln!(
+                out,
+                "           {}{}",
+                u.description.as_deref().map_or(String::new(), |d| format!("{d}; ")),
+                files.join("; ")
+            );
+        }
     }
     out.push_str("\nmetrics (--metrics; groups: latency, resources, all):\n");
     for m in crate::campaign::Metric::ALL {

@@ -98,8 +98,8 @@ pub fn main(options: Options, started: Instant, main_mono_ns: u128) -> Result<()
     // Listening comes first: the kernel completes the first connections
     // while the component loads, and the first request waits in its socket
     // instead of the client retrying refused connects.
-    let listener = std::net::TcpListener::bind(&options.addr)
-        .with_context(|| format!("cannot listen on {}", options.addr))?;
+    let listener =
+        std::net::TcpListener::bind(&options.addr).with_context(|| format!("cannot listen on {}", options.addr))?;
     listener.set_nonblocking(true)?;
     let t_listen = started.elapsed();
     let engine = engine(options.slots)?;
