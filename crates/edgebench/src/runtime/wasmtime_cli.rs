@@ -113,8 +113,15 @@ impl Runtime for WasmtimeCli {
             None
         };
         command.arg(spec.workload.require(ArtifactKind::Component, ctx.artifacts)?);
-        spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, scratch, WarmMode::PerRequest { internal_header: None })?))
+        Ok(Box::new(spawn(
+            command,
+            spec.netns_file()?,
+            &ctx.env,
+            spec.addr,
+            log,
+            scratch,
+            WarmMode::PerRequest { internal_header: None },
+        )?))
     }
 }

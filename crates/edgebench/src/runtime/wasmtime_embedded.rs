@@ -108,10 +108,10 @@ impl Runtime for WasmtimeEmbedded {
         } else {
             None
         };
-        spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         Ok(Box::new(spawn(
             command,
+            spec.netns_file()?,
             &ctx.env,
             spec.addr,
             log,
