@@ -75,10 +75,10 @@ impl Fixtures {
         std::fs::write(studies.join("mine.wasm"), b"\0asm").unwrap();
         let probe = "[workload.mine.probe]\n";
         let workloads = vec![
-            (study("w-none.toml", &format!("[workload.mine]\n{probe}")), &["w-none.toml", "no artifact"][..]),
+            (study("w-none.toml", &format!("[workload.mine]\n{probe}")), &["w-none.toml, line 1", "no artifact"][..]),
             (
                 study("w-missing.toml", &format!("[workload.mine]\nbinary = \"nope\"\n{probe}")),
-                &["w-missing.toml", "workload.mine.binary", "cannot read", "relative to the campaign file"][..],
+                &["w-missing.toml, line 2", "workload.mine.binary", "cannot read", "relative to the campaign file"][..],
             ),
             (
                 study("w-key.toml", &format!("[workload.mine]\ncomponnet = \"mine.wasm\"\n{probe}")),
@@ -90,7 +90,7 @@ impl Fixtures {
             ),
             (
                 study("w-regex.toml", &format!("[workload.mine]\ncomponent = \"mine.wasm\"\n{probe}expect_body_regex = \"(\"\n")),
-                &["w-regex.toml", "workload.mine.probe.expect_body_regex", "not a regular expression"][..],
+                &["w-regex.toml, line 4", "workload.mine.probe.expect_body_regex", "not a regular expression"][..],
             ),
             (
                 study(
@@ -105,7 +105,7 @@ impl Fixtures {
             ),
             (
                 study("w-path.toml", &format!("[workload.mine]\ncomponent = \"mine.wasm\"\n{probe}path = \"no-slash\"\n")),
-                &["w-path.toml", "workload.mine.probe.path", "starting with `/`"][..],
+                &["w-path.toml, line 4", "workload.mine.probe.path", "starting with `/`"][..],
             ),
             (
                 study("w-unlisted.toml", &format!("workloads = [\"theirs\"]\n[workload.mine]\ncomponent = \"mine.wasm\"\n{probe}")),

@@ -74,6 +74,36 @@ pub struct Settings {
     pub workload: Option<BTreeMap<String, UserWorkload>>,
 }
 
+/// The line (1-based) of what a workload error names (`workload.NAME.a.b: …`,
+/// `[workload.NAME]: …`): the table, then each part of the key in it.
+fn line_of(text: &str, name: &str, error: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().map(str::trim_start).collect();
+    let table = format!("workload.{name}");
+    let opens = |l: &str, table: &str| {
+        l.starts_with('[')
+            && l.trim_start_matches('[').strip_prefix(table).is_some_and(|r| r.starts_with(']') || r.starts_with('.'))
+    };
+    let mut at = lines.iter().position(|l| opens(l, &table))?;
+    let Some(path) = error.strip_prefix(&format!("{table}.")) else { return Some(at + 1) };
+    let path = path.split(':').next().unwrap_or("");
+    let mut prefix = table;
+    for part in path.split('.') {
+        let (key, nth) = match part.split_once('[') {
+            Some((k, i)) => (k, i.trim_end_matches(']').parse::<usize>().unwrap_or(0)),
+            None => (part, 0),
+        };
+        prefix = format!("{prefix}.{key}");
+        let header = |l: &&str| opens(l, &prefix);
+        let assignment = |l: &&str| l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='));
+        let found = lines.iter().enumerate().skip(at).filter(|(_, l)| header(l)).nth(nth).map(|(i, _)| i);
+        match found.or_else(|| lines.iter().enumerate().skip(at).find(|(_, l)| assignment(l)).map(|(i, _)| i)) {
+            Some(i) => at = i,
+            None => break,
+        }
+    }
+    Some(at + 1)
+}
+
 impl Settings {
     /// Reads a campaign file: a TOML syntax error, an unknown key or a value
     /// of the wrong type is named with the file, line and key.
@@ -92,7 +122,10 @@ impl Settings {
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         if let Some(map) = &mut settings.workload {
             for (name, w) in map.iter_mut() {
-                *w = w.clone().validated(name, base).with_context(|| format!("campaign file {}", path.display()))?;
+                *w = w.clone().validated(name, base).map_err(|e| {
+                    let line = line_of(&text, name, &e.to_string()).map_or(String::new(), |n| format!(", line {n}"));
+                    e.context(format!("campaign file {}{line}", path.display()))
+                })?;
             }
         }
         Ok(settings)
@@ -312,6 +345,18 @@ pub fn selects(selection: &Option<Vec<String>>, runtime: &str, variant: &str) ->
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn workload_errors_name_their_line() {
+        let text = "reps = 2\n[workload.mine2]\n[workload.mine]\ncomponent = \"x.wasm\"\n[workload.mine.probe]\npath = \"/\"\n\
+                    expect_body_regex = \"(\"\n[[workload.mine.conformance]]\npath = \"/a\"\n[[workload.mine.conformance]]\n\
+                    path = \"nope\"\n";
+        assert_eq!(super::line_of(text, "mine", "workload.mine.probe.expect_body_regex: bad"), Some(7));
+        assert_eq!(super::line_of(text, "mine", "workload.mine.component: cannot read"), Some(4));
+        assert_eq!(super::line_of(text, "mine", "workload.mine.conformance[1].path: bad"), Some(11));
+        assert_eq!(super::line_of(text, "mine", "[workload.mine]: no artifact"), Some(3));
+        assert_eq!(super::line_of(text, "other", "[workload.other]: no artifact"), None);
+    }
+
     use super::*;
 
     const KNOWN: &[(&str, &[&str])] = &[("native", &["static-musl"]), ("docker", &["bridge", "host"])];
