@@ -1,25 +1,11 @@
 //! A campaign described in a file runs as described, writes the campaign it
 //! ran as a file, and that file runs the same campaign again.
 
+mod common;
+
+use common::edgebench;
 use edgebench::store::Store;
 use std::path::Path;
-use std::process::Command;
-
-fn edgebench(args: &[&str], cwd: &Path) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_edgebench"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "edgebench {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn stored_config(dir: &Path) -> serde_json::Value {
     let mut config = Store::open_read_only(dir).unwrap().campaign().unwrap().expect("a campaign").config;

@@ -103,3 +103,20 @@ pub fn children_left() -> Vec<String> {
     }
     left
 }
+
+/// Runs the edgebench binary in `cwd`; it must succeed (its output is in the failure).
+pub fn edgebench(args: &[&str], cwd: &Path) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgebench"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "edgebench {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
