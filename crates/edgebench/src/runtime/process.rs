@@ -276,6 +276,27 @@ impl Drop for ProcessInstance {
     }
 }
 
+/// For a workload that keeps state: a fresh directory, preopened for the
+/// guest as `/data` with `--dir HOST::/data` (the Wasmtime CLI's and our
+/// host's flag); removed with the instance.
+pub fn preopened_state_dir(
+    command: &mut Command,
+    ctx: &super::Context<'_>,
+    spec: &super::LaunchSpec<'_>,
+) -> Result<Option<PathBuf>> {
+    if !spec.workload.keeps_state() {
+        return Ok(None);
+    }
+    let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
+    anyhow::ensure!(
+        !dir.to_string_lossy().contains("::"),
+        "{} contains `::`, which --dir HOST::GUEST cannot carry: choose an --out without it",
+        dir.display()
+    );
+    command.arg("--dir").arg(format!("{}::/data", dir.display()));
+    Ok(Some(dir))
+}
+
 /// A fresh directory for one instance's state (created empty).
 pub fn scratch_dir(work_dir: &std::path::Path, label: &str) -> Result<PathBuf> {
     let dir = work_dir.join("state").join(label);

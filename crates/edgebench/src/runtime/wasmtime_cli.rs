@@ -1,7 +1,7 @@
 //! `wasmtime`: the official CLI's `wasmtime serve`, with its compile cache
 //! (`cache`) and with a compile at every launch (`nocache`, `-C cache=n`).
 
-use super::process::{scratch_dir, spawn, WarmMode};
+use super::process::{preopened_state_dir, spawn, WarmMode};
 use super::{ArtifactKind, Context, Detection, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
 use crate::Workload;
@@ -100,18 +100,7 @@ impl Runtime for WasmtimeCli {
         if spec.variant == "nocache" {
             command.args(["-C", "cache=n"]);
         }
-        let scratch = if spec.workload.keeps_state() {
-            let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
-            anyhow::ensure!(
-                !dir.to_string_lossy().contains("::"),
-                "{} contains `::`, which --dir HOST::GUEST cannot carry: choose an --out without it",
-                dir.display()
-            );
-            command.arg("--dir").arg(format!("{}::/data", dir.display()));
-            Some(dir)
-        } else {
-            None
-        };
+        let scratch = preopened_state_dir(&mut command, ctx, spec)?;
         command.arg(spec.workload.require(ArtifactKind::Component, ctx.artifacts)?);
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         Ok(Box::new(spawn(

@@ -7,7 +7,7 @@
 //! instances serve that output.
 
 use super::aot::AotCompiles;
-use super::process::{scratch_dir, spawn, WarmMode};
+use super::process::{preopened_state_dir, spawn, WarmMode};
 use super::{ArtifactKind, Context, Detection, ExtraResource, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
 use crate::Workload;
@@ -96,18 +96,7 @@ impl Runtime for WasmtimeEmbedded {
             "--threads",
             &crate::cpus::sut_workers().to_string(),
         ]);
-        let scratch = if spec.workload.keeps_state() {
-            let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
-            anyhow::ensure!(
-                !dir.to_string_lossy().contains("::"),
-                "{} contains `::`, which --dir HOST::GUEST cannot carry: choose an --out without it",
-                dir.display()
-            );
-            command.arg("--dir").arg(format!("{}::{}", dir.display(), "/data"));
-            Some(dir)
-        } else {
-            None
-        };
+        let scratch = preopened_state_dir(&mut command, ctx, spec)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         Ok(Box::new(spawn(
             command,
