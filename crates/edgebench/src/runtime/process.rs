@@ -70,7 +70,6 @@ pub fn spawn(
     let program = command.get_program().to_owned();
     let placed = Placed { cpus: crate::cpus::sut_cpu_set(), netns };
     let (child, launched_at) = spawn_placed(command, placed).with_context(|| format!("starting {program:?}"))?;
-    reaper::watch(child.id());
     Ok(ProcessInstance { child, addr, launched_at, log, scratch, exit: None, stopped: false, warm })
 }
 
@@ -112,6 +111,8 @@ fn spawner() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<SpawnRequest>>
     use std::sync::{Mutex, OnceLock};
     static SPAWNER: OnceLock<Mutex<Sender<SpawnRequest>>> = OnceLock::new();
     SPAWNER.get_or_init(|| {
+        // The reaper exists before the first instance does.
+        reaper::start();
         let (tx, rx) = channel::<SpawnRequest>();
         std::thread::Builder::new()
             .name("edgebench-spawner".into())
@@ -154,6 +155,11 @@ fn spawn_here(command: &mut Command, placed: Placed) -> std::io::Result<(Child, 
     };
     let launched_at = Instant::now();
     let spawned = command.spawn();
+    if let Ok(child) = &spawned {
+        // At once, on this thread: the window in which an edgebench killed
+        // outright would leave this instance unwatched is as short as it can be.
+        reaper::watch(child.id());
+    }
     if let Some(back) = netns_back {
         if let Err(e) = setns(&back, CloneFlags::CLONE_NEWNET) {
             eprintln!("edgebench: the spawner thread cannot return to its network namespace ({e}): aborting");
