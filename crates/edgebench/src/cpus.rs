@@ -201,11 +201,6 @@ pub fn pin_sut(command: &mut Command) {
     }
 }
 
-/// The SUT's CPUs as a set, for starting an instance there (None: no plan installed).
-pub fn sut_cpu_set() -> Option<CpuSet> {
-    installed()?.sut.to_cpu_set().ok()
-}
-
 /// The SUT's CPU list for runtimes that take one (Docker's `--cpuset-cpus`).
 pub fn sut_list() -> Option<String> {
     installed().map(|p| p.sut.to_string())

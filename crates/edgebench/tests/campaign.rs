@@ -38,7 +38,7 @@ impl Runtime for CrashingRuntime {
         let mut command = Command::new(ctx.artifacts.native_server());
         command.arg("no-such-workload").arg(spec.addr.to_string());
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        Ok(Box::new(spawn(command, None, &ctx.env, spec.addr, log, None, WarmMode::None)?))
+        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))
     }
 }
 
@@ -117,7 +117,7 @@ impl Runtime for Fixture {
         let mut command = Command::new(ctx.artifacts.native_server());
         command.arg(spec.workload.name()).arg(spec.addr.to_string());
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        let instance = Box::new(spawn(command, None, &ctx.env, spec.addr, log, None, WarmMode::None)?);
+        let instance = Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?);
         Ok(if self.interrupts_warm_starts { Box::new(CountingInstance(instance)) } else { instance })
     }
 }

@@ -825,7 +825,7 @@ fn signalled_campaign(c: &SignalCase<'_>, dir: &Path, rng: &mut Rng, row: &mut R
             row.faults += 1;
         }
         if c.signal == Signal::Kill && hit {
-            // Instances die with edgebench (its reaper kills their groups), at once.
+            // Instances die with edgebench (parent-death signal), at once.
             std::thread::sleep(Duration::from_millis(300));
             row.leaks.extend(live_children().into_iter().map(|p| format!("after SIGKILL: process {p}")));
         }

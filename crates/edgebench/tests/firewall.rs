@@ -56,9 +56,9 @@ fn server_in(netns: &Path, addr: SocketAddr, label: &str) -> ProcessInstance {
     let artifacts = artifacts();
     let mut command = Command::new(artifacts.native_server());
     command.arg("hello").arg(addr.to_string());
-    let netns = std::fs::File::open(netns).unwrap();
+    topology::enter_netns(&mut command, netns).unwrap();
     let log = std::env::temp_dir().join(format!("edgebench-fw-{label}-{}.log", std::process::id()));
-    spawn(command, Some(netns), &[("PATH".into(), "/usr/bin:/bin".into())], addr, log, None, WarmMode::None).unwrap()
+    spawn(command, &[("PATH".into(), "/usr/bin:/bin".into())], addr, log, None, WarmMode::None).unwrap()
 }
 
 /// Whether a TCP connection to `addr` is accepted within a few tries.

@@ -25,7 +25,7 @@ pub fn metrics_in_order(cells: &[Cell]) -> Vec<(&str, &'static str)> {
 pub const OTHER_METRIC: &str = "A runtime-specific intermediate event or resource (see the runtime's notes).";
 
 pub const METRICS: &[(&str, &str)] = &[
-    ("cold_start", "t0 just before the launch call (a process: `posix_spawn`, which does not copy edgebench) → t1 the first complete `200` response with the expected body."),
+    ("cold_start", "t0 just before the launch call (process spawn) → t1 the first complete `200` response with the expected body."),
     ("cold_start_accept", "t0 → the first TCP connection the instance accepted (an intermediate event of the cold start)."),
     ("cold_start_exec", "Embedded host: t0 → the host's `main` (exec, dynamic setup), both on CLOCK_MONOTONIC."),
     ("cold_start_engine", "Embedded host: t0 → the Wasmtime engine (and its pooling allocator) created."),

@@ -6,7 +6,6 @@ pub mod docker;
 pub mod microvm;
 mod native;
 pub mod process;
-pub mod reaper;
 mod wamr;
 pub mod wasmcloud;
 mod wasmedge;
@@ -125,11 +124,13 @@ pub struct OwnFirewall<'a> {
 }
 
 impl LaunchSpec<'_> {
-    /// The namespace the instance must start in, opened for
-    /// [`process::spawn`] (which starts it there without a fork).
-    pub fn netns_file(&self) -> Result<Option<std::fs::File>> {
-        use anyhow::Context as _;
-        self.netns.map(|p| std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))).transpose()
+    /// Makes `command` start inside `netns` when there is one (`setns`
+    /// between fork and exec): every process runtime calls this.
+    pub fn place(&self, command: &mut std::process::Command) -> Result<()> {
+        match self.netns {
+            Some(netns) => crate::network::topology::enter_netns(command, netns),
+            None => Ok(()),
+        }
     }
 }
 

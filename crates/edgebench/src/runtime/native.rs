@@ -42,7 +42,8 @@ impl Runtime for Native {
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
         let mut command = Command::new(spec.workload.require(ArtifactKind::Binary, ctx.artifacts)?);
         command.args(spec.workload.server_args(&spec.addr.to_string()));
+        spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        Ok(Box::new(spawn(command, spec.netns_file()?, &ctx.env, spec.addr, log, None, WarmMode::None)?))
+        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))
     }
 }

@@ -1,19 +1,10 @@
 //! Runtimes whose instance is a process tree started by edgebench.
 //!
 //! Every instance runs in its own process group (so stop reaches everything
-//! it started), dies with edgebench (the [`reaper`] kills its group if
-//! edgebench is killed outright), gets exactly the campaign's controlled
-//! environment, and logs to its own file.
-//!
-//! Instances are started without a `fork`: no code runs between fork and
-//! exec, so the standard library uses `posix_spawn` (`clone(CLONE_VM |
-//! CLONE_VFORK)`), and the CPU set and network namespace are those of the
-//! spawner thread, set just before. A `fork` copies edgebench's page tables,
-//! which costs more the more memory edgebench holds (under KVM-PVM, 1.8 against
-//! 0.4 ms to a first accepted connection for a small parent, 20 ms with 300 MB)
-//! and would be in every cold start, the native baseline's included.
+//! it started), dies with edgebench (parent-death signal), gets exactly the
+//! campaign's controlled environment, and logs to its own file.
 
-use super::{reaper, warm_start_per_request, Instance, WarmStart};
+use super::{warm_start_per_request, Instance, WarmStart};
 use crate::Workload;
 use anyhow::{Context as _, Result};
 use nix::sys::signal::{killpg, Signal};
@@ -52,7 +43,6 @@ pub enum WarmMode {
 /// Spawns `command` as an instance. t0 is taken right before `spawn`.
 pub fn spawn(
     mut command: Command,
-    netns: Option<File>,
     env: &[(String, String)],
     addr: SocketAddr,
     log: PathBuf,
@@ -67,20 +57,17 @@ pub fn spawn(
         .stdout(out.try_clone()?)
         .stderr(out)
         .process_group(0);
+    crate::cpus::pin_sut(&mut command);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
+    }
     let program = command.get_program().to_owned();
-    let placed = Placed { cpus: crate::cpus::sut_cpu_set(), netns };
-    let (child, launched_at) = spawn_placed(command, placed).with_context(|| format!("starting {program:?}"))?;
+    let (child, launched_at) = spawn_from_lasting_thread(command).with_context(|| format!("starting {program:?}"))?;
     Ok(ProcessInstance { child, addr, launched_at, log, scratch, exit: None, stopped: false, warm })
 }
 
-/// Where the spawner thread puts itself for one spawn (the child inherits both).
-#[derive(Default)]
-struct Placed {
-    cpus: Option<nix::sched::CpuSet>,
-    netns: Option<File>,
-}
-
-type SpawnRequest = (Command, Placed, std::sync::mpsc::Sender<std::io::Result<(Child, Instant)>>);
+type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<(Child, Instant)>>);
 
 /// Spawns `command` from one thread that lives as long as edgebench, and
 /// returns the child with t0 (taken on that thread just before the fork).
@@ -88,13 +75,9 @@ type SpawnRequest = (Command, Placed, std::sync::mpsc::Sender<std::io::Result<(C
 /// the process: an instance launched from a short-lived thread (scaling's
 /// concurrent starts) would be killed as soon as its launcher ended.
 pub fn spawn_from_lasting_thread(command: Command) -> std::io::Result<(Child, Instant)> {
-    spawn_placed(command, Placed::default())
-}
-
-fn spawn_placed(command: Command, placed: Placed) -> std::io::Result<(Child, Instant)> {
     let sender = spawner().lock().unwrap_or_else(|e| e.into_inner()).clone();
     let (reply, answer) = std::sync::mpsc::channel();
-    sender.send((command, placed, reply)).map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    sender.send((command, reply)).map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
     answer.recv().map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
@@ -102,7 +85,6 @@ fn spawn_placed(command: Command, placed: Placed) -> std::io::Result<(Child, Ins
 /// namespace of the thread that starts it, so this is called before any
 /// thread enters another namespace (`network::topology::in_netns`).
 pub fn start_spawner() {
-    reaper::start();
     spawner();
 }
 
@@ -111,68 +93,18 @@ fn spawner() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<SpawnRequest>>
     use std::sync::{Mutex, OnceLock};
     static SPAWNER: OnceLock<Mutex<Sender<SpawnRequest>>> = OnceLock::new();
     SPAWNER.get_or_init(|| {
-        // The reaper exists before the first instance does.
-        reaper::start();
         let (tx, rx) = channel::<SpawnRequest>();
         std::thread::Builder::new()
             .name("edgebench-spawner".into())
             .spawn(move || {
-                for (mut command, placed, reply) in rx {
-                    let _ = reply.send(spawn_here(&mut command, placed));
+                for (mut command, reply) in rx {
+                    let launched_at = Instant::now();
+                    let _ = reply.send(command.spawn().map(|child| (child, launched_at)));
                 }
             })
             .expect("starting the spawner thread");
         Mutex::new(tx)
     })
-}
-
-/// On the spawner thread: moves it to `placed`, takes t0, spawns, and moves
-/// it back (a thread that cannot come back aborts edgebench: every later
-/// instance would start in the wrong place).
-fn spawn_here(command: &mut Command, placed: Placed) -> std::io::Result<(Child, Instant)> {
-    use nix::sched::{sched_getaffinity, sched_setaffinity, setns, CloneFlags};
-    let me = Pid::from_raw(0);
-    let cpus_back = match &placed.cpus {
-        Some(set) => {
-            let back = sched_getaffinity(me)?;
-            sched_setaffinity(me, set)?;
-            Some(back)
-        }
-        None => None,
-    };
-    let netns_back = match &placed.netns {
-        Some(target) => {
-            let back = File::open("/proc/thread-self/ns/net")?;
-            if let Err(e) = setns(target, CloneFlags::CLONE_NEWNET) {
-                if let Some(set) = &cpus_back {
-                    let _ = sched_setaffinity(me, set);
-                }
-                return Err(e.into());
-            }
-            Some(back)
-        }
-        None => None,
-    };
-    let launched_at = Instant::now();
-    let spawned = command.spawn();
-    if let Ok(child) = &spawned {
-        // At once, on this thread: the window in which an edgebench killed
-        // outright would leave this instance unwatched is as short as it can be.
-        reaper::watch(child.id());
-    }
-    if let Some(back) = netns_back {
-        if let Err(e) = setns(&back, CloneFlags::CLONE_NEWNET) {
-            eprintln!("edgebench: the spawner thread cannot return to its network namespace ({e}): aborting");
-            std::process::abort();
-        }
-    }
-    if let Some(set) = cpus_back {
-        if let Err(e) = sched_setaffinity(me, &set) {
-            eprintln!("edgebench: the spawner thread cannot return to its CPUs ({e}): aborting");
-            std::process::abort();
-        }
-    }
-    spawned.map(|child| (child, launched_at))
 }
 
 impl ProcessInstance {
@@ -227,7 +159,6 @@ impl Instance for ProcessInstance {
         // Whatever is left of the group (the leader too, if it ignored SIGTERM).
         let _ = killpg(self.group(), Signal::SIGKILL);
         self.child.wait().context("reaping the instance")?;
-        reaper::release(self.child.id());
         if let Some(dir) = self.scratch.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -334,7 +265,7 @@ mod tests {
         let mut instance = std::thread::spawn(move || {
             let mut command = Command::new("sleep");
             command.arg("30");
-            spawn(command, None, &env, addr, log, None, WarmMode::None).unwrap()
+            spawn(command, &env, addr, log, None, WarmMode::None).unwrap()
         })
         .join()
         .unwrap();

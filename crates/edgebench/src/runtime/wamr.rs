@@ -115,7 +115,8 @@ impl Runtime for Wamr {
         // address (127.0.0.1, or the server namespace's under a firewall profile).
         command.arg(format!("--addr-pool={}/32", spec.addr.ip()));
         command.arg(module).args(spec.workload.server_args(&spec.addr.to_string()));
+        spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        Ok(Box::new(spawn(command, spec.netns_file()?, &ctx.env, spec.addr, log, None, WarmMode::None)?))
+        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))
     }
 }

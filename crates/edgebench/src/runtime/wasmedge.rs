@@ -145,7 +145,8 @@ impl Runtime for WasmEdge {
         // in its interpreter; jit compiles the whole module with LLVM at start.
         command.arg(format!("--run-mode={}", spec.variant));
         command.arg(module).args(spec.workload.server_args(&spec.addr.to_string()));
+        spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        Ok(Box::new(spawn(command, spec.netns_file()?, &ctx.env, spec.addr, log, None, WarmMode::None)?))
+        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))
     }
 }

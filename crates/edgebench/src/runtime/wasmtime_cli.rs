@@ -102,15 +102,8 @@ impl Runtime for WasmtimeCli {
         }
         let scratch = preopened_state_dir(&mut command, ctx, spec)?;
         command.arg(spec.workload.require(ArtifactKind::Component, ctx.artifacts)?);
+        spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        Ok(Box::new(spawn(
-            command,
-            spec.netns_file()?,
-            &ctx.env,
-            spec.addr,
-            log,
-            scratch,
-            WarmMode::PerRequest { internal_header: None },
-        )?))
+        Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, scratch, WarmMode::PerRequest { internal_header: None })?))
     }
 }

@@ -97,10 +97,10 @@ impl Runtime for WasmtimeEmbedded {
             &crate::cpus::sut_workers().to_string(),
         ]);
         let scratch = preopened_state_dir(&mut command, ctx, spec)?;
+        spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         Ok(Box::new(spawn(
             command,
-            spec.netns_file()?,
             &ctx.env,
             spec.addr,
             log,

@@ -87,8 +87,6 @@ pub fn ok_values<'a>(samples: &'a [Sample], runtime: &str, workload: &str, metri
 /// Processes this test process started that are still running.
 pub fn children_left() -> Vec<String> {
     let me = std::process::id().to_string();
-    // edgebench's reaper lives as long as this process (it is not an instance).
-    let reaper = edgebench::runtime::reaper::pid().map(|p| p.to_string());
     let mut left = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let name = entry.file_name();
@@ -96,7 +94,7 @@ pub fn children_left() -> Vec<String> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
         let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(1) == Some(&me.as_str()) && reaper.as_deref() != Some(pid) {
+        if fields.get(1) == Some(&me.as_str()) {
             let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ");
             left.push(format!("{pid} {} {cmd}", fields[0]));
         }

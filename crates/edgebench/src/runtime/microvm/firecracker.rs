@@ -210,9 +210,9 @@ pub fn boot(bin: &std::path::Path, ctx: &Context<'_>, spec: &LaunchSpec<'_>, gue
     } else {
         command.args(["--level", "Warning"]);
     }
+    ns.enter_on_spawn(&mut command);
     let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-    let mut process =
-        spawn(command, Some(ns.handle().try_clone()?), &ctx.env, spec.addr, log, Some(dir), WarmMode::None)?;
+    let mut process = spawn(command, &ctx.env, spec.addr, log, Some(dir), WarmMode::None)?;
     let t0 = process.launched_at();
     let api = api::Api::new(&socket);
     api.wait_ready(Duration::from_secs(10), &mut || process.exited())?;

@@ -179,9 +179,10 @@ impl Runtime for QemuMicrovm {
         let guest = GuestFiles::new(ctx.artifacts);
         let ns = Netns::create()?;
         let firewall = ns.apply_firewall(spec.firewall)?;
-        let command = self.command(qemu, &guest, spec, ns.addrs())?;
+        let mut command = self.command(qemu, &guest, spec, ns.addrs())?;
+        ns.enter_on_spawn(&mut command);
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        let process = spawn(command, Some(ns.handle().try_clone()?), &ctx.env, spec.addr, log, None, WarmMode::None)?;
+        let process = spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?;
         let mut vm = VmInstance::new(process, ns, GUEST_MEMORY_MIB * 1024);
         vm.firewall = firewall;
         Ok(Box::new(vm))

@@ -276,9 +276,10 @@ impl Runtime for Unikernel {
         let ns = Netns::create()?;
         let firewall = ns.apply_firewall(spec.firewall)?;
         let args = render_args(&image.args, &ns.addrs(), image.port, spec.workload);
-        let command = self.qemu_command(qemu, &image, spec.variant, args);
+        let mut command = self.qemu_command(qemu, &image, spec.variant, args);
+        ns.enter_on_spawn(&mut command);
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        let process = spawn(command, Some(ns.handle().try_clone()?), &ctx.env, spec.addr, log, None, WarmMode::None)?;
+        let process = spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?;
         let mut vm = VmInstance::on_port(process, ns, image.memory_mib * 1024, image.port);
         vm.firewall = firewall;
         Ok(Box::new(vm))

@@ -104,19 +104,13 @@ pub fn launch(
     // Subscribed before the spawn: the first heartbeat comes ~10 ms after it.
     let mut beats = control.heartbeats()?;
     let group = format!("edgebench-{}-{}", std::process::id(), spec.label);
-    let command = host_command(stack, spec.addr, &group, &scratch);
+    let mut command = host_command(stack, spec.addr, &group, &scratch);
+    spec.place(&mut command)?;
     let logs = ctx.work_dir.join("logs");
     let env = host_env(ctx, &scratch.join("home"));
     record_command(&logs.join(format!("{}.wash-host.json", spec.label)), &command, &env)?;
-    let host = spawn(
-        command,
-        spec.netns_file()?,
-        &env,
-        spec.addr,
-        logs.join(format!("{}.log", spec.label)),
-        Some(scratch),
-        WarmMode::None,
-    )?;
+    let host =
+        spawn(command, &env, spec.addr, logs.join(format!("{}.log", spec.label)), Some(scratch), WarmMode::None)?;
     let (nats_pids, registry_pids) = stack.pids();
     let mut instance = WasmcloudInstance {
         launched_at: host.launched_at(),

@@ -78,7 +78,7 @@ impl Stack {
         // JetStream: kv keeps its state in a host directory (see notes()).
         command.args(["-a", "127.0.0.1", "-p", &nats_addr.port().to_string()]);
         let mut nats =
-            spawn(command, None, &ctx.env, nats_addr, logs.join("wasmcloud-nats-server.log"), None, WarmMode::None)?;
+            spawn(command, &ctx.env, nats_addr, logs.join("wasmcloud-nats-server.log"), None, WarmMode::None)?;
         wait_for_tcp(&mut nats, nats_addr, "nats-server")?;
 
         let registry_addr = free_loopback_addr().context("no free port for docker-registry")?;
@@ -89,7 +89,7 @@ impl Stack {
         place(&mut command, ctx.server_netns.as_deref())?;
         command.arg("serve").arg(&config);
         let mut registry =
-            spawn(command, None, &ctx.env, registry_addr, logs.join("wasmcloud-registry.log"), None, WarmMode::None)?;
+            spawn(command, &ctx.env, registry_addr, logs.join("wasmcloud-registry.log"), None, WarmMode::None)?;
         wait_for_registry(&mut registry, registry_addr)?;
 
         let rt = new_runtime()?;

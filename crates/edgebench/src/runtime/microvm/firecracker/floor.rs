@@ -65,7 +65,7 @@ fn start(bin: &Path, ctx: &Context<'_>, spec: &LaunchSpec<'_>, name: &str) -> Re
     let mut command = Command::new(bin);
     command.arg("--api-sock").arg(&socket).args(["--boot-timer", "--level", "Info"]);
     let log = ctx.work_dir.join("logs").join(format!("{}-{name}.log", spec.label));
-    let process = spawn(command, None, &ctx.env, spec.addr, log, Some(dir), WarmMode::None)?;
+    let process = spawn(command, &ctx.env, spec.addr, log, Some(dir), WarmMode::None)?;
     Ok((process, Api::new(&socket)))
 }
 
