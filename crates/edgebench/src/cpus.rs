@@ -201,6 +201,11 @@ pub fn pin_sut(command: &mut Command) {
     }
 }
 
+/// The SUT's CPUs, when a plan is installed (instances are started on them).
+pub fn sut_set() -> Option<Vec<usize>> {
+    installed().map(|p| p.sut.0.clone())
+}
+
 /// The SUT's CPU list for runtimes that take one (Docker's `--cpuset-cpus`).
 pub fn sut_list() -> Option<String> {
     installed().map(|p| p.sut.to_string())

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use edgebench::artifacts::Artifacts;
 use edgebench::campaign::{Campaign, Outcome};
-use edgebench::runtime::process::{spawn, WarmMode};
+use edgebench::runtime::process::{spawn, Launch, WarmMode};
 use edgebench::runtime::{self, Context, Detection, Instance, LaunchSpec, Runtime};
 use edgebench::store::Store;
 use edgebench::Workload;
@@ -35,7 +35,7 @@ impl Runtime for CrashingRuntime {
         Detection::found("test", artifacts.native_server())
     }
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> anyhow::Result<Box<dyn Instance>> {
-        let mut command = Command::new(ctx.artifacts.native_server());
+        let mut command = Launch::new(ctx.artifacts.native_server());
         command.arg("no-such-workload").arg(spec.addr.to_string());
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         Ok(Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?))
@@ -114,7 +114,7 @@ impl Runtime for Fixture {
         Ok(())
     }
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> anyhow::Result<Box<dyn Instance>> {
-        let mut command = Command::new(ctx.artifacts.native_server());
+        let mut command = Launch::new(ctx.artifacts.native_server());
         command.arg(spec.workload.name()).arg(spec.addr.to_string());
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         let instance = Box::new(spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?);

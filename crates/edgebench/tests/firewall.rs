@@ -11,7 +11,7 @@ mod common;
 use common::*;
 use edgebench::campaign::{Campaign, Outcome};
 use edgebench::network::{self, nft, topology, HostSnapshot, Network, Placement, Profile};
-use edgebench::runtime::process::{spawn, ProcessInstance, WarmMode};
+use edgebench::runtime::process::{spawn, Launch, ProcessInstance, WarmMode};
 use edgebench::store::Store;
 use edgebench::Workload;
 use std::net::{SocketAddr, TcpStream};
@@ -54,9 +54,9 @@ fn our_items(net: &Network, netns: nft::Netns<'_>) -> (usize, usize) {
 /// The workload server listening on `addr`, started inside `netns`.
 fn server_in(netns: &Path, addr: SocketAddr, label: &str) -> ProcessInstance {
     let artifacts = artifacts();
-    let mut command = Command::new(artifacts.native_server());
+    let mut command = Launch::new(artifacts.native_server());
     command.arg("hello").arg(addr.to_string());
-    topology::enter_netns(&mut command, netns).unwrap();
+    command.enter_netns(netns).unwrap();
     let log = std::env::temp_dir().join(format!("edgebench-fw-{label}-{}.log", std::process::id()));
     spawn(command, &[("PATH".into(), "/usr/bin:/bin".into())], addr, log, None, WarmMode::None).unwrap()
 }

@@ -13,6 +13,7 @@ pub const WASMTIME_VERSION: &str = "48";
 /// pool starts faster: the default of 1000 slots costs ~3 ms of mprotect.
 pub fn engine(slots: u32) -> Result<Engine> {
     let mut config = Config::new();
+    config.native_unwind_info(false).generate_address_map(false);
     if slots > 0 {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(slots)

@@ -19,6 +19,11 @@
 mod engine;
 mod serve;
 
+/// dlmalloc keeps freed memory for reuse and maps in large segments; musl's
+/// malloc made start-up a stream of page-sized mmap/munmap calls (strace).
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 use std::time::Instant;
 use wasmtime::error::Context;
 use wasmtime::{bail, Result};

@@ -125,10 +125,10 @@ pub struct OwnFirewall<'a> {
 
 impl LaunchSpec<'_> {
     /// Makes `command` start inside `netns` when there is one (`setns`
-    /// between fork and exec): every process runtime calls this.
-    pub fn place(&self, command: &mut std::process::Command) -> Result<()> {
+    /// between clone and exec): every process runtime calls this.
+    pub fn place(&self, command: &mut process::Launch) -> Result<()> {
         match self.netns {
-            Some(netns) => crate::network::topology::enter_netns(command, netns),
+            Some(netns) => command.enter_netns(netns),
             None => Ok(()),
         }
     }

@@ -4,8 +4,8 @@
 use super::process::{spawn, WarmMode};
 use super::{ArtifactKind, Context, Detection, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
+use crate::runtime::process::Launch;
 use anyhow::Result;
-use std::process::Command;
 
 pub struct Native;
 
@@ -40,7 +40,7 @@ impl Runtime for Native {
     }
 
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
-        let mut command = Command::new(spec.workload.require(ArtifactKind::Binary, ctx.artifacts)?);
+        let mut command = Launch::new(spec.workload.require(ArtifactKind::Binary, ctx.artifacts)?);
         command.args(spec.workload.server_args(&spec.addr.to_string()));
         spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));

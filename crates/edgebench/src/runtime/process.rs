@@ -11,15 +11,20 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::fs::File;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
+
+mod launch;
+pub use launch::Launch;
 
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
 pub struct ProcessInstance {
-    child: Child,
+    pid: Pid,
+    /// The leader's wait status, once reaped.
+    status: Option<ExitStatus>,
     addr: SocketAddr,
     launched_at: Instant,
     log: PathBuf,
@@ -40,9 +45,9 @@ pub enum WarmMode {
     PerRequest { internal_header: Option<&'static str> },
 }
 
-/// Spawns `command` as an instance. t0 is taken right before `spawn`.
+/// Spawns `command` as an instance. t0 is taken right before the clone.
 pub fn spawn(
-    mut command: Command,
+    command: Launch,
     env: &[(String, String)],
     addr: SocketAddr,
     log: PathBuf,
@@ -50,34 +55,34 @@ pub fn spawn(
     warm: WarmMode,
 ) -> Result<ProcessInstance> {
     let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    command
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .process_group(0);
-    crate::cpus::pin_sut(&mut command);
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        command.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
-    }
     let program = command.get_program().to_owned();
-    let (child, launched_at) = spawn_from_lasting_thread(command).with_context(|| format!("starting {program:?}"))?;
-    Ok(ProcessInstance { child, addr, launched_at, log, scratch, exit: None, stopped: false, warm })
+    let prepared = launch::Prepared::new(command, env, out).with_context(|| format!("starting {program:?}"))?;
+    let (pid, launched_at) = spawn_from_lasting_thread(prepared).with_context(|| format!("starting {program:?}"))?;
+    Ok(ProcessInstance {
+        pid: Pid::from_raw(pid),
+        status: None,
+        addr,
+        launched_at,
+        log,
+        scratch,
+        exit: None,
+        stopped: false,
+        warm,
+    })
 }
 
-type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<(Child, Instant)>>);
+type SpawnRequest = (launch::Prepared, std::sync::mpsc::Sender<std::io::Result<(libc::pid_t, Instant)>>);
 
-/// Spawns `command` from one thread that lives as long as edgebench, and
-/// returns the child with t0 (taken on that thread just before the fork).
-/// The parent-death signal fires when the *thread* that forked exits, not
-/// the process: an instance launched from a short-lived thread (scaling's
-/// concurrent starts) would be killed as soon as its launcher ended.
-pub fn spawn_from_lasting_thread(command: Command) -> std::io::Result<(Child, Instant)> {
+/// Spawns from one thread that lives as long as edgebench, and returns the
+/// child with t0 (taken on that thread just before the clone). The
+/// parent-death signal fires when the *thread* that made the child exits,
+/// not the process: an instance launched from a short-lived thread
+/// (scaling's concurrent starts) would be killed as soon as its launcher
+/// ended.
+fn spawn_from_lasting_thread(prepared: launch::Prepared) -> std::io::Result<(libc::pid_t, Instant)> {
     let sender = spawner().lock().unwrap_or_else(|e| e.into_inner()).clone();
     let (reply, answer) = std::sync::mpsc::channel();
-    sender.send((command, reply)).map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    sender.send((prepared, reply)).map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
     answer.recv().map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
@@ -97,9 +102,15 @@ fn spawner() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<SpawnRequest>>
         std::thread::Builder::new()
             .name("edgebench-spawner".into())
             .spawn(move || {
-                for (mut command, reply) in rx {
-                    let launched_at = Instant::now();
-                    let _ = reply.send(command.spawn().map(|child| (child, launched_at)));
+                // Every signal blocked on this thread: none may reach a child
+                // before it has reset edgebench's handlers (launch.rs).
+                let _ = nix::sys::signal::pthread_sigmask(
+                    nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                    Some(&nix::sys::signal::SigSet::all()),
+                    None,
+                );
+                for (prepared, reply) in rx {
+                    let _ = reply.send(prepared.spawn());
                 }
             })
             .expect("starting the spawner thread");
@@ -109,7 +120,7 @@ fn spawner() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<SpawnRequest>>
 
 impl ProcessInstance {
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid.as_raw() as u32
     }
 
     pub fn log_path(&self) -> &std::path::Path {
@@ -117,7 +128,36 @@ impl ProcessInstance {
     }
 
     fn group(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
+        self.pid
+    }
+
+    /// The leader's status if it has exited (reaped on the first call that sees it).
+    fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        self.reap(libc::WNOHANG)
+    }
+
+    fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        loop {
+            match self.reap(0) {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn reap(&mut self, flags: libc::c_int) -> std::io::Result<Option<ExitStatus>> {
+        if self.status.is_none() {
+            let mut raw = 0;
+            // SAFETY: waiting for our own child, by pid.
+            match unsafe { libc::waitpid(self.pid.as_raw(), &mut raw, flags) } {
+                -1 => return Err(std::io::Error::last_os_error()),
+                0 => return Ok(None),
+                _ => self.status = Some(ExitStatus::from_raw(raw)),
+            }
+        }
+        Ok(self.status)
     }
 }
 
@@ -132,7 +172,7 @@ impl Instance for ProcessInstance {
 
     fn exited(&mut self) -> Option<String> {
         if self.exit.is_none() {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.try_wait() {
                 self.exit = Some(format!("{status}; log: {}", self.log_tail()));
             }
         }
@@ -153,12 +193,12 @@ impl Instance for ProcessInstance {
         self.stopped = true;
         let _ = killpg(self.group(), Signal::SIGTERM);
         let deadline = Instant::now() + STOP_GRACE;
-        while self.child.try_wait()?.is_none() && Instant::now() < deadline {
+        while self.try_wait()?.is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
         // Whatever is left of the group (the leader too, if it ignored SIGTERM).
         let _ = killpg(self.group(), Signal::SIGKILL);
-        self.child.wait().context("reaping the instance")?;
+        self.wait().context("reaping the instance")?;
         if let Some(dir) = self.scratch.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -263,7 +303,7 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
         let mut instance = std::thread::spawn(move || {
-            let mut command = Command::new("sleep");
+            let mut command = Launch::new("sleep");
             command.arg("30");
             spawn(command, &env, addr, log, None, WarmMode::None).unwrap()
         })
@@ -284,5 +324,41 @@ mod tests {
         let _ = child.wait();
         assert_eq!(group, pid, "the helper leads its own group");
         assert_ne!(group, nix::unistd::getpgrp(), "not edgebench's group, which a terminal's Ctrl-C reaches");
+    }
+
+    #[test]
+    fn an_instance_gets_its_environment_directory_group_and_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("sh.log");
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let env =
+            vec![("PATH".to_string(), "/usr/bin:/bin".to_string()), ("EDGEBENCH_X".to_string(), "42".to_string())];
+        let mut command = Launch::new("sh");
+        command.args(["-c", "echo \"$EDGEBENCH_X $(pwd) $(ps -o pgid= $$) $$\"; echo oops >&2"]);
+        command.current_dir(dir.path());
+        let mut instance = spawn(command, &env, addr, log.clone(), None, WarmMode::None).unwrap();
+        let status = instance.wait().unwrap();
+        assert!(status.success(), "{status}");
+        let text = std::fs::read_to_string(&log).unwrap();
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(fields[0], "42", "{text}");
+        assert_eq!(std::path::Path::new(fields[1]), dir.path().canonicalize().unwrap(), "{text}");
+        assert_eq!(fields[2], fields[3], "leads its own process group: {text}");
+        assert_eq!(fields[4], "oops", "stderr goes to the log too: {text}");
+    }
+
+    #[test]
+    fn a_program_that_cannot_start_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
+        for program in ["edgebench-no-such-program", "/nonexistent/edgebench-server"] {
+            let log = dir.path().join("x.log");
+            let Err(e) = spawn(Launch::new(program), &env, addr, log, None, WarmMode::None) else {
+                panic!("{program} started")
+            };
+            let text = format!("{e:#}");
+            assert!(text.contains(program) && text.contains("No such file"), "{text}");
+        }
     }
 }

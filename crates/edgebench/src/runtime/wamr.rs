@@ -7,6 +7,7 @@ use super::aot::AotCompiles;
 use super::process::{spawn, WarmMode};
 use super::{ArtifactKind, Context, Detection, ExtraResource, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
+use crate::runtime::process::Launch;
 use crate::Workload;
 use anyhow::{bail, Context as _, Result};
 use std::path::PathBuf;
@@ -110,7 +111,7 @@ impl Runtime for Wamr {
             }
             other => bail!("unknown wamr variant {other:?}"),
         };
-        let mut command = Command::new(binary);
+        let mut command = Launch::new(binary);
         // Binding is refused outside the address pool: exactly the instance's
         // address (127.0.0.1, or the server namespace's under a firewall profile).
         command.arg(format!("--addr-pool={}/32", spec.addr.ip()));

@@ -8,6 +8,7 @@ use super::aot::AotCompiles;
 use super::process::{spawn, WarmMode};
 use super::{ArtifactKind, Context, Detection, ExtraResource, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
+use crate::runtime::process::Launch;
 use crate::Workload;
 use anyhow::{bail, Context as _, Result};
 use std::path::{Path, PathBuf};
@@ -129,7 +130,7 @@ impl Runtime for WasmEdge {
 
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
         let binary = Self::locate().context("wasmedge not found")?;
-        let mut command = Command::new(binary);
+        let mut command = Launch::new(binary);
         let module = match spec.variant {
             "interpreter" | "jit" => spec.workload.require(ArtifactKind::WasiP1("wasmedge"), ctx.artifacts)?,
             "aot" => {

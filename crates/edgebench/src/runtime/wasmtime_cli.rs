@@ -4,10 +4,10 @@
 use super::process::{preopened_state_dir, spawn, WarmMode};
 use super::{ArtifactKind, Context, Detection, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
+use crate::runtime::process::Launch;
 use crate::Workload;
 use anyhow::{Context as _, Result};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 pub struct WasmtimeCli;
@@ -95,7 +95,7 @@ impl Runtime for WasmtimeCli {
 
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
         let binary = Self::locate().context("wasmtime CLI not found")?;
-        let mut command = Command::new(binary);
+        let mut command = Launch::new(binary);
         command.args(["serve", "-S", "cli=y", "--addr", &spec.addr.to_string()]);
         if spec.variant == "nocache" {
             command.args(["-C", "cache=n"]);

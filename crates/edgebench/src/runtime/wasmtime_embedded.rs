@@ -10,6 +10,7 @@ use super::aot::AotCompiles;
 use super::process::{preopened_state_dir, spawn, WarmMode};
 use super::{ArtifactKind, Context, Detection, ExtraResource, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
+use crate::runtime::process::Launch;
 use crate::Workload;
 use anyhow::Result;
 use std::process::Command;
@@ -85,7 +86,7 @@ impl Runtime for WasmtimeEmbedded {
     }
 
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
-        let mut command = Command::new(ctx.artifacts.wasmtime_host());
+        let mut command = Launch::new(ctx.artifacts.wasmtime_host());
         command.arg("serve").arg(self.compiled(ctx, spec.workload)).args([
             "--addr",
             &spec.addr.to_string(),

@@ -18,11 +18,11 @@ use super::netns::{Netns, GUEST_MAC, TAP};
 use super::qemu::VmInstance;
 use super::{host_mode, privilege_problem};
 use crate::artifacts::Artifacts;
+use crate::runtime::process::Launch;
 use crate::runtime::process::{scratch_dir, spawn, WarmMode};
 use crate::runtime::{Context, Detection, Instance, LaunchSpec, OwnSample, Runtime};
 use anyhow::{bail, Context as _, Result};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -202,7 +202,7 @@ pub fn boot(bin: &std::path::Path, ctx: &Context<'_>, spec: &LaunchSpec<'_>, gue
     let firewall = ns.apply_firewall(spec.firewall)?;
     let dir = scratch_dir(&ctx.work_dir, &spec.label)?;
     let socket = dir.join("api.sock");
-    let mut command = Command::new(bin);
+    let mut command = Launch::new(bin);
     command.arg("--api-sock").arg(&socket);
     if guest.boot_timer {
         // The boot timer's line is logged at Info.
@@ -210,7 +210,7 @@ pub fn boot(bin: &std::path::Path, ctx: &Context<'_>, spec: &LaunchSpec<'_>, gue
     } else {
         command.args(["--level", "Warning"]);
     }
-    ns.enter_on_spawn(&mut command);
+    ns.enter_on_spawn(&mut command)?;
     let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
     let mut process = spawn(command, &ctx.env, spec.addr, log, Some(dir), WarmMode::None)?;
     let t0 = process.launched_at();

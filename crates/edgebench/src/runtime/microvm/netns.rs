@@ -204,17 +204,8 @@ impl Netns {
     }
 
     /// Makes `command` start inside this namespace (the VMM opens its tap there).
-    pub fn enter_on_spawn(&self, command: &mut std::process::Command) {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::process::CommandExt;
-        let ns_fd = self.handle.as_raw_fd();
-        // SAFETY: setns is a plain syscall; the descriptor stays open in the parent until spawn returns.
-        unsafe {
-            command.pre_exec(move || {
-                let fd = std::os::fd::BorrowedFd::borrow_raw(ns_fd);
-                nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
-            });
-        }
+    pub fn enter_on_spawn(&self, command: &mut crate::runtime::process::Launch) -> std::io::Result<()> {
+        command.enter_netns_of(&self.handle)
     }
 
     /// Moves the calling thread into this namespace.

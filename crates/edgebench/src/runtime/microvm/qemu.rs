@@ -8,12 +8,12 @@ use super::guest::{GuestFiles, MODULES};
 use super::netns::{Netns, VmAddrs, GUEST_MAC, TAP};
 use super::{guest_addr, host_mode, host_tsc_khz, memory, privilege_problem};
 use crate::artifacts::Artifacts;
+use crate::runtime::process::Launch;
 use crate::runtime::process::{spawn, ProcessInstance, WarmMode};
 use crate::runtime::{Context, Detection, ExtraResource, Instance, LaunchSpec, OwnSample, Runtime, WarmStart};
 use anyhow::{bail, Context as _, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const QEMU: &str = "qemu-system-x86_64";
@@ -40,7 +40,7 @@ impl QemuMicrovm {
         std::env::var_os("EDGEBENCH_QEMU").map(PathBuf::from).or_else(|| crate::runtime::which(QEMU))
     }
 
-    fn command(&self, qemu: PathBuf, guest: &GuestFiles, spec: &LaunchSpec<'_>, addrs: VmAddrs) -> Result<Command> {
+    fn command(&self, qemu: PathBuf, guest: &GuestFiles, spec: &LaunchSpec<'_>, addrs: VmAddrs) -> Result<Launch> {
         let kernel = self.kernel.clone().unwrap_or_else(|| guest.kernel());
         if !kernel.is_file() {
             bail!(
@@ -70,7 +70,7 @@ impl QemuMicrovm {
                 ["-accel", "tcg", "-cpu", "max"]
             }
         };
-        let mut c = Command::new(qemu);
+        let mut c = Launch::new(qemu);
         c.args(["-M", "microvm", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
             .args(accel)
             .args(["-m", &format!("{GUEST_MEMORY_MIB}M"), "-smp", "1", "-serial", "stdio"])
@@ -180,7 +180,7 @@ impl Runtime for QemuMicrovm {
         let ns = Netns::create()?;
         let firewall = ns.apply_firewall(spec.firewall)?;
         let mut command = self.command(qemu, &guest, spec, ns.addrs())?;
-        ns.enter_on_spawn(&mut command);
+        ns.enter_on_spawn(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         let process = spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?;
         let mut vm = VmInstance::new(process, ns, GUEST_MEMORY_MIB * 1024);

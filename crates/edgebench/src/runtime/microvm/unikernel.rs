@@ -17,12 +17,12 @@ use super::netns::{Netns, GUEST_MAC, TAP};
 use super::qemu::VmInstance;
 use super::{host_mode, privilege_problem, render_args, GUEST_PORT};
 use crate::artifacts::Artifacts;
+use crate::runtime::process::Launch;
 use crate::runtime::process::{spawn, WarmMode};
 use crate::runtime::{Context, Detection, ExtraResource, Instance, LaunchSpec, OwnSample, Placement, Runtime};
 use crate::Workload;
 use anyhow::{bail, Context as _, Result};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -121,14 +121,14 @@ impl Unikernel {
         std::env::var_os("EDGEBENCH_QEMU").map(PathBuf::from).or_else(|| crate::runtime::which("qemu-system-x86_64"))
     }
 
-    fn qemu_command(&self, qemu: PathBuf, image: &UserImage, variant: &str, args: String) -> Command {
+    fn qemu_command(&self, qemu: PathBuf, image: &UserImage, variant: &str, args: String) -> Launch {
         let accel: &[&str] = match variant {
             "qemu-kvm" => &["-accel", "kvm", "-cpu", "host"],
             // QEMU's `-cpu host` aborts on PVM unless this flag is dropped.
             "qemu-kvm-pvm" => &["-accel", "kvm", "-cpu", "host,-arch-capabilities"],
             _ => &["-accel", "tcg", "-cpu", "max"],
         };
-        let mut c = Command::new(qemu);
+        let mut c = Launch::new(qemu);
         c.args(["-M", "microvm", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
             .args(accel)
             .args(["-m", &format!("{}M", image.memory_mib), "-smp", "1", "-serial", "stdio"])
@@ -277,7 +277,7 @@ impl Runtime for Unikernel {
         let firewall = ns.apply_firewall(spec.firewall)?;
         let args = render_args(&image.args, &ns.addrs(), image.port, spec.workload);
         let mut command = self.qemu_command(qemu, &image, spec.variant, args);
-        ns.enter_on_spawn(&mut command);
+        ns.enter_on_spawn(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
         let process = spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?;
         let mut vm = VmInstance::on_port(process, ns, image.memory_mib * 1024, image.port);

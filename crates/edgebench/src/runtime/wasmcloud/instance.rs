@@ -5,6 +5,7 @@
 use super::control::{Control, WorkloadStatus};
 use super::stack::Stack;
 use crate::measure::{http, resources};
+use crate::runtime::process::Launch;
 use crate::runtime::process::{scratch_dir, spawn, ProcessInstance, WarmMode};
 use crate::runtime::{warm_start_per_request, Context, ExtraResource, Instance, LaunchSpec, WarmSample, WarmStart};
 use crate::Workload;
@@ -159,9 +160,9 @@ pub fn launch(
 }
 
 /// `wash host` on loopback only, its OCI cache in the instance's scratch dir.
-fn host_command(stack: &Stack, addr: SocketAddr, group: &str, scratch: &Path) -> Command {
+fn host_command(stack: &Stack, addr: SocketAddr, group: &str, scratch: &Path) -> Launch {
     let nats = stack.nats_url();
-    let mut command = Command::new(&stack.tools.wash);
+    let mut command = Launch::new(&stack.tools.wash);
     command
         .arg("host")
         .args(["--scheduler-nats-url", &nats, "--data-nats-url", &nats])

@@ -10,7 +10,7 @@ use super::tools::{run_bounded, Tools};
 use crate::campaign::free_loopback_addr;
 use crate::measure::http;
 use crate::network::topology::in_netns;
-use crate::runtime::process::{spawn, ProcessInstance, WarmMode};
+use crate::runtime::process::{spawn, Launch, ProcessInstance, WarmMode};
 use crate::runtime::{Context, Instance};
 use crate::workload::HttpRequest;
 use crate::Workload;
@@ -72,7 +72,7 @@ impl Stack {
         let logs = ctx.work_dir.join("logs");
 
         let nats_addr = free_loopback_addr().context("no free port for nats-server")?;
-        let mut command = Command::new(&tools.nats_server);
+        let mut command = Launch::new(&tools.nats_server);
         place(&mut command, ctx.server_netns.as_deref())?;
         // Loopback only: nats-server listens on 0.0.0.0 by default. No
         // JetStream: kv keeps its state in a host directory (see notes()).
@@ -85,7 +85,7 @@ impl Stack {
         let config = scratch.join("registry.yml");
         std::fs::write(&config, registry_config(registry_addr, &scratch.join("registry")))
             .with_context(|| format!("writing {}", config.display()))?;
-        let mut command = Command::new(&tools.registry);
+        let mut command = Launch::new(&tools.registry);
         place(&mut command, ctx.server_netns.as_deref())?;
         command.arg("serve").arg(&config);
         let mut registry =
@@ -115,7 +115,9 @@ impl Stack {
             bail!("{} does not exist (edgebench's own: run `edgebench build`)", component.display());
         }
         let mut command = Command::new(&self.tools.wash);
-        place(&mut command, self.netns.as_deref())?;
+        if let Some(netns) = &self.netns {
+            crate::network::topology::enter_netns(&mut command, netns)?;
+        }
         command.args(["oci", "push", "--insecure", &self.image(workload)]).arg(&component);
         // The campaign's environment, with a HOME of its own: wash caches what
         // it pushes there, and no host may find a component in that cache.
@@ -144,11 +146,11 @@ impl Drop for Stack {
 }
 
 /// Starts `command` in `netns`, if any: set on the command itself (between
-/// fork and exec), because instances are forked from edgebench's spawner
+/// clone and exec), because instances are made by edgebench's spawner
 /// thread, which stays in the host's namespace.
-fn place(command: &mut Command, netns: Option<&Path>) -> Result<()> {
+fn place(command: &mut Launch, netns: Option<&Path>) -> Result<()> {
     match netns {
-        Some(netns) => crate::network::topology::enter_netns(command, netns),
+        Some(netns) => command.enter_netns(netns),
         None => Ok(()),
     }
 }

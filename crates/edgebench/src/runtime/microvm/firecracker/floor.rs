@@ -15,11 +15,11 @@
 
 use super::api::Api;
 use crate::runtime::microvm::memory;
+use crate::runtime::process::Launch;
 use crate::runtime::process::{scratch_dir, spawn, ProcessInstance, WarmMode};
 use crate::runtime::{Context, Instance, LaunchSpec, OwnSample};
 use anyhow::{bail, Context as _, Result};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub const GUEST_MEMORY_MIB: u64 = 32;
@@ -62,7 +62,7 @@ pub fn trial(
 fn start(bin: &Path, ctx: &Context<'_>, spec: &LaunchSpec<'_>, name: &str) -> Result<(ProcessInstance, Api)> {
     let dir = scratch_dir(&ctx.work_dir, &format!("{}-{name}", spec.label))?;
     let socket = dir.join("api.sock");
-    let mut command = Command::new(bin);
+    let mut command = Launch::new(bin);
     command.arg("--api-sock").arg(&socket).args(["--boot-timer", "--level", "Info"]);
     let log = ctx.work_dir.join("logs").join(format!("{}-{name}.log", spec.label));
     let process = spawn(command, &ctx.env, spec.addr, log, Some(dir), WarmMode::None)?;
