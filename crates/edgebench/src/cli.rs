@@ -79,9 +79,22 @@ pub struct RunArgs {
     /// scaling, all (default: cold_start, warm_start, latency, memory, cpu).
     #[arg(long)]
     pub metrics: Option<String>,
-    /// Trials (cold starts) per runtime × variant × workload [default: 10].
+    /// Trials (cold starts) per runtime × variant × workload; with --precision, the minimum
+    /// [default: 10].
     #[arg(long, allow_negative_numbers = true)]
     pub reps: Option<u32>,
+    /// Adaptive repetitions: after --reps, more trials for a configuration until the 95% interval
+    /// of each key cell's per-trial median is within ± this of the median, e.g. 5% or 2%; off runs
+    /// exactly --reps [default: 5%].
+    #[arg(long, value_name = "PERCENT")]
+    pub precision: Option<String>,
+    /// Adaptive repetitions stop at this many trials per configuration [default: 40].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_reps: Option<u32>,
+    /// Adaptive repetitions are scheduled, widest intervals first, only while the campaign has run
+    /// less than this, e.g. 10m, 600s, 1h, or off; the --reps trials always run [default: 10m].
+    #[arg(long, value_name = "TIME")]
+    pub budget: Option<String>,
     /// Measured requests per latency run [default: 200].
     #[arg(long, allow_negative_numbers = true)]
     pub requests: Option<usize>,
@@ -100,7 +113,7 @@ pub struct RunArgs {
         long,
         value_name = "DIR",
         conflicts_with_all = [
-            "campaign", "runtimes", "workloads", "metrics", "out", "reps", "requests", "warm_starts", "seed",
+            "campaign", "runtimes", "workloads", "metrics", "out", "reps", "precision", "max_reps", "budget", "requests", "warm_starts", "seed",
             "no_warmup", "connections", "load_duration_ms", "slo_p99_ms", "scaling_max", "density_max",
             "memory_budget_mib", "firewall", "cpus", "settle_max_ms", "ready_timeout_ms", "baseline",
         ]
@@ -174,6 +187,9 @@ impl RunArgs {
             workloads: list(&self.workloads),
             metrics: list(&self.metrics),
             reps: self.reps,
+            precision: self.precision.clone(),
+            max_reps: self.max_reps,
+            budget: self.budget.clone(),
             requests: self.requests,
             warm_starts: self.warm_starts,
             seed: self.seed,

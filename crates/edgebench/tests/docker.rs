@@ -65,6 +65,7 @@ impl Fixture {
             env: campaign::controlled_env(self.dir.path()),
             server_netns: None,
             ready_timeout: None,
+            concurrency: 16,
         }
     }
 
@@ -397,6 +398,7 @@ fn not_measured_without_an_engine() {
             env: campaign::controlled_env(dir.path()),
             server_netns: None,
             ready_timeout: None,
+            concurrency: 16,
         };
         let err = format!("{:#}", docker.setup(&ctx).unwrap_err());
         assert!(err.contains("only for the default socket"), "{err}");

@@ -195,7 +195,7 @@ fn check_every_format(dir: &Path, samples: &[Sample]) -> Model {
 
     // Data quality: the same counts and the same failures.
     let q = &model.quality;
-    let quiet = format!("{} of {} key cells are quiet", q.quiet_key_cells, q.key_cells.len());
+    let quiet = format!("{} of {} key cells reached ±", q.quiet_key_cells, q.key_cells.len());
     assert!(md_text.contains(&quiet) && page.contains(&quiet), "{quiet}");
     for f in &q.failures {
         let line = format!("{}: {} failed; first:", f.metric, f.count);

@@ -32,6 +32,7 @@ fn context<'a>(artifacts: &'a Artifacts, dir: &tempfile::TempDir) -> Context<'a>
         env: vec![("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into())],
         server_netns: None,
         ready_timeout: None,
+        concurrency: 16,
     }
 }
 

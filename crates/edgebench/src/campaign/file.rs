@@ -33,6 +33,14 @@ pub struct Settings {
     pub metrics: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reps: Option<u32>,
+    /// `5%`, `0.05` or `off` (exactly `reps` trials).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_reps: Option<u32>,
+    /// `10m`, `600s`, `1h` or `off`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,6 +163,9 @@ impl Settings {
             workloads: Some(o.workloads.iter().map(|w| w.name().to_string()).collect()),
             metrics: Some(o.metrics.iter().map(|m| m.name().to_string()).collect()),
             reps: Some(o.reps),
+            precision: Some(o.precision.map_or("off".into(), |p| format!("{}%", p * 100.0))),
+            max_reps: Some(o.max_reps),
+            budget: Some(o.budget_s.map_or("off".into(), |s| format!("{s}s"))),
             requests: Some(o.requests),
             warm_starts: Some(o.warm_starts),
             seed: Some(o.seed),
@@ -229,6 +240,25 @@ impl Settings {
         };
         o.reps = self.reps.unwrap_or(d.reps);
         at_least_1("reps", o.reps.into())?;
+        // On by default; `reps` alone asks for exactly that many trials.
+        o.precision = match (&self.precision, self.reps) {
+            (Some(p), _) => parse_precision(p).map_err(|e| anyhow::anyhow!("{} {p:?}: {e}", named("precision")))?,
+            (None, None) => Some(super::options::DEFAULT_PRECISION),
+            (None, Some(_)) => None,
+        };
+        o.max_reps = self.max_reps.unwrap_or(d.max_reps);
+        if o.precision.is_some() && o.max_reps < o.reps {
+            bail!(
+                "{} {} is below {} {}: adaptive repetitions add trials after the planned ones; raise it, or give                  precision = \"off\"",
+                named("max_reps"),
+                o.max_reps,
+                named("reps"),
+                o.reps
+            );
+        }
+        if let Some(b) = &self.budget {
+            o.budget_s = parse_budget(b).map_err(|e| anyhow::anyhow!("{} {b:?}: {e}", named("budget")))?;
+        }
         o.requests = self.requests.unwrap_or(d.requests);
         if o.requests == 0 {
             bail!("{} must be at least 1 (it is the number of measured requests per latency run)", named("requests"));
@@ -293,6 +323,45 @@ impl Settings {
             o.baseline = base.clone();
         }
         Ok(o)
+    }
+}
+
+/// `5%`, `0.05` or `off`.
+fn parse_precision(text: &str) -> std::result::Result<Option<f64>, String> {
+    let t = text.trim();
+    if t == "off" {
+        return Ok(None);
+    }
+    let value = match t.strip_suffix('%') {
+        Some(pct) => pct.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| "give a percentage such as 5% (or 0.05), or off".to_string())?;
+    if !(value > 0.0 && value < 1.0) {
+        return Err("give a percentage between 0% and 100%, such as 5%".into());
+    }
+    Ok(Some(value))
+}
+
+/// `10m`, `600s`, `1h`, a number of seconds, or `off`.
+fn parse_budget(text: &str) -> std::result::Result<Option<u64>, String> {
+    let t = text.trim();
+    if t == "off" {
+        return Ok(None);
+    }
+    let (number, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let scale = match unit.trim() {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        _ => return Err("give a time such as 10m, 600s or 1h, or off".into()),
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Some(n * scale)),
+        _ => Err("give a positive time such as 10m, 600s or 1h, or off".into()),
     }
 }
 
@@ -369,14 +438,40 @@ mod tests {
     fn the_default_settings_are_the_default_campaign() {
         let o = resolve(&Settings::default()).unwrap();
         let d = Options::default();
-        assert_eq!(Settings::of(&o), Settings::of(&Options { seed: 7, ..d }));
+        let precise = Some(super::super::options::DEFAULT_PRECISION);
+        assert_eq!(Settings::of(&o), Settings::of(&Options { seed: 7, precision: precise, ..d }));
     }
 
     #[test]
     fn the_readmes_default_campaign_file_is_the_default_campaign() {
         let file: Settings = toml::from_str(include_str!("../../../../campaigns/default.toml")).unwrap();
         let o = resolve(&file).unwrap();
-        assert_eq!(Settings::of(&o), Settings::of(&Options { seed: 7, ..Options::default() }));
+        let precise = Some(super::super::options::DEFAULT_PRECISION);
+        assert_eq!(Settings::of(&o), Settings::of(&Options { seed: 7, precision: precise, ..Options::default() }));
+    }
+
+    #[test]
+    fn precision_is_on_by_default_and_reps_alone_asks_for_exactly_that_many() {
+        let on = resolve(&Settings::default()).unwrap();
+        assert_eq!((on.precision, on.reps, on.max_reps, on.budget_s), (Some(0.05), 10, 40, Some(600)));
+        let exact = resolve(&Settings { reps: Some(3), ..Settings::default() }).unwrap();
+        assert_eq!(exact.precision, None);
+        let both =
+            Settings { reps: Some(6), precision: Some("2%".into()), budget: Some("1h".into()), ..Settings::default() };
+        let o = resolve(&both).unwrap();
+        assert_eq!((o.precision, o.reps, o.budget_s), (Some(0.02), 6, Some(3600)));
+        // What ran is written back as it ran, and reads back the same.
+        assert_eq!(Settings::of(&resolve(&Settings::of(&o)).unwrap()), Settings::of(&o));
+        for (key, bad) in [("precision", "five"), ("precision", "150%"), ("budget", "10 parsecs"), ("budget", "0m")] {
+            let s = match key {
+                "precision" => Settings { precision: Some(bad.into()), ..Settings::default() },
+                _ => Settings { budget: Some(bad.into()), ..Settings::default() },
+            };
+            let e = resolve(&s).unwrap_err().to_string();
+            assert!(e.contains(&format!("--{key}")) && e.contains(bad), "{e}");
+        }
+        let e = resolve(&Settings { reps: Some(50), precision: Some("5%".into()), ..Settings::default() }).unwrap_err();
+        assert!(e.to_string().contains("--max_reps 40 is below --reps 50"), "{e}");
     }
 
     #[test]

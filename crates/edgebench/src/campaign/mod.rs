@@ -6,11 +6,12 @@ mod file;
 mod firewall;
 mod options;
 mod plan;
+pub mod precision;
 mod scaling;
 mod trial;
 
 pub use file::{selects, Settings, CAMPAIGN_FILE};
-pub use options::{parse_workloads, Metric, Options};
+pub use options::{parse_workloads, LoadOptions, Metric, Options};
 pub use plan::{plan, plan_with_firewall, TrialKey};
 pub use trial::{free_loopback_addr, launch_until_ready, launch_until_ready_in, Failure};
 
@@ -26,6 +27,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// How a campaign ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -182,10 +184,12 @@ impl Campaign {
     }
 
     fn run_all(&mut self, interrupted: &AtomicBool) -> Result<Outcome> {
+        let started = std::time::Instant::now();
         let work_dir = self.dir.join("work");
         let artifacts = self.artifacts.clone();
         let mut ctx = Context::new(self.id.clone(), &artifacts, &work_dir)?;
         ctx.ready_timeout = self.options.ready_timeout_ms.map(std::time::Duration::from_millis);
+        ctx.concurrency = self.options.load.connections;
         let resuming = self.store.campaign()?.is_some();
         let runtimes = self.select_runtimes()?;
         // Before anything is started: every process, container and daemon of
@@ -232,7 +236,7 @@ impl Campaign {
         let o = &self.options;
         let trials = plan_with_firewall(&available, &o.workloads, &o.firewall, o.reps, o.seed);
 
-        let result = self.run_trials(&ctx, &available, &trials, interrupted, network.as_ref());
+        let result = self.run_trials(&ctx, &available, &trials, interrupted, network.as_ref(), started);
         for r in &runtimes {
             if detections[r.name()].available {
                 r.teardown(&ctx);
@@ -321,6 +325,7 @@ impl Campaign {
         trials: &[TrialKey],
         interrupted: &AtomicBool,
         network: Option<&Network>,
+        started: std::time::Instant,
     ) -> Result<usize> {
         // A runtime whose setup, or a configuration whose prepare, fails does
         // not stop the campaign: its trials fail with the reason, the others run.
@@ -369,48 +374,112 @@ impl Campaign {
         bar.set_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} trials, {elapsed} ({eta} left) {msg}").unwrap(),
         );
-        let by_name: HashMap<&str, &dyn Runtime> = available.iter().map(|(r, _)| (r.name(), *r)).collect();
-        let mut failures = 0;
+        let mut run = TrialRun {
+            ctx,
+            by_name: available.iter().map(|(r, _)| (r.name(), *r)).collect(),
+            unprepared: &unprepared,
+            interrupted,
+            network,
+            bar: &bar,
+            started,
+            durations: HashMap::new(),
+            failures: 0,
+        };
         for (index, key) in pending {
             if interrupted.load(Ordering::SeqCst) {
                 break;
             }
-            bar.set_message(key.label());
-            let db_key = key.db_key();
-            self.store.supersede_partial_trial(&self.id, db_key, false)?;
-            let runtime = by_name[key.runtime.as_str()];
-            let result = if let Some(why) = unprepared.get(&(key.runtime.clone(), key.variant.clone(), key.workload)) {
-                self.store.insert_samples(&self.id, &[trial::failed(key, "cold_start", "", why)])?;
-                Err(trial::Failure::Failed(why.clone()))
-            } else {
-                match self.profiles.apply(&mut self.store, &self.id, network, runtime, key) {
-                    Ok(()) => trial::Trial { runtime, key, options: &self.options, ctx, interrupted, network }
-                        .run(&mut self.store, &self.id),
-                    Err(e) => Err(e),
-                }
-            };
-            let (status, error) = match result {
-                Ok(()) => ("done", String::new()),
-                Err(trial::Failure::Interrupted) => ("interrupted", "interrupted".to_string()),
-                Err(trial::Failure::Store(e)) => bail!(StoreFailed(e)),
-                Err(trial::Failure::Failed(e)) => {
-                    failures += 1;
-                    bar.println(format!("{}: failed: {e}", key.label()));
-                    ("failed", e)
-                }
-            };
-            if status != "interrupted" {
-                self.store.insert_samples(&self.id, &trial::settle(key, &self.options))?;
-            }
-            self.store.record_trial(&self.id, "trial", index, db_key, status, &error)?;
-            bar.inc(1);
+            self.run_trial(&mut run, index, key)?;
         }
+        if let Some(target) = self.options.precision {
+            self.run_adaptive(&mut run, trials.len(), target)?;
+        }
+        let mut failures = run.failures;
         bar.finish_and_clear();
         if self.options.wants(Metric::Scaling) && !interrupted.load(Ordering::SeqCst) {
             failures +=
                 self.run_scaling(ctx, available, trials.len(), (&finished, &unprepared), interrupted, network)?;
         }
         Ok(failures)
+    }
+
+    /// Runs one trial and records it; its samples are stored as it goes.
+    fn run_trial(&mut self, run: &mut TrialRun<'_, '_>, index: usize, key: &TrialKey) -> Result<()> {
+        let began = std::time::Instant::now();
+        run.bar.set_message(key.label());
+        let db_key = key.db_key();
+        self.store.supersede_partial_trial(&self.id, db_key, false)?;
+        let runtime = run.by_name[key.runtime.as_str()];
+        let result = if let Some(why) = run.unprepared.get(&(key.runtime.clone(), key.variant.clone(), key.workload)) {
+            self.store.insert_samples(&self.id, &[trial::failed(key, "cold_start", "", why)])?;
+            Err(trial::Failure::Failed(why.clone()))
+        } else {
+            match self.profiles.apply(&mut self.store, &self.id, run.network, runtime, key) {
+                Ok(()) => trial::Trial {
+                    runtime,
+                    key,
+                    options: &self.options,
+                    ctx: run.ctx,
+                    interrupted: run.interrupted,
+                    network: run.network,
+                }
+                .run(&mut self.store, &self.id),
+                Err(e) => Err(e),
+            }
+        };
+        let (status, error) = match result {
+            Ok(()) => ("done", String::new()),
+            Err(trial::Failure::Interrupted) => ("interrupted", "interrupted".to_string()),
+            Err(trial::Failure::Store(e)) => bail!(StoreFailed(e)),
+            Err(trial::Failure::Failed(e)) => {
+                run.failures += 1;
+                run.bar.println(format!("{}: failed: {e}", key.label()));
+                ("failed", e)
+            }
+        };
+        if status != "interrupted" {
+            self.store.insert_samples(&self.id, &trial::settle(key, &self.options))?;
+        }
+        self.store.record_trial(&self.id, "trial", index, db_key, status, &error)?;
+        run.durations.entry(precision::config_of(key)).or_default().push(began.elapsed());
+        run.bar.inc(1);
+        Ok(())
+    }
+
+    /// Adaptive repetitions (campaign/precision.rs): rounds of more trials
+    /// for the configurations whose key cells are short of `target`, until
+    /// none is, each is at `max_reps`, or the budget is spent.
+    fn run_adaptive(&mut self, run: &mut TrialRun<'_, '_>, planned: usize, target: f64) -> Result<()> {
+        let mut index = planned;
+        for round in 0.. {
+            if run.interrupted.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let short = precision::shortfalls(&self.store, &self.id, target)?;
+            let time_left = self.options.budget_s.map(|b| Duration::from_secs(b).saturating_sub(run.started.elapsed()));
+            let allowance = precision::Allowance { max_reps: self.options.max_reps, time_left };
+            let cost = |config: &precision::ConfigKey| run.mean_duration(config);
+            let keys = precision::next_round(&short, &allowance, &cost, self.options.seed, round);
+            if keys.is_empty() {
+                return Ok(());
+            }
+            run.bar.println(format!(
+                "edgebench: precision round {}: {} configuration(s) short of ±{}%, {} more trial(s)",
+                round + 1,
+                short.len(),
+                target * 100.0,
+                keys.len()
+            ));
+            run.bar.inc_length(keys.len() as u64);
+            for key in &keys {
+                if run.interrupted.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                self.run_trial(run, index, key)?;
+                index += 1;
+            }
+        }
+        Ok(())
     }
 
     /// The scaling experiments, after the trials, in their own seeded order;
@@ -645,4 +714,30 @@ pub fn controlled_env(work_dir: &Path) -> Vec<(String, String)> {
         ("HOME".into(), work_dir.join("home").display().to_string()),
         ("LANG".into(), "C.UTF-8".into()),
     ]
+}
+
+/// What every trial of a campaign run shares.
+struct TrialRun<'a, 'r> {
+    ctx: &'a Context<'a>,
+    by_name: HashMap<&'static str, &'r dyn Runtime>,
+    unprepared: &'a Unprepared,
+    interrupted: &'a AtomicBool,
+    network: Option<&'a Network>,
+    bar: &'a ProgressBar,
+    /// When this run of the campaign began (the budget counts from here).
+    started: std::time::Instant,
+    /// How long each configuration's trials took in this run.
+    durations: HashMap<precision::ConfigKey, Vec<Duration>>,
+    failures: usize,
+}
+
+impl TrialRun<'_, '_> {
+    /// A configuration's mean trial time so far (else all trials', else 10 s).
+    fn mean_duration(&self, config: &precision::ConfigKey) -> Duration {
+        let mean = |d: &[Duration]| (!d.is_empty()).then(|| d.iter().sum::<Duration>() / d.len() as u32);
+        self.durations.get(config).and_then(|d| mean(d)).unwrap_or_else(|| {
+            let all: Vec<Duration> = self.durations.values().flatten().copied().collect();
+            mean(&all).unwrap_or(Duration::from_secs(10))
+        })
+    }
 }

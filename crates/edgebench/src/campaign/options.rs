@@ -127,10 +127,28 @@ pub struct Options {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user_workloads: BTreeMap<String, UserWorkload>,
     pub metrics: Vec<Metric>,
-    /// Trials (one cold start each) per runtime × variant × workload.
+    /// Trials (one cold start each) per runtime × variant × workload; with
+    /// `precision`, the minimum.
     pub reps: u32,
+    /// Adaptive repetitions: more trials for a configuration until its key
+    /// cells' 95% interval of the per-trial median is within ± this fraction
+    /// of the median (campaign/precision.rs). `None`: exactly `reps`, as
+    /// every campaign stored before this option did.
+    #[serde(default)]
+    pub precision: Option<f64>,
+    /// Adaptive repetitions stop at this many trials per configuration.
+    #[serde(default = "default_max_reps")]
+    pub max_reps: u32,
+    /// Adaptive repetitions are scheduled only while the campaign (this run
+    /// of it) has run less than this long (s); the planned `reps` always run.
+    #[serde(default)]
+    pub budget_s: Option<u64>,
     /// Measured requests per latency run (each trial, each mode).
     pub requests: usize,
+    /// A latency run ends after its requests or after this long (ms),
+    /// whichever comes first. `None`: no limit, as campaigns stored before it.
+    #[serde(default)]
+    pub latency_limit_ms: Option<u64>,
     /// Requests sent before a latency run and not recorded.
     pub warmup_requests: usize,
     /// Warm starts per trial.
@@ -164,6 +182,17 @@ pub struct Options {
     #[serde(default = "default_baseline")]
     pub baseline: String,
 }
+
+fn default_max_reps() -> u32 {
+    40
+}
+
+/// The default precision target: ±5%, as the report's noise verdicts.
+pub const DEFAULT_PRECISION: f64 = 0.05;
+
+/// The default budget: a default campaign ends within about ten minutes
+/// when its planned trials take less (they always run).
+pub const DEFAULT_BUDGET_S: u64 = 600;
 
 fn default_baseline() -> String {
     crate::store::BASELINE.to_string()
@@ -233,7 +262,15 @@ impl Default for Options {
             user_workloads: BTreeMap::new(),
             metrics: Metric::DEFAULT.to_vec(),
             reps: 10,
+            // Exactly `reps` for a campaign built in code; `edgebench run`
+            // turns precision on unless given --reps alone (Settings::resolve).
+            precision: None,
+            max_reps: default_max_reps(),
+            budget_s: Some(DEFAULT_BUDGET_S),
             requests: 200,
+            // A runtime that takes a second per request (a CPU-bound workload
+            // in an emulated guest) would otherwise hold a trial for minutes.
+            latency_limit_ms: Some(10_000),
             warmup_requests: 20,
             warm_starts: 20,
             seed: 1,

@@ -148,6 +148,7 @@ fn density(launcher: &Launcher<'_>, key: &TrialKey, options: &Options) -> Result
             request: &request,
             warmup: 5,
             count: 50,
+            time_limit: None,
             interrupted,
             expected: Some(&expected),
         };

@@ -192,6 +192,7 @@ impl Trial<'_> {
                 request: &bytes,
                 warmup: self.options.warmup_requests,
                 count: self.options.requests,
+                time_limit: self.options.latency_limit_ms.map(std::time::Duration::from_millis),
                 interrupted: self.interrupted,
                 expected: Some(&expected),
             };
@@ -205,6 +206,16 @@ impl Trial<'_> {
                 .enumerate()
                 .map(|(i, ns)| self.sample(metric, "", i as u32, *ns as f64 / 1e6, "ms"))
                 .collect();
+            if error.is_none() && latencies.len() < run.count {
+                if let Some(first) = samples.first_mut() {
+                    first.detail = format!(
+                        "time limit: {} of {} requests in {} ms",
+                        latencies.len(),
+                        run.count,
+                        self.options.latency_limit_ms.unwrap_or_default()
+                    );
+                }
+            }
             if let Some(e) = &error {
                 samples.push(self.failed(metric, "", e));
             }

@@ -15,13 +15,16 @@ pub struct Run<'a> {
     /// Requests sent before the measured ones and not recorded.
     pub warmup: usize,
     pub count: usize,
+    /// The run ends here if its requests are not done (`None`: no limit).
+    pub time_limit: Option<Duration>,
     pub interrupted: &'a AtomicBool,
     /// The answer every response must be; `None` accepts any `200`.
     pub expected: Option<&'a crate::workload::Expected>,
 }
 
-/// Latencies in nanoseconds, or the error that stopped the run together with
-/// what was measured before it.
+/// Latencies in nanoseconds (fewer than asked when the time limit was
+/// reached), or the error that stopped the run together with what was
+/// measured before it.
 pub type Outcome = Result<Vec<u64>, (String, Vec<u64>)>;
 
 impl Run<'_> {
@@ -36,7 +39,11 @@ impl Run<'_> {
 
     fn measure(&self, mut send: impl FnMut() -> std::io::Result<http::Response>) -> Outcome {
         let mut samples = Vec::with_capacity(self.count);
+        let deadline = self.time_limit.map(|limit| Instant::now() + limit);
         for i in 0..self.warmup + self.count {
+            if deadline.is_some_and(|d| Instant::now() >= d) && !samples.is_empty() {
+                break;
+            }
             if self.interrupted.load(Ordering::Relaxed) {
                 return Err(("interrupted".into(), samples));
             }

@@ -168,6 +168,28 @@ pub fn short(s: &str, max: usize) -> String {
     }
 }
 
+/// How many key cells reached the precision target, and how trials pursued it.
+pub fn precision_text(q: &super::model::Quality) -> String {
+    let p = &q.precision;
+    let target = percent(p.target);
+    let reached = format!(
+        "{} of {} key cells reached ±{target} (95% interval of the per-trial median within ±{target} of it); \
+         every key cell not in the table below reached it.",
+        q.quiet_key_cells,
+        q.key_cells.len()
+    );
+    if !p.adaptive {
+        return format!("{reached} Adaptive repetitions were off: {} trials per configuration.", p.min_trials);
+    }
+    let budget = p.budget_s.map_or("no time budget".to_string(), |s| format!("a budget of {} s", s));
+    format!(
+        "{reached} Adaptive repetitions: at least {} trials per configuration, then more (in seeded, interleaved \
+         rounds, widest intervals first) until its key cells reached ±{target}, up to {} trials and within {budget}.",
+        p.min_trials,
+        p.max_trials.map_or("no cap".to_string(), |m| m.to_string())
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

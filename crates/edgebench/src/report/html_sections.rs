@@ -28,12 +28,7 @@ fn open(id: &str, title: &str, measured: bool, why: &str) -> Result<String, Stri
 pub fn quality(out: &mut String, m: &Model) {
     let q = &m.quality;
     out.push_str("<section id=\"quality\"><h2>Data quality</h2>\n<p class=\"def\">Stated, not hidden: nothing below was removed from any figure.</p>\n<h3>Noise of the key cells</h3>\n");
-    let _ = writeln!(
-        out,
-        "<p>{} of {} key cells are quiet (95% interval of the per-trial median within ±5%).</p>",
-        q.quiet_key_cells,
-        q.key_cells.len()
-    );
+    let _ = writeln!(out, "<p>{}</p>", esc(&format::precision_text(q)));
     if !q.noisy_key_cells.is_empty() {
         let _ = writeln!(out, "<details><summary>The other {}, noisiest first</summary>", q.noisy_key_cells.len());
         out.push_str("<div class=\"scroll\"><table><thead><tr><th>metric</th><th>workload</th><th>runtime (variant)</th><th>trials</th><th>CV</th><th>noise</th><th>trials for ±5%</th></tr></thead><tbody>\n");

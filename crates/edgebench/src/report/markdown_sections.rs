@@ -208,12 +208,7 @@ pub fn quality(m: &Model) -> String {
     let q = &m.quality;
     let mut out =
         String::from("\n## Data quality\n\nStated, not hidden: nothing below was removed from any figure.\n\n");
-    let _ = writeln!(
-        out,
-        "### Noise of the key cells\n\n{} of {} key cells are quiet (95% interval of the per-trial median within ±5%).\n",
-        q.quiet_key_cells,
-        q.key_cells.len()
-    );
+    let _ = writeln!(out, "### Noise of the key cells\n\n{}\n", format::precision_text(q));
     if !q.noisy_key_cells.is_empty() {
         out.push_str("| metric | workload | runtime (variant) | trials | CV | noise | trials for ±5% |\n|---|---|---|---|---|---|---|\n");
         for c in q.noisy_key_cells.iter().map(|i| m.cell(*i)) {

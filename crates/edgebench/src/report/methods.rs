@@ -17,9 +17,10 @@ pub fn items(campaign: &CampaignRow, comparisons: usize) -> Vec<String> {
     let b = Bootstrap::REPORT;
     vec![
         format!(
-            "**Design.** {} trial(s) per runtime × variant × workload; a trial launches one instance (one cold start), then measures, in this order: memory after boot, idle CPU, {} keep-alive and {} new-connection requests (after {} unrecorded warm-up requests each), memory and CPU of those requests, throughput when asked for, and last {} warm start(s) (a warm start may replace the instance's processes, e.g. Docker `restart`, so no figure measured before includes them); then it stops the instance and everything it started.",
-            cfg["reps"], cfg["requests"], cfg["requests"], cfg["warmup_requests"], cfg["warm_starts"]
+            "**Design.** {} trial(s) per runtime × variant × workload; a trial launches one instance (one cold start), then measures, in this order: memory after boot, idle CPU, {} keep-alive and {} new-connection requests (after {} unrecorded warm-up requests each{}), memory and CPU of those requests, throughput when asked for, and last {} warm start(s) (a warm start may replace the instance's processes, e.g. Docker `restart`, so no figure measured before includes them); then it stops the instance and everything it started.",
+            cfg["reps"], cfg["requests"], cfg["requests"], cfg["warmup_requests"], cfg["latency_limit_ms"].as_u64().map_or(String::new(), |ms| format!("; a run that reaches {ms} ms stops there, and its cell's note says how many requests it took")), cfg["warm_starts"]
         ),
+        repetitions(campaign),
         format!(
             "**Order.** All trials of all runtimes ran interleaved in one random order drawn from seed {} (ChaCha8), so that drift of the machine's state spreads over every runtime. {warmup}",
             campaign.seed
@@ -112,6 +113,27 @@ pub fn inline_html(item: &str) -> String {
         }
     }
     out
+}
+
+/// How the number of trials was decided (`--reps`, `--precision`).
+fn repetitions(campaign: &CampaignRow) -> String {
+    let cfg = &campaign.config;
+    match cfg["precision"].as_f64() {
+        None => format!(
+            "**Repetitions.** Fixed: {} trials per configuration (adaptive repetitions off).",
+            cfg["reps"]
+        ),
+        Some(target) => format!(
+            "**Repetitions.** Adaptive: after the {} planned trials per configuration, rounds of more trials for each configuration whose key cells' 95% interval of the per-trial median was wider than ±{:.1}% of the median; each round adds about n·(half-width / {:.1}%)² − n trials (the interval narrows as 1/√n), at most doubling a configuration's trials, up to {} trials per configuration{}. A round's trials are shuffled together (ChaCha8, seeded by the campaign's seed and the round), so they stay interleaved across configurations; stopping on precision is a sequential rule, so a reached interval is an estimate of precision, not a guarantee of coverage. Data quality lists the key cells that did not reach it.",
+            cfg["reps"],
+            target * 100.0,
+            target * 100.0,
+            cfg["max_reps"],
+            cfg["budget_s"].as_u64().map_or(String::new(), |s| format!(
+                ", and only while the campaign had run less than {s} s (a round's trials estimated from each configuration's mean trial time), spent on the widest intervals first"
+            ))
+        ),
+    }
 }
 
 #[cfg(test)]

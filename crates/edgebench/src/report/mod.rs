@@ -22,6 +22,12 @@ mod summary;
 pub use model::Model;
 pub use summary::{summarize, Cell};
 
+/// Whether cells of `metric` and `phase` are key cells: those the findings
+/// rank, whose precision the report states and adaptive repetitions pursue.
+pub fn is_key(metric: &str, phase: &str) -> bool {
+    findings::NEEDS.iter().any(|n| n.metric == metric && n.phase == phase)
+}
+
 use crate::store::Store;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};

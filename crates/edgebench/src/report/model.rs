@@ -17,7 +17,7 @@
 
 use super::findings::{self, Summary};
 use super::firewall::{self, Delta};
-use super::stats::{self, NoiseLevel};
+use super::stats;
 use super::Cell;
 use crate::store::{
     self, CampaignRow, FirewallProfileRow, HostRulesetRow, NetworkRow, RuntimeRow, Sample, Store, BASELINE,
@@ -100,11 +100,14 @@ fn sorted_configs(mut configs: Vec<Config>) -> Vec<Config> {
 /// Stated, not hidden: nothing here was removed from any figure.
 #[derive(Serialize)]
 pub struct Quality {
+    /// What a key cell's interval was held to.
+    pub precision: Precision,
     /// Cells the findings rank (cold and warm starts, latency, memory, CPU).
     pub key_cells: Vec<usize>,
-    /// Of those, how many are quiet (95% interval of the per-trial median within ±5%).
+    /// Of those, how many reached the target (95% interval of the per-trial
+    /// median within ± `precision.target` of it).
     pub quiet_key_cells: usize,
-    /// The key cells that are not quiet, noisiest first.
+    /// The key cells that did not, noisiest first.
     pub noisy_key_cells: Vec<usize>,
     /// Per-trial values with |modified z| > 3.5, by cell.
     pub outliers: Vec<Outlier>,
@@ -117,6 +120,36 @@ pub struct Quality {
     pub superseded: usize,
     /// Measurements a runtime cannot make (e.g. no warm start): kept, in no figure.
     pub not_applicable: usize,
+}
+
+/// The precision target of the key cells and how trials pursued it.
+#[derive(Serialize)]
+pub struct Precision {
+    /// Relative half-width of the 95% interval of the per-trial median (the
+    /// campaign's `--precision`; ±5% when adaptive repetitions were off).
+    pub target: f64,
+    /// Whether trials were added until the target was met (`--precision`).
+    pub adaptive: bool,
+    /// Planned trials per configuration (`--reps`).
+    pub min_trials: u64,
+    /// With adaptive repetitions: the cap per configuration (`--max-reps`)
+    /// and the time budget in seconds (`--budget`; `None`: none).
+    pub max_trials: Option<u64>,
+    pub budget_s: Option<u64>,
+}
+
+impl Precision {
+    fn of(campaign: &CampaignRow) -> Precision {
+        let cfg = &campaign.config;
+        let target = cfg["precision"].as_f64();
+        Precision {
+            target: target.unwrap_or(stats::NOISE_TARGET),
+            adaptive: target.is_some(),
+            min_trials: cfg["reps"].as_u64().unwrap_or(0),
+            max_trials: target.and(cfg["max_reps"].as_u64()),
+            budget_s: target.and(cfg["budget_s"].as_u64()),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -288,7 +321,7 @@ impl Model {
             .into_iter()
             .map(|(m, d)| Definition { metric: m.to_string(), definition: d.to_string() })
             .collect();
-        let quality = quality(&cells, &i.samples);
+        let quality = quality(&cells, &i.samples, Precision::of(&i.campaign));
         let throughput = throughput(&cells, &i.samples);
         let scaling = scaling(&cells, &i.samples);
         let firewall = Firewall {
@@ -350,14 +383,15 @@ fn is_not_applicable(s: &Sample) -> bool {
     s.error.starts_with("not applicable")
 }
 
-fn quality(cells: &[Cell], samples: &[Sample]) -> Quality {
+fn quality(cells: &[Cell], samples: &[Sample], precision: Precision) -> Quality {
     let key_cells: Vec<usize> = (0..cells.len())
         .filter(|&i| {
             let c = &cells[i];
             c.n > 0 && findings::NEEDS.iter().any(|n| n.metric == c.metric && n.phase == c.phase)
         })
         .collect();
-    let quiet = |i: &usize| cells[*i].noise.is_some_and(|n| n.level == NoiseLevel::Quiet);
+    let target = precision.target;
+    let quiet = |i: &usize| cells[*i].noise.is_some_and(|n| n.reached(target));
     let mut noisy: Vec<usize> = key_cells.iter().copied().filter(|i| cells[*i].noise.is_some() && !quiet(i)).collect();
     let width = |i: usize| cells[i].noise.map_or(0.0, |n| n.rel_half_width);
     noisy.sort_by(|a, b| width(*b).total_cmp(&width(*a)));
@@ -399,6 +433,7 @@ fn quality(cells: &[Cell], samples: &[Sample]) -> Quality {
 
     Quality {
         quiet_key_cells: key_cells.iter().filter(|i| quiet(i)).count(),
+        precision,
         key_cells,
         noisy_key_cells: noisy,
         outliers,

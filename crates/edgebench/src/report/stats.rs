@@ -350,6 +350,15 @@ pub struct Noise {
     pub more_for_target: Option<usize>,
 }
 
+impl Noise {
+    /// Whether the median's 95% interval exists (six or more values) and is
+    /// within ± `target` of the median: the precision adaptive repetitions
+    /// pursue and the report states.
+    pub fn reached(&self, target: f64) -> bool {
+        self.coverage >= 0.95 && self.rel_half_width <= target
+    }
+}
+
 pub fn noise(values: &[f64]) -> Option<Noise> {
     if values.is_empty() {
         return None;

@@ -77,6 +77,10 @@ pub struct Context<'a> {
     pub server_netns: Option<PathBuf>,
     /// `--ready-timeout-ms`: replaces every runtime's own [`Runtime::ready_timeout`].
     pub ready_timeout: Option<Duration>,
+    /// The most requests the campaign has in flight on one instance at once
+    /// (the load generator's connections): what a runtime that sizes a pool
+    /// up front (the embedded host's instance slots) must hold, and no more.
+    pub concurrency: usize,
 }
 
 impl<'a> Context<'a> {
@@ -96,6 +100,7 @@ impl<'a> Context<'a> {
             work_dir: work_dir.to_path_buf(),
             env: crate::campaign::controlled_env(work_dir),
             ready_timeout: None,
+            concurrency: crate::campaign::LoadOptions::default().connections,
             server_netns: None,
         })
     }
