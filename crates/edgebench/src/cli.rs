@@ -114,7 +114,7 @@ pub struct RunArgs {
         value_name = "DIR",
         conflicts_with_all = [
             "campaign", "runtimes", "workloads", "metrics", "out", "reps", "precision", "max_reps", "budget", "requests", "warm_starts", "seed",
-            "no_warmup", "connections", "load_duration_ms", "slo_p99_ms", "scaling_max", "density_max",
+            "no_warmup", "connections", "load_duration_ms", "slo_p99_ms", "scaling_max", "density_max", "tenants_max",
             "memory_budget_mib", "firewall", "cpus", "settle_max_ms", "ready_timeout_ms", "baseline",
         ]
     )]
@@ -151,6 +151,10 @@ pub struct RunArgs {
     /// Scaling: density stops at this many instances [default: 64].
     #[arg(long, allow_negative_numbers = true)]
     pub density_max: Option<usize>,
+    /// Scaling: density of a runtime with many tenants per instance (the embedded host) stops at
+    /// this many tenants [default: 4000].
+    #[arg(long, allow_negative_numbers = true)]
+    pub tenants_max: Option<usize>,
     /// Scaling: density stops when the instances' PSS exceeds this (MiB) [default: 4096].
     #[arg(long, allow_negative_numbers = true)]
     pub memory_budget_mib: Option<u64>,
@@ -202,6 +206,7 @@ impl RunArgs {
             scaling_reps: None,
             scaling_max: self.scaling_max,
             density_max: self.density_max,
+            tenants_max: self.tenants_max,
             memory_budget_mib: self.memory_budget_mib,
             firewall: list(&self.firewall),
             cpus: self.cpus.clone(),

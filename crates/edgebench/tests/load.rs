@@ -248,3 +248,28 @@ fn throughput_and_scaling_metrics_are_recorded() {
     );
     assert_eq!(children_left(), Vec::<String>::new());
 }
+
+#[test]
+fn the_embedded_hosts_density_counts_tenants_of_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = small_options(&["wasmtime-embedded"], &[Workload::HELLO, Workload::KV], dir.path());
+    options.reps = 1;
+    options.metrics = vec![Metric::Scaling];
+    options.scaling.max_concurrent = 1;
+    options.scaling.max_instances = 3;
+    options.scaling.max_tenants = 12;
+    options.scaling.slo_p99_ms = 1000.0;
+    let (_, samples) = run_campaign(options);
+    let density = ok_values(&samples, "wasmtime-embedded", "hello", "density");
+    assert_eq!(density.len(), 1);
+    assert_eq!(density[0].value, Some(12.0), "{:?}", density[0]);
+    assert!(
+        density[0].detail.starts_with("tenants in one host process; tenant bound: 12"),
+        "counted and stopped as tenants: {density:?}"
+    );
+    // kv keeps state in the host's one directory: its tenants would share it, so it counts processes.
+    let kv = ok_values(&samples, "wasmtime-embedded", "kv", "density");
+    assert_eq!(kv[0].value, Some(3.0), "{:?}", kv[0]);
+    assert!(kv[0].detail.starts_with("instance bound"), "{kv:?}");
+    assert_eq!(children_left(), Vec::<String>::new());
+}

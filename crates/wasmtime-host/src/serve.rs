@@ -1,5 +1,6 @@
 use crate::engine::engine;
 use hyper::server::conn::http1;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -19,12 +20,20 @@ pub struct Options {
     dir: Option<(String, String)>,
     slots: u32,
     threads: usize,
+    /// Serve the tenant API (`/_edgebench/tenants/NAME`, see [`Host::tenant_api`]).
+    tenant_api: bool,
 }
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options> {
-        let mut options =
-            Options { component: String::new(), addr: "127.0.0.1:8080".into(), dir: None, slots: 64, threads: 1 };
+        let mut options = Options {
+            component: String::new(),
+            addr: "127.0.0.1:8080".into(),
+            dir: None,
+            slots: 64,
+            threads: 1,
+            tenant_api: false,
+        };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let mut value = || it.next().cloned().ok_or_else(|| anyhow!("{arg} needs a value"));
@@ -38,6 +47,7 @@ impl Options {
                 }
                 "--pool" => options.slots = value()?.parse::<u32>().context("--pool takes a number")?,
                 "--threads" => options.threads = value()?.parse::<usize>().context("--threads takes a number")?,
+                "--tenant-api" => options.tenant_api = true,
                 a if a.starts_with("--") => bail!("unknown option {a}"),
                 a => options.component = a.into(),
             }
@@ -49,10 +59,19 @@ impl Options {
     }
 }
 
+/// Many tenants in one process: the component given at start answers every
+/// request whose `Host` names no tenant; each tenant added through the
+/// tenant API answers the requests whose `Host` is its name. Every request
+/// gets a fresh instance of its tenant's component.
 struct Host {
     pre: ProxyPre<RequestState>,
     dir: Option<(String, String)>,
+    linker: Linker<RequestState>,
+    tenants: std::sync::RwLock<HashMap<String, ProxyPre<RequestState>>>,
+    tenant_api: bool,
 }
+
+const TENANT_API: &str = "/_edgebench/tenants/";
 
 struct RequestState {
     wasi: WasiCtx,
@@ -121,7 +140,8 @@ pub fn main(options: Options, started: Instant, main_mono_ns: u128) -> Result<()
         tokio::runtime::Builder::new_multi_thread().worker_threads(options.threads).enable_all().build()?
     };
     let t_runtime = started.elapsed();
-    let host = Arc::new(Host { pre, dir: options.dir });
+    let host =
+        Arc::new(Host { pre, dir: options.dir, linker, tenants: Default::default(), tenant_api: options.tenant_api });
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let t_serve = started.elapsed();
@@ -166,11 +186,17 @@ impl Host {
 
     async fn handle(&self, req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
         let start = Instant::now();
-        let mut store = Store::new(self.pre.engine(), self.new_state()?);
+        if self.tenant_api {
+            if let Some(name) = req.uri().path().strip_prefix(TENANT_API) {
+                let name = name.to_string();
+                return self.tenant_api(req, &name).await;
+            }
+        }
+        let pre = self.tenant_of(&req);
+        let mut store = Store::new(pre.engine(), self.new_state()?);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
-        let pre = self.pre.clone();
         let (inst_tx, inst_rx) = tokio::sync::oneshot::channel();
         let task = tokio::task::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
@@ -196,5 +222,61 @@ impl Host {
                 Err(e.context("guest never set a response"))
             }
         }
+    }
+
+    /// The tenant the request's `Host` (without its port) names, else the
+    /// component given at start.
+    fn tenant_of(&self, req: &hyper::Request<hyper::body::Incoming>) -> ProxyPre<RequestState> {
+        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+        let tenants = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        tenants.get(name).cloned().unwrap_or_else(|| self.pre.clone())
+    }
+
+    /// `PUT /_edgebench/tenants/NAME` with a precompiled component's path as
+    /// its body loads and links it as tenant NAME (answers `201` and the
+    /// load time in `x-edgebench-load-ns`); `DELETE` removes NAME. Enabled by
+    /// `--tenant-api` only: edgebench's density experiment drives it.
+    async fn tenant_api(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        name: &str,
+    ) -> Result<hyper::Response<HyperOutgoingBody>> {
+        use http_body_util::BodyExt;
+        let method = req.method().clone();
+        let body = req.into_body().collect().await?.to_bytes();
+        let (status, text, load_ns) = match method {
+            http::Method::PUT if !name.is_empty() => {
+                let path = String::from_utf8_lossy(&body).trim().to_string();
+                let start = Instant::now();
+                match self.load_tenant(&path) {
+                    Ok(pre) => {
+                        self.tenants.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), pre);
+                        (201, format!("tenant {name} serves {path}\n"), Some(start.elapsed()))
+                    }
+                    Err(e) => (400, format!("tenant {name}: {e:#}\n"), None),
+                }
+            }
+            http::Method::DELETE => match self.tenants.write().unwrap_or_else(|e| e.into_inner()).remove(name) {
+                Some(_) => (200, format!("tenant {name} removed\n"), None),
+                None => (404, format!("no tenant {name}\n"), None),
+            },
+            _ => (405, "PUT a component's path to add a tenant, DELETE to remove it\n".to_string(), None),
+        };
+        let mut resp = hyper::Response::builder().status(status);
+        if let Some(ns) = load_ns {
+            resp = resp.header("x-edgebench-load-ns", ns.as_nanos() as u64);
+        }
+        let body =
+            http_body_util::Full::new(hyper::body::Bytes::from(text)).map_err(|never| match never {}).boxed_unsync();
+        Ok(resp.body(body)?)
+    }
+
+    fn load_tenant(&self, path: &str) -> Result<ProxyPre<RequestState>> {
+        // SAFETY: as at start: a file our precompiler wrote for this engine
+        // configuration; Wasmtime checks its header and settings.
+        let component = unsafe { Component::deserialize_file(self.pre.engine(), path) }
+            .with_context(|| format!("loading {path}"))?;
+        ProxyPre::new(self.linker.instantiate_pre(&component)?)
     }
 }

@@ -66,6 +66,8 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub density_max: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenants_max: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_budget_mib: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub firewall: Option<Vec<String>>,
@@ -178,6 +180,7 @@ impl Settings {
             scaling_reps: Some(o.scaling.reps),
             scaling_max: Some(o.scaling.max_concurrent),
             density_max: Some(o.scaling.max_instances),
+            tenants_max: Some(o.scaling.max_tenants),
             memory_budget_mib: Some(o.scaling.memory_budget_mib),
             firewall: Some(o.firewall.clone()),
             cpus: Some(o.cpus.clone()),
@@ -285,12 +288,14 @@ impl Settings {
             reps: self.scaling_reps.unwrap_or(scaling.reps),
             max_concurrent: self.scaling_max.unwrap_or(scaling.max_concurrent),
             max_instances: self.density_max.unwrap_or(scaling.max_instances),
+            max_tenants: self.tenants_max.unwrap_or(scaling.max_tenants),
             memory_budget_mib: self.memory_budget_mib.unwrap_or(scaling.memory_budget_mib),
             slo_p99_ms: slo,
         };
         at_least_1("scaling_reps", o.scaling.reps.into())?;
         at_least_1("scaling_max", o.scaling.max_concurrent as u64)?;
         at_least_1("density_max", o.scaling.max_instances as u64)?;
+        at_least_1("tenants_max", o.scaling.max_tenants as u64)?;
         at_least_1("memory_budget_mib", o.scaling.memory_budget_mib)?;
         if let Some(list) = &self.firewall {
             let names = distinct(list, &named("firewall"), "off, host, rules-N, set-N")?;

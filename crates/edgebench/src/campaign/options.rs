@@ -242,15 +242,30 @@ pub struct ScalingOptions {
     pub max_concurrent: usize,
     /// Density stops at this many instances at most.
     pub max_instances: usize,
+    /// Density of a runtime with many tenants in one instance (the embedded
+    /// host) stops at this many tenants at most.
+    #[serde(default = "default_max_tenants")]
+    pub max_tenants: usize,
     /// Density stops when the instances' PSS together exceed this (MiB).
     pub memory_budget_mib: u64,
     /// Density stops when p99 latency of a short run on the newest instance exceeds this (ms).
     pub slo_p99_ms: f64,
 }
 
+fn default_max_tenants() -> usize {
+    4000
+}
+
 impl Default for ScalingOptions {
     fn default() -> Self {
-        ScalingOptions { reps: 1, max_concurrent: 16, max_instances: 64, memory_budget_mib: 4096, slo_p99_ms: 10.0 }
+        ScalingOptions {
+            reps: 1,
+            max_concurrent: 16,
+            max_instances: 64,
+            max_tenants: default_max_tenants(),
+            memory_budget_mib: 4096,
+            slo_p99_ms: 10.0,
+        }
     }
 }
 

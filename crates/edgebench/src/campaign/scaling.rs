@@ -9,10 +9,12 @@
 //!   the number of instances that fit; its detail text says what stopped it.
 //!
 //! An instance is what a runtime's `launch` returns, for every runtime alike:
-//! a process (native, `wasmtime serve`, the embedded host serving one
-//! component), a container, a VM, or a deployment on a shared host. Its
-//! memory is the PSS of its own processes, so a runtime that shares one
-//! process between instances shows its per-instance cost in PSS.
+//! a process (native, `wasmtime serve`), a container, a VM, or a deployment
+//! on a shared host. Its memory is the PSS of its own processes, so a runtime
+//! that shares one process between instances shows its per-instance cost in
+//! PSS. A runtime whose instance takes many tenants (the embedded host:
+//! components loaded side by side in one process, routed by `Host`) is
+//! counted in tenants of one instance instead, up to `--tenants-max`.
 
 use super::options::Options;
 use super::plan::TrialKey;
@@ -114,6 +116,9 @@ fn concurrent_starts(
 /// `density` (the cause in its detail) and `density_pss_per_instance`: the
 /// instances' total PSS at the stop ÷ their count.
 fn density(launcher: &Launcher<'_>, key: &TrialKey, options: &Options) -> Result<Vec<Sample>, Failure> {
+    if let Some(tenants) = tenant_density(launcher, key, options)? {
+        return Ok(tenants);
+    }
     let interrupted = launcher.interrupted;
     let o = &options.scaling;
     let budget_kib = o.memory_budget_mib * 1024;
@@ -184,6 +189,73 @@ fn density(launcher: &Launcher<'_>, key: &TrialKey, options: &Options) -> Result
     let mut s = sample(key, "density", "", 0, fit as f64, "instances");
     s.detail = cause;
     Ok(vec![s, sample(key, "density_pss_per_instance", "", 0, pss_kib as f64 / count, "KiB")])
+}
+
+/// Density in tenants of one instance, for a runtime that takes them (else
+/// `None`): tenants are added one at a time until the process's PSS exceeds
+/// the memory budget, p99 of a short run on the newest tenant breaks the
+/// latency objective, a deploy fails, or `--tenants-max` is reached.
+fn tenant_density(launcher: &Launcher<'_>, key: &TrialKey, options: &Options) -> Result<Option<Vec<Sample>>, Failure> {
+    let o = &options.scaling;
+    let (mut instance, _) = launcher.launch(&instance_key(key, "tenants"))?;
+    let budget_kib = o.memory_budget_mib * 1024;
+    // The component the instance started with is its first tenant.
+    let mut tenants = 1;
+    let mut pss_kib = resources::memory(&instance.pids()).pss_kib;
+    let cause = loop {
+        if launcher.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = instance.stop();
+            return Err(Failure::Interrupted);
+        }
+        if tenants >= o.max_tenants {
+            break format!("tenant bound: {} tenants (--tenants-max)", o.max_tenants);
+        }
+        let name = format!("t{tenants}");
+        match instance.add_tenant(&name) {
+            None => {
+                let _ = instance.stop();
+                return Ok(None);
+            }
+            Some(Err(e)) => break format!("deploy failed: {e:#}"),
+            Some(Ok(())) => {}
+        }
+        let pss = resources::memory(&instance.pids()).pss_kib;
+        if pss > budget_kib {
+            break format!("memory budget: {} MiB of PSS exceeded with {} tenants", o.memory_budget_mib, tenants + 1);
+        }
+        let request = http::encode(&key.workload.latency_request(), &name, false);
+        let expected = key.workload.expected_latency();
+        let run = Run {
+            addr: instance.addr(),
+            request: &request,
+            warmup: 5,
+            count: 50,
+            time_limit: None,
+            interrupted: launcher.interrupted,
+            expected: Some(&expected),
+        };
+        match run.keepalive() {
+            Ok(mut latencies) => {
+                latencies.sort_unstable();
+                let p99_ms = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)] as f64 / 1e6;
+                if p99_ms > o.slo_p99_ms {
+                    break format!(
+                        "latency objective: p99 {p99_ms:.2} ms > {} ms with {} tenants",
+                        o.slo_p99_ms,
+                        tenants + 1
+                    );
+                }
+            }
+            Err((e, _)) if e == "interrupted" => continue,
+            Err((e, _)) => break format!("requests failed: {e}"),
+        }
+        tenants += 1;
+        pss_kib = pss;
+    };
+    let _ = instance.stop();
+    let mut s = sample(key, "density", "", 0, tenants as f64, "instances");
+    s.detail = format!("tenants in one host process; {cause}");
+    Ok(Some(vec![s, sample(key, "density_pss_per_instance", "", 0, pss_kib as f64 / tenants as f64, "KiB")]))
 }
 
 fn stop_all(instances: Vec<Box<dyn Instance>>) {

@@ -74,7 +74,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("scaling_start", "Cold start of each of K instances launched at once from K threads (phase `k=K`)."),
     ("scaling_rate", "K divided by the time until all K instances answered (instances/s)."),
     ("firewall_apply", "Time to apply the trial's firewall profile before its cold start: t0 just before starting `nft -j -f -` with the profile's ruleset → t1 `nft` exited (the transaction committed). `off` removes our table."),
-    ("density", "Instances running at once when adding one more broke a limit: the memory budget (PSS of all instances), the latency objective (p99 on the newest), a failed start, or the bound. The cause is in the sample's detail and the density table."),
+    ("density", "Instances running at once (for the embedded host: tenants in one host process, each a component loaded and linked, with a fresh instance per request; `--tenants-max` bounds them) when adding one more broke a limit: the memory budget (PSS of all instances), the latency objective (p99 on the newest), a failed start, or the bound. The cause is in the sample's detail and the density table."),
     ("density_pss_per_instance", "The density experiment's instances' total PSS at its stop ÷ their count (pages they share are split between them)."),
 ];
 

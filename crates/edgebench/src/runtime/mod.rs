@@ -344,6 +344,12 @@ pub trait Instance: Send {
             "this runtime has no instance apart from its process: every start is a cold start".into(),
         )
     }
+    /// Many tenants in one instance: deploys one more copy of the instance's
+    /// workload as tenant `name`, reached with `Host: name`. `None`: this
+    /// runtime has one tenant per instance (density counts instances).
+    fn add_tenant(&mut self, _name: &str) -> Option<Result<()>> {
+        None
+    }
 }
 
 /// Warm start where a runtime makes a fresh instance per request: one request

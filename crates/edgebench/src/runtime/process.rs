@@ -33,6 +33,9 @@ pub struct ProcessInstance {
     exit: Option<String>,
     stopped: bool,
     warm: WarmMode,
+    /// The component the process serves, when it takes more tenants of it
+    /// through the embedded host's tenant API.
+    tenant_source: Option<PathBuf>,
 }
 
 /// What a warm start is for a process runtime.
@@ -68,6 +71,7 @@ pub fn spawn(
         exit: None,
         stopped: false,
         warm,
+        tenant_source: None,
     })
 }
 
@@ -121,6 +125,13 @@ fn spawner() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<SpawnRequest>>
 impl ProcessInstance {
     pub fn pid(&self) -> u32 {
         self.pid.as_raw() as u32
+    }
+
+    /// The instance takes more tenants of `component` (the embedded host
+    /// started with `--tenant-api`).
+    pub fn serving_tenants(mut self, component: PathBuf) -> ProcessInstance {
+        self.tenant_source = Some(component);
+        self
     }
 
     pub fn log_path(&self) -> &std::path::Path {
@@ -235,6 +246,22 @@ impl Instance for ProcessInstance {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(5)..].join(" | ")
+    }
+
+    fn add_tenant(&mut self, name: &str) -> Option<Result<()>> {
+        let source = self.tenant_source.as_ref()?;
+        let request = crate::workload::HttpRequest {
+            method: "PUT".into(),
+            target: format!("/_edgebench/tenants/{name}"),
+            headers: Vec::new(),
+            body: source.as_os_str().as_encoded_bytes().to_vec(),
+        };
+        let bytes = crate::measure::http::encode(&request, &self.addr.to_string(), true);
+        Some(match crate::measure::http::one_shot(self.addr, &bytes, Duration::from_secs(10)) {
+            Ok(r) if r.status == 201 => Ok(()),
+            Ok(r) => Err(anyhow::anyhow!("tenant {name}: {} {}", r.status, String::from_utf8_lossy(&r.body).trim())),
+            Err(e) => Err(anyhow::anyhow!("tenant {name}: {e}")),
+        })
     }
 
     fn warm_start(&mut self, workload: Workload) -> WarmStart {

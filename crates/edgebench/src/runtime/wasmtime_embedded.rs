@@ -90,8 +90,9 @@ impl Runtime for WasmtimeEmbedded {
     }
 
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
+        let component = self.compiled(ctx, spec.workload);
         let mut command = Launch::new(ctx.artifacts.wasmtime_host());
-        command.arg("serve").arg(self.compiled(ctx, spec.workload)).args([
+        command.arg("serve").arg(&component).args([
             "--addr",
             &spec.addr.to_string(),
             "--pool",
@@ -100,17 +101,22 @@ impl Runtime for WasmtimeEmbedded {
             // default follows the CPUs it may run on).
             "--threads",
             &crate::cpus::sut_workers().to_string(),
+            // Density adds tenants to one host (scaling.rs); nothing else calls it.
+            "--tenant-api",
         ]);
         let scratch = preopened_state_dir(&mut command, ctx, spec)?;
         spec.place(&mut command)?;
         let log = ctx.work_dir.join("logs").join(format!("{}.log", spec.label));
-        Ok(Box::new(spawn(
+        let instance = spawn(
             command,
             &ctx.env,
             spec.addr,
             log,
             scratch,
             WarmMode::PerRequest { internal_header: Some("x-edgebench-handle-ns") },
-        )?))
+        )?;
+        // Tenants share the host's one preopened directory: a stateful
+        // workload's tenants would share their state, so they are not offered.
+        Ok(if spec.workload.keeps_state() { Box::new(instance) } else { Box::new(instance.serving_tenants(component)) })
     }
 }
