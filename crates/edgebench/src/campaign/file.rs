@@ -165,7 +165,7 @@ impl Settings {
             workloads: Some(o.workloads.iter().map(|w| w.name().to_string()).collect()),
             metrics: Some(o.metrics.iter().map(|m| m.name().to_string()).collect()),
             reps: Some(o.reps),
-            precision: Some(o.precision.map_or("off".into(), |p| format!("{}%", p * 100.0))),
+            precision: Some(o.precision.map_or("off".into(), |p| format!("{}%", (p * 1e6).round() / 1e4))),
             max_reps: Some(o.max_reps),
             budget: Some(o.budget_s.map_or("off".into(), |s| format!("{s}s"))),
             requests: Some(o.requests),
@@ -252,7 +252,7 @@ impl Settings {
         o.max_reps = self.max_reps.unwrap_or(d.max_reps);
         if o.precision.is_some() && o.max_reps < o.reps {
             bail!(
-                "{} {} is below {} {}: adaptive repetitions add trials after the planned ones; raise it, or give                  precision = \"off\"",
+                "{} {} is below {} {}: adaptive repetitions add trials after the planned ones; raise it, or give precision = \"off\"",
                 named("max_reps"),
                 o.max_reps,
                 named("reps"),

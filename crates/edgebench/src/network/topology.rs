@@ -28,9 +28,9 @@ const NETNS_DIR: &str = "/run/netns";
 const SUBNET_BASE: Ipv4Addr = Ipv4Addr::new(10, 213, 0, 0);
 const BLOCKS: u32 = 1 << 14;
 
-/// Makes `command` start inside the namespace at `netns` (a /run/netns
-/// path): `setns` between fork and exec, so no `ip netns exec` process is in
-/// the timed path.
+/// Makes a helper `command` (`nft`, `wash oci push`) start inside the
+/// namespace at `netns` (a /run/netns path): `setns` between fork and exec.
+/// Instances are placed by `runtime::process::Launch` instead, without a fork.
 pub fn enter_netns(command: &mut Command, netns: &Path) -> Result<()> {
     let fd: OwnedFd = File::open(netns).with_context(|| format!("opening {}", netns.display()))?.into();
     // SAFETY: setns is a plain system call (async-signal-safe); the fd is
@@ -45,8 +45,8 @@ pub fn enter_netns(command: &mut Command, netns: &Path) -> Result<()> {
 
 /// Runs `f` on this thread inside the namespace at `netns` (a /run/netns
 /// path), then puts the thread back: sockets it makes belong to that
-/// namespace, and stay there after. Processes are placed with
-/// [`enter_netns`] instead: instances are forked from another thread.
+/// namespace, and stay there after. Processes are placed between clone (or
+/// fork) and exec instead: instances are made by the spawner thread.
 pub fn in_netns<T>(netns: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
     use nix::sched::{setns, CloneFlags};
     // Started here, in this thread's own namespace, if not yet: it must never inherit `netns`.

@@ -1,10 +1,9 @@
 //! `native`: the static musl workload server as a plain process. The floor
 //! every other number is read against.
 
-use super::process::{spawn, WarmMode};
+use super::process::{spawn, Launch, WarmMode};
 use super::{ArtifactKind, Context, Detection, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
-use crate::runtime::process::Launch;
 use anyhow::Result;
 
 pub struct Native;

@@ -4,10 +4,9 @@
 //! artifact compiled in `prepare` (`aot`).
 
 use super::aot::AotCompiles;
-use super::process::{spawn, WarmMode};
+use super::process::{spawn, Launch, WarmMode};
 use super::{ArtifactKind, Context, Detection, ExtraResource, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
-use crate::runtime::process::Launch;
 use crate::Workload;
 use anyhow::{bail, Context as _, Result};
 use std::path::PathBuf;

@@ -1,10 +1,9 @@
 //! `wasmtime`: the official CLI's `wasmtime serve`, with its compile cache
 //! (`cache`) and with a compile at every launch (`nocache`, `-C cache=n`).
 
-use super::process::{preopened_state_dir, spawn, WarmMode};
+use super::process::{preopened_state_dir, spawn, Launch, WarmMode};
 use super::{ArtifactKind, Context, Detection, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
-use crate::runtime::process::Launch;
 use crate::Workload;
 use anyhow::{Context as _, Result};
 use std::path::PathBuf;

@@ -7,10 +7,9 @@
 //! instances serve that output.
 
 use super::aot::AotCompiles;
-use super::process::{preopened_state_dir, spawn, WarmMode};
+use super::process::{preopened_state_dir, spawn, Launch, WarmMode};
 use super::{ArtifactKind, Context, Detection, ExtraResource, Instance, LaunchSpec, Runtime};
 use crate::artifacts::Artifacts;
-use crate::runtime::process::Launch;
 use crate::Workload;
 use anyhow::Result;
 use std::process::Command;

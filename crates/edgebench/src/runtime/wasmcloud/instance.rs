@@ -5,8 +5,7 @@
 use super::control::{Control, WorkloadStatus};
 use super::stack::Stack;
 use crate::measure::{http, resources};
-use crate::runtime::process::Launch;
-use crate::runtime::process::{scratch_dir, spawn, ProcessInstance, WarmMode};
+use crate::runtime::process::{scratch_dir, spawn, Launch, ProcessInstance, WarmMode};
 use crate::runtime::{warm_start_per_request, Context, ExtraResource, Instance, LaunchSpec, WarmSample, WarmStart};
 use crate::Workload;
 use anyhow::{bail, Context as _, Result};

@@ -15,8 +15,7 @@
 
 use super::api::Api;
 use crate::runtime::microvm::memory;
-use crate::runtime::process::Launch;
-use crate::runtime::process::{scratch_dir, spawn, ProcessInstance, WarmMode};
+use crate::runtime::process::{scratch_dir, spawn, Launch, ProcessInstance, WarmMode};
 use crate::runtime::{Context, Instance, LaunchSpec, OwnSample};
 use anyhow::{bail, Context as _, Result};
 use std::path::{Path, PathBuf};
