@@ -8,7 +8,7 @@
 mod common;
 
 use edgebench::artifacts::Artifacts;
-use edgebench::campaign::Metric;
+use edgebench::campaign::{launch_until_ready, Metric, TrialKey};
 use edgebench::conformance;
 use edgebench::runtime::microvm::{Unikernel, UserImage};
 use edgebench::runtime::{Context, Runtime};
@@ -64,6 +64,48 @@ fn every_workload_conforms_on_every_variant_that_runs_here() {
             assert!(problems.is_empty(), "{variant} {w}: {problems:?}");
         }
     }
+    assert_eq!(common::children_left(), Vec::<String>::new());
+}
+
+/// CPU time (user + system) of `pids` so far, in clock ticks.
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .map(|stat| {
+            let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+            fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+        })
+        .sum()
+}
+
+#[test]
+fn an_idle_unikernel_vm_halts_instead_of_holding_its_cpu() {
+    let _l = lock();
+    if !common::available("unikernel") {
+        return;
+    }
+    let artifacts = common::artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(&artifacts, &dir);
+    let u = Unikernel::from_env();
+    u.setup(&ctx).unwrap();
+    for variant in serving_variants(&u) {
+        let key = TrialKey::new("unikernel", variant, Workload::HELLO, 0);
+        let Ok((mut instance, _)) = launch_until_ready(&u, &key, &ctx, &std::sync::atomic::AtomicBool::new(false))
+        else {
+            panic!("{variant}: the VM did not come up")
+        };
+        let pids = instance.pids();
+        let ticks_per_s = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap() as u64;
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let before = cpu_ticks(&pids);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let used = cpu_ticks(&pids) - before;
+        instance.stop().unwrap();
+        // A guest that polls its NIC keeps its vCPU busy: 2 s of CPU in 2 s.
+        assert!(used < ticks_per_s, "{variant}: {used} ticks of CPU in 2 s of idling");
+    }
+    u.teardown(&ctx);
     assert_eq!(common::children_left(), Vec::<String>::new());
 }
 

@@ -2,7 +2,8 @@
 //! VMM enters it through PVH (32-bit, paging off); it switches to long
 //! mode, finds its virtio-mmio NIC and address on the kernel command line,
 //! and serves the workload named there with the shared handler core over
-//! smoltcp. No interrupts: the one vCPU polls the NIC.
+//! smoltcp. The one vCPU polls the NIC while there is work and halts when
+//! there is none, until the NIC's interrupt or a timer wakes it.
 //!
 //! Built for `x86_64-unknown-none` (`edgebench build`); on any other target
 //! this file is an empty program, so that the workspace still checks.

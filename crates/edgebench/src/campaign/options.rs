@@ -261,7 +261,7 @@ impl Default for ScalingOptions {
         ScalingOptions {
             reps: 1,
             max_concurrent: 16,
-            max_instances: 64,
+            max_instances: 1000,
             max_tenants: default_max_tenants(),
             memory_budget_mib: 4096,
             slo_p99_ms: 10.0,

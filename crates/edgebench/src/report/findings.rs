@@ -320,6 +320,17 @@ fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samp
             "Measured inside a virtual machine (virtualisation here: {mode}): absolute figures include the hypervisor's costs, and a micro-VM here would be nested. Compare ratios, not absolute times, with bare-metal results."
         ));
     }
+    let pvm_guests: Vec<String> = runtimes
+        .iter()
+        .filter(|r| r.measured && r.variant.ends_with("-pvm"))
+        .map(|r| format!("{}:{}", r.runtime, r.variant))
+        .collect();
+    if mode == "kvm-pvm" && !pvm_guests.is_empty() {
+        out.push(format!(
+            "{}: under KVM-PVM a guest that is not PVM-aware (edgebench's unikernel, a stock Linux kernel) runs in KVM's instruction emulator, not natively (the README gives how much slower that was here). Their cold starts and latencies are emulator figures: never read them as hardware-KVM ones.",
+            pvm_guests.join(", ")
+        ));
+    }
     let cpus = env["logical_cpus"].as_u64().unwrap_or(0);
     let plan = &env["test_bed"]["cpus"];
     match plan["mode"].as_str() {

@@ -5,6 +5,7 @@ mod serial;
 mod boot;
 mod clock;
 mod config;
+mod idle;
 mod nic;
 mod server;
 
@@ -38,11 +39,12 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         unsafe { core::ptr::write_volatile(0xc000_0000 as *mut u8, 123) };
     }
     println!("edgebench-unikernel: {} on {}/{}", config.workload, config.ip, config.prefix);
-    let nic = match nic::Nic::probe(&config.mmio_devices) {
-        Ok(n) => n,
+    let (nic, nic_irq) = match nic::Nic::probe(&config.mmio_devices) {
+        Ok(found) => found,
         Err(e) => halt(format_args!("edgebench-unikernel: no NIC: {e}")),
     };
-    server::serve(nic, &config)
+    let idler = config.halt_when_idle.then(|| idle::Idler::new(nic_irq, config.tsc_khz));
+    server::serve(nic, idler, &config)
 }
 
 fn halt(message: core::fmt::Arguments<'_>) -> ! {

@@ -10,14 +10,16 @@
 //! SYNs queued in the tap before the guest was up were then dropped, and
 //! each left a listening socket waiting to retransmit its SYN-ACK.
 
+use super::config::MmioWindow;
 use alloc::rc::Rc;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
-use virtio_drivers::device::net::{RxBuffer, VirtIONet};
+use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::{DeviceStatus, DeviceType, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
@@ -139,14 +141,106 @@ impl Transport for Stepwise {
     }
 }
 
-type Net = VirtIONet<IdentityHal, Stepwise, QUEUE_SIZE>;
+type Raw = VirtIONetRaw<IdentityHal, Stepwise, QUEUE_SIZE>;
 
+/// virtio-drivers' header size (the legacy 10 bytes; see HEADER_EXTRA).
+const NET_HEADER: usize = 10;
 const ETHERNET_HEADER: usize = 14;
 const IPV4: [u8; 2] = [0x08, 0x00];
 const ARP: [u8; 2] = [0x08, 0x06];
 
+/// The device and its buffers, each found by the token (head descriptor)
+/// the queue gave it. Frames are sent without waiting for the device: a
+/// driver that spins until the VMM has taken each frame (virtio-drivers'
+/// `send`) holds the vCPU while the VMM's thread, on the same host CPU,
+/// waits for it to yield, which cost every response up to a scheduler tick.
+struct Device {
+    raw: Raw,
+    rx: [Option<Vec<u8>>; QUEUE_SIZE],
+    /// Frames the device has not taken yet, and their lengths.
+    tx: [Option<(Vec<u8>, usize)>; QUEUE_SIZE],
+    tx_free: Vec<Vec<u8>>,
+}
+
+impl Device {
+    fn new(transport: Stepwise) -> virtio_drivers::Result<Device> {
+        let mut device = Device {
+            raw: Raw::new(transport)?,
+            rx: [const { None }; QUEUE_SIZE],
+            tx: [const { None }; QUEUE_SIZE],
+            tx_free: Vec::new(),
+        };
+        for _ in 0..QUEUE_SIZE {
+            device.post_rx(alloc::vec![0; BUFFER_LEN])?;
+        }
+        Ok(device)
+    }
+
+    /// Gives `buffer` to the device for a frame to come.
+    fn post_rx(&mut self, mut buffer: Vec<u8>) -> virtio_drivers::Result<()> {
+        // SAFETY: the buffer is kept in `rx` under its token, untouched, until
+        // the device returns it.
+        let token = unsafe { self.raw.receive_begin(&mut buffer) }?;
+        self.rx[token as usize] = Some(buffer);
+        Ok(())
+    }
+
+    /// The next received frame's buffer and the frame's place in it.
+    fn take_rx(&mut self) -> Option<(Vec<u8>, core::ops::Range<usize>)> {
+        let token = self.raw.poll_receive()?;
+        let mut buffer = self.rx[token as usize].take()?;
+        // SAFETY: the buffer posted under this token.
+        let (header, len) = unsafe { self.raw.receive_complete(token, &mut buffer) }.ok()?;
+        let extra = HEADER_EXTRA.load(Ordering::Relaxed).min(len);
+        Some((buffer, header + extra..header + len))
+    }
+
+    /// Takes back the buffers of frames the device has sent.
+    fn reclaim_tx(&mut self) {
+        while let Some(token) = self.raw.poll_transmit() {
+            let Some((buffer, len)) = self.tx[token as usize].take() else { break };
+            // SAFETY: the same buffer and length as given to transmit_begin.
+            let _ = unsafe { self.raw.transmit_complete(token, &buffer[..len]) };
+            self.tx_free.push(buffer);
+        }
+    }
+
+    /// Queues one frame of `len` bytes that `fill` writes, and notifies the device.
+    fn send<R>(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> R {
+        self.reclaim_tx();
+        let mut buffer = self.tx_free.pop().unwrap_or_else(|| alloc::vec![0; BUFFER_LEN]);
+        // The header (no offloads) and, on a virtio 1.0 device, num_buffers = 0.
+        let start = NET_HEADER + HEADER_EXTRA.load(Ordering::Relaxed);
+        buffer[..start].fill(0);
+        let result = fill(&mut buffer[start..start + len]);
+        let total = start + len;
+        loop {
+            // SAFETY: the buffer is kept in `tx` under its token until reclaimed.
+            match unsafe { self.raw.transmit_begin(&buffer[..total]) } {
+                Ok(token) => {
+                    self.tx[token as usize] = Some((buffer, total));
+                    break;
+                }
+                // Every descriptor in flight: wait for the device to take some.
+                Err(virtio_drivers::Error::QueueFull) => {
+                    core::hint::spin_loop();
+                    self.reclaim_tx();
+                }
+                Err(e) => {
+                    if super::DEBUG.load(Ordering::Relaxed) {
+                        println!("tx {len} bytes: {e:?}");
+                    }
+                    self.tx_free.push(buffer);
+                    break;
+                }
+            }
+        }
+        result
+    }
+}
+
 #[derive(Clone)]
-pub struct Nic(Rc<RefCell<Net>>, Rc<Link>);
+pub struct Nic(Rc<RefCell<Device>>, Rc<Link>);
 
 /// This end's addresses and the peer's MAC once known.
 struct Link {
@@ -156,21 +250,26 @@ struct Link {
 }
 
 impl Nic {
-    /// The first virtio-mmio window that holds a network device.
-    pub fn probe(windows: &[(usize, usize)]) -> Result<Nic, String> {
-        for &(base, _size) in windows {
+    /// The first virtio-mmio window that holds a network device, and its IOAPIC pin.
+    pub fn probe(windows: &[MmioWindow]) -> Result<(Nic, u8), String> {
+        for &MmioWindow { base, irq, .. } in windows {
             let Some(header) = NonNull::new(base as *mut VirtIOHeader) else { continue };
             // SAFETY: the VMM named this window on the command line; it is identity-mapped.
             let Ok(transport) = (unsafe { MmioTransport::new(header) }) else { continue };
             if transport.device_type() != DeviceType::Network {
                 continue;
             }
-            let net = Net::new(Stepwise(transport), BUFFER_LEN)
-                .map_err(|e| alloc::format!("virtio-net at {base:#x}: {e:?}"))?;
-            let link = Link { mac: net.mac_address(), ip: Cell::new([0; 4]), peer: Cell::new(None) };
-            return Ok(Nic(Rc::new(RefCell::new(net)), Rc::new(link)));
+            let device =
+                Device::new(Stepwise(transport)).map_err(|e| alloc::format!("virtio-net at {base:#x}: {e:?}"))?;
+            let link = Link { mac: device.raw.mac_address(), ip: Cell::new([0; 4]), peer: Cell::new(None) };
+            return Ok((Nic(Rc::new(RefCell::new(device)), Rc::new(link)), irq));
         }
         Err(alloc::format!("no virtio-net device in the {} virtio_mmio.device windows", windows.len()))
+    }
+
+    /// Acknowledges the device's interrupt, which lowers a level-triggered line.
+    pub fn ack_interrupt(&self) {
+        self.0.borrow_mut().raw.ack_interrupt();
     }
 
     /// The address ARP requests are answered for.
@@ -178,7 +277,7 @@ impl Nic {
         self.1.ip.set(ip);
     }
 
-    /// Answers an ARP request for our address (`frame` without the virtio header).
+    /// Answers an ARP request for our address (`frame` from its Ethernet header on).
     fn answer_arp(&self, frame: &[u8]) {
         let arp = &frame[ETHERNET_HEADER..];
         if arp.len() < 28 || arp[6..8] != [0, 1] || arp[24..28] != self.1.ip.get() {
@@ -197,28 +296,22 @@ impl Nic {
 
     /// Sends one Ethernet frame of `len` bytes that `fill` writes.
     fn send_frame<R>(&self, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> R {
-        let mut net = self.0.borrow_mut();
-        let extra = HEADER_EXTRA.load(Ordering::Relaxed);
-        // The header's tail (num_buffers) stays 0, as the spec asks of a driver.
-        let mut buffer = net.new_tx_buffer(len + extra);
-        let result = fill(&mut buffer.packet_mut()[extra..]);
-        let sent = net.send(buffer);
         if super::DEBUG.load(Ordering::Relaxed) {
-            println!("tx {len} bytes: {sent:?}");
+            println!("tx {len} bytes");
         }
-        result
+        self.0.borrow_mut().send(len, fill)
     }
 }
 
-/// A received IPv4 frame: its buffer and where the IP packet starts.
-pub struct Rx(Option<RxBuffer>, Nic, usize);
+/// A received IPv4 frame: its buffer and where the IP packet is in it.
+pub struct Rx(Option<Vec<u8>>, Nic, core::ops::Range<usize>);
 pub struct Tx(Nic);
 
 impl phy::RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(mut self, f: F) -> R {
         let buffer = self.0.take().expect("a token is consumed once");
-        let result = f(&buffer.packet()[self.2..]);
-        let _ = self.1 .0.borrow_mut().recycle_rx_buffer(buffer);
+        let result = f(&buffer[self.2.clone()]);
+        let _ = self.1 .0.borrow_mut().post_rx(buffer);
         result
     }
 }
@@ -243,22 +336,22 @@ impl phy::Device for Nic {
 
     fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx)> {
         loop {
-            let buffer = self.0.borrow_mut().receive().ok()?;
+            let (buffer, frame) = self.0.borrow_mut().take_rx()?;
             if super::DEBUG.load(Ordering::Relaxed) {
-                println!("rx {} bytes", buffer.packet_len());
+                println!("rx {} bytes", frame.len());
             }
-            let extra = HEADER_EXTRA.load(Ordering::Relaxed).min(buffer.packet_len());
-            let frame = &buffer.packet()[extra..];
-            if frame.len() > ETHERNET_HEADER && frame[12..14] == IPV4 {
+            let bytes = &buffer[frame.clone()];
+            if bytes.len() > ETHERNET_HEADER && bytes[12..14] == IPV4 {
                 let mut peer = [0u8; 6];
-                peer.copy_from_slice(&frame[6..12]);
+                peer.copy_from_slice(&bytes[6..12]);
                 self.1.peer.set(Some(peer));
-                return Some((Rx(Some(buffer), self.clone(), extra + ETHERNET_HEADER), Tx(self.clone())));
+                let packet = frame.start + ETHERNET_HEADER..frame.end;
+                return Some((Rx(Some(buffer), self.clone(), packet), Tx(self.clone())));
             }
-            if frame.len() > ETHERNET_HEADER && frame[12..14] == ARP {
-                self.answer_arp(frame);
+            if bytes.len() > ETHERNET_HEADER && bytes[12..14] == ARP {
+                self.answer_arp(bytes);
             }
-            let _ = self.0.borrow_mut().recycle_rx_buffer(buffer);
+            let _ = self.0.borrow_mut().post_rx(buffer);
         }
     }
 

@@ -4,6 +4,7 @@
 
 use super::clock::now;
 use super::config::Config;
+use super::idle::Idler;
 use super::nic::Nic;
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -12,7 +13,7 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 use edgebench_workload_core::http1::{self, Step};
 use edgebench_workload_core::{KvStore, StoreError};
-use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{HardwareAddress, IpCidr};
 
@@ -44,7 +45,10 @@ struct Connection {
     close_after_output: bool,
 }
 
-pub fn serve(mut nic: Nic, config: &Config) -> ! {
+/// Serves forever. With an idler, the vCPU halts whenever a pass over the
+/// stack and the sockets did nothing, until the NIC or smoltcp's next timer
+/// wakes it; without one it polls.
+pub fn serve(mut nic: Nic, mut idler: Option<Idler>, config: &Config) -> ! {
     nic.set_ip(config.ip.octets());
     let mut iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut nic, now());
     iface.update_ip_addrs(|addrs| {
@@ -67,10 +71,11 @@ pub fn serve(mut nic: Nic, config: &Config) -> ! {
     println!("edgebench-unikernel: serving {} on port {}", config.workload, config.port);
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
-        iface.poll(now(), &mut nic, &mut sockets);
+        let mut worked = iface.poll(now(), &mut nic, &mut sockets) == PollResult::SocketStateChanged;
         for c in &mut connections {
             let socket = sockets.get_mut::<tcp::Socket>(c.handle);
             if !socket.is_open() {
+                worked = true;
                 c.input.clear();
                 c.output.clear();
                 c.close_after_output = false;
@@ -85,7 +90,10 @@ pub fn serve(mut nic: Nic, config: &Config) -> ! {
                 }
                 match socket.recv_slice(&mut chunk) {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => c.input.extend_from_slice(&chunk[..n]),
+                    Ok(n) => {
+                        worked = true;
+                        c.input.extend_from_slice(&chunk[..n]);
+                    }
                 }
             }
             while c.output.is_empty() && !c.close_after_output {
@@ -107,6 +115,7 @@ pub fn serve(mut nic: Nic, config: &Config) -> ! {
                     println!("send_slice: {sent:?}");
                 }
                 if let Ok(n) = sent {
+                    worked |= n > 0;
                     c.output.drain(..n);
                 }
             }
@@ -116,8 +125,14 @@ pub fn serve(mut nic: Nic, config: &Config) -> ! {
             // The peer closed its half and everything it sent is answered.
             let peer_done = socket.state() == tcp::State::CloseWait && c.input.is_empty();
             if c.output.is_empty() && (c.close_after_output || peer_done) && socket.send_queue() == 0 {
+                worked = true;
                 socket.close();
             }
+        }
+        if let (false, Some(idler)) = (worked, idler.as_mut()) {
+            let wake_after_us = iface.poll_delay(now(), &sockets).map(|d| d.total_micros());
+            idler.idle(wake_after_us);
+            nic.ack_interrupt();
         }
     }
 }
