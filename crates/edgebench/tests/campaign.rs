@@ -334,6 +334,26 @@ fn ctrl_c_ends_a_campaign_with_exit_code_130_and_the_way_to_resume() {
 }
 
 #[test]
+fn a_spent_time_budget_stops_the_planned_trials_after_a_full_round_and_the_report_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = small_options(&["native"], &[Workload::HELLO, Workload::KV], dir.path());
+    options.metrics = vec![edgebench::campaign::Metric::ColdStart];
+    options.reps = 4;
+    options.precision = Some(0.05);
+    // Spent before the second round can start: each cell keeps its one trial.
+    options.budget_s = Some(0);
+    let (outcome, samples) = run_campaign(options);
+    assert_eq!(outcome, Outcome::Finished);
+    for w in ["hello", "kv"] {
+        let reps: Vec<u32> = ok_values(&samples, "native", w, "cold_start").iter().map(|s| s.repetition).collect();
+        assert_eq!(reps, vec![1], "{w}: the first round only");
+    }
+    let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(report.contains("have fewer than the 4 planned trials"), "{report}");
+    assert_eq!(children_left(), Vec::<String>::new());
+}
+
+#[test]
 fn an_interrupted_campaign_keeps_its_samples_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = small_options(&["native"], &[Workload::HELLO, Workload::KV], dir.path());

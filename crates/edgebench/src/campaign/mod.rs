@@ -1,5 +1,5 @@
 //! A campaign: every selected runtime × variant × workload × repetition, run
-//! as one trial each, in a seeded random order, every sample stored as soon as
+//! as one trial each, in seeded rounds (plan.rs), every sample stored as soon as
 //! it is measured.
 
 mod file;
@@ -385,13 +385,36 @@ impl Campaign {
             durations: HashMap::new(),
             failures: 0,
         };
-        for (index, key) in pending {
+        // With adaptive repetitions the budget bounds the planned trials too:
+        // planned in rounds, they stop with every cell at about the same count.
+        let budget = self.options.precision.and(self.options.budget_s).map(budget_for_trials);
+        let planned = pending.len();
+        let mut budget_spent = false;
+        for (done, (index, key)) in pending.into_iter().enumerate() {
             if interrupted.load(Ordering::SeqCst) {
+                break;
+            }
+            // After the first round (every cell measured once), a trial that
+            // would end past the budget, at its configuration's mean duration, does not start.
+            let over = |b: Duration| started.elapsed() + run.mean_duration(&precision::config_of(key)) > b;
+            if key.repetition > 1 && budget.is_some_and(over) {
+                budget_spent = true;
+                say(
+                    &bar,
+                    format!(
+                    "edgebench: the time budget is spent: {} of {planned} planned trial(s) not run (round {} of {}); \
+                     `edgebench run --resume {}` runs them",
+                    planned - done,
+                    key.repetition,
+                    self.options.reps,
+                    self.dir.display()
+                ),
+                );
                 break;
             }
             self.run_trial(&mut run, index, key)?;
         }
-        if let Some(target) = self.options.precision {
+        if let (Some(target), false) = (self.options.precision, budget_spent) {
             self.run_adaptive(&mut run, trials.len(), target)?;
         }
         let mut failures = run.failures;
@@ -433,7 +456,7 @@ impl Campaign {
             Err(trial::Failure::Store(e)) => bail!(StoreFailed(e)),
             Err(trial::Failure::Failed(e)) => {
                 run.failures += 1;
-                run.bar.println(format!("{}: failed: {e}", key.label()));
+                say(run.bar, format!("{}: failed: {e}", key.label()));
                 ("failed", e)
             }
         };
@@ -456,20 +479,23 @@ impl Campaign {
                 return Ok(());
             }
             let short = precision::shortfalls(&self.store, &self.id, target)?;
-            let time_left = self.options.budget_s.map(|b| Duration::from_secs(b).saturating_sub(run.started.elapsed()));
+            let time_left = self.options.budget_s.map(|b| budget_for_trials(b).saturating_sub(run.started.elapsed()));
             let allowance = precision::Allowance { max_reps: self.options.max_reps, time_left };
             let cost = |config: &precision::ConfigKey| run.mean_duration(config);
             let keys = precision::next_round(&short, &allowance, &cost, self.options.seed, round);
             if keys.is_empty() {
                 return Ok(());
             }
-            run.bar.println(format!(
-                "edgebench: precision round {}: {} configuration(s) short of ±{}%, {} more trial(s)",
-                round + 1,
-                short.len(),
-                target * 100.0,
-                keys.len()
-            ));
+            say(
+                run.bar,
+                format!(
+                    "edgebench: precision round {}: {} configuration(s) short of ±{}%, {} more trial(s)",
+                    round + 1,
+                    short.len(),
+                    target * 100.0,
+                    keys.len()
+                ),
+            );
             run.bar.inc_length(keys.len() as u64);
             for key in &keys {
                 if run.interrupted.load(Ordering::SeqCst) {
@@ -740,4 +766,20 @@ impl TrialRun<'_, '_> {
             mean(&all).unwrap_or(Duration::from_secs(10))
         })
     }
+}
+
+/// A line for the user: above the progress bar, or on stderr when there is
+/// no bar to draw (output not a terminal), where `println` would drop it.
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+/// The part of a time budget of `budget_s` seconds that trials may use:
+/// the rest is for stopping the runtimes and writing the report.
+fn budget_for_trials(budget_s: u64) -> Duration {
+    Duration::from_secs(budget_s).saturating_sub(Duration::from_secs(10))
 }

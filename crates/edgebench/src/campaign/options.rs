@@ -154,6 +154,10 @@ pub struct Options {
     /// Warm starts per trial.
     pub warm_starts: usize,
     pub seed: u64,
+    /// Trials planned in rounds, one trial of every configuration per round
+    /// (plan.rs); `false` in campaigns stored before, planned in one shuffle.
+    #[serde(default)]
+    pub planned_in_rounds: bool,
     pub out: Option<PathBuf>,
     /// One unrecorded launch per configuration before measuring.
     pub warmup: bool,
@@ -289,6 +293,7 @@ impl Default for Options {
             warmup_requests: 20,
             warm_starts: 20,
             seed: 1,
+            planned_in_rounds: true,
             out: None,
             warmup: true,
             load: LoadOptions::default(),

@@ -71,11 +71,15 @@ pub fn plan(configs: &[(&dyn Runtime, &str)], workloads: &[Workload], reps: u32,
     plan_with_firewall(configs, workloads, &["off".to_string()], reps, seed)
 }
 
-/// Every configuration × workload × firewall profile × repetition, all
-/// interleaved in one seeded order (with the single profile `off`, exactly
-/// the order of [`plan`] before profiles existed, so old campaigns resume).
+/// Every configuration × workload × firewall profile × repetition, in
+/// rounds: round r holds every cell's repetition r in a seeded random order
+/// (a randomised complete block per round). A drift in the machine then
+/// spreads over all cells alike, and a campaign that its time budget stops
+/// early leaves every cell with the same number of trials, give or take one.
 /// A configuration that has no artifact for a workload is left out (the
-/// campaign records it as not measured, with that reason).
+/// campaign records it as not measured, with that reason). Resuming finds
+/// trials by identity, not position, so a campaign planned in another order
+/// still resumes.
 pub fn plan_with_firewall(
     configs: &[(&dyn Runtime, &str)],
     workloads: &[Workload],
@@ -83,20 +87,23 @@ pub fn plan_with_firewall(
     reps: u32,
     seed: u64,
 ) -> Vec<TrialKey> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut trials = Vec::new();
-    for (runtime, variant) in configs {
-        for &workload in workloads {
-            if workload.lacks(runtime.artifact(variant)).is_some() {
-                continue;
-            }
-            for profile in profiles {
-                for repetition in 1..=reps {
-                    trials.push(TrialKey::new(runtime.name(), variant, workload, repetition).with_firewall(profile));
+    for repetition in 1..=reps {
+        let mut round = Vec::new();
+        for (runtime, variant) in configs {
+            for &workload in workloads {
+                if workload.lacks(runtime.artifact(variant)).is_some() {
+                    continue;
+                }
+                for profile in profiles {
+                    round.push(TrialKey::new(runtime.name(), variant, workload, repetition).with_firewall(profile));
                 }
             }
         }
+        round.shuffle(&mut rng);
+        trials.extend(round);
     }
-    trials.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     trials
 }
 
@@ -120,6 +127,10 @@ mod tests {
         let first = &a[0].runtime;
         let prefix = a.iter().take_while(|t| &t.runtime == first).count();
         assert!(prefix < 10, "trials are not interleaved: {prefix} in a row");
+        // In rounds: any prefix holds every cell's first repetitions alike.
+        for (i, t) in a.iter().enumerate() {
+            assert_eq!(t.repetition as usize, i / c.len() + 1, "{t:?} at {i}");
+        }
     }
 
     #[test]

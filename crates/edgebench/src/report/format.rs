@@ -178,13 +178,25 @@ pub fn precision_text(q: &super::model::Quality) -> String {
         q.quiet_key_cells,
         q.key_cells.len()
     );
+    let short = match q.below_planned_key_cells {
+        0 => String::new(),
+        n => format!(
+            " {n} key cell(s) have fewer than the {} planned trials: the time budget ended the campaign first, or \
+             trials failed (`edgebench run --resume DIR` runs what is missing).",
+            p.min_trials
+        ),
+    };
     if !p.adaptive {
-        return format!("{reached} Adaptive repetitions were off: {} trials per configuration.", p.min_trials);
+        return format!("{reached} Adaptive repetitions were off: {} trials per configuration.{short}", p.min_trials);
     }
-    let budget = p.budget_s.map_or("no time budget".to_string(), |s| format!("a budget of {} s", s));
+    let budget = p.budget_s.map_or("no time budget".to_string(), |s| {
+        format!(
+            "a budget of {s} s for the whole campaign (planned trials included, run in rounds of one trial per cell)"
+        )
+    });
     format!(
         "{reached} Adaptive repetitions: at least {} trials per configuration, then more (in seeded, interleaved \
-         rounds, widest intervals first) until its key cells reached ±{target}, up to {} trials and within {budget}.",
+         rounds, widest intervals first) until its key cells reached ±{target}, up to {} trials and within {budget}.{short}",
         p.min_trials,
         p.max_trials.map_or("no cap".to_string(), |m| m.to_string())
     )

@@ -21,10 +21,17 @@ pub fn items(campaign: &CampaignRow, comparisons: usize) -> Vec<String> {
             cfg["reps"], cfg["requests"], cfg["requests"], cfg["warmup_requests"], cfg["latency_limit_ms"].as_u64().map_or(String::new(), |ms| format!("; a run that reaches {ms} ms stops there, and its cell's note says how many requests it took")), cfg["warm_starts"]
         ),
         repetitions(campaign),
-        format!(
-            "**Order.** All trials of all runtimes ran interleaved in one random order drawn from seed {} (ChaCha8), so that drift of the machine's state spreads over every runtime. {warmup}",
-            campaign.seed
-        ),
+        if cfg["planned_in_rounds"].as_bool() == Some(true) {
+            format!(
+                "**Order.** Trials ran in rounds, one trial of every configuration per round, each round in its own random order drawn from seed {} (ChaCha8): a drift of the machine's state falls on every runtime alike, and a campaign that its time budget ends early leaves every configuration with the same number of trials, give or take one. {warmup}",
+                campaign.seed
+            )
+        } else {
+            format!(
+                "**Order.** All trials of all runtimes ran interleaved in one random order drawn from seed {} (ChaCha8), so that drift of the machine's state spreads over every runtime. {warmup}",
+                campaign.seed
+            )
+        },
         test_bed(&campaign.environment),
         "**Probe.** The readiness probe connects, sends the workload's request and reads the whole response in a loop, sleeping 25 µs between attempts (timer slack 1 µs); the achieved interval is the `probe_interval` metric and the probe's own CPU time `probe_cpu`. While connects go unanswered (a VM whose network is not up drops or queues SYNs), a new non-blocking connect is started beside the earlier ones every 1 ms, or after half the wait so far if longer (at most 64 in flight), and the first to complete is used: a SYN queued in a tap is answered the moment the guest listens, and a lost one costs at most one such interval, not the kernel's 1 s SYN retransmission. Once a connection is accepted, the first answer is waited for as long as the runtime's ready timeout allows (a slow first answer is measured, never abandoned and retried).".into(),
         "**Settling.** After each trial's instance is stopped (outside every timed interval), edgebench waits until the runtime CPUs are quiet again before the next trial starts (under 10% busy over 20 ms, at most `--settle-max-ms`, default 2 s); the wait and the last window's busy share are stored (`settle`, `settle_busy`).".into(),

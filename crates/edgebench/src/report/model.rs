@@ -109,6 +109,9 @@ pub struct Quality {
     pub quiet_key_cells: usize,
     /// The key cells that did not, noisiest first.
     pub noisy_key_cells: Vec<usize>,
+    /// Key cells with fewer trials than planned (`--reps`): the time budget
+    /// ended the campaign first, or trials failed.
+    pub below_planned_key_cells: usize,
     /// Per-trial values with |modified z| > 3.5, by cell.
     pub outliers: Vec<Outlier>,
     pub trial_values_checked: usize,
@@ -433,6 +436,10 @@ fn quality(cells: &[Cell], samples: &[Sample], precision: Precision) -> Quality 
 
     Quality {
         quiet_key_cells: key_cells.iter().filter(|i| quiet(i)).count(),
+        below_planned_key_cells: key_cells
+            .iter()
+            .filter(|&&i| (cells[i].trial_values.len() as u64) < precision.min_trials)
+            .count(),
         precision,
         key_cells,
         noisy_key_cells: noisy,
