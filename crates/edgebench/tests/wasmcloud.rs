@@ -200,3 +200,38 @@ fn an_interrupted_campaign_leaves_nothing_running() {
     assert_eq!(outcome, Outcome::Interrupted);
     assert_eq!(children_left(), Vec::<String>::new());
 }
+
+#[test]
+fn density_counts_deployments_on_one_warm_host_and_hosts_otherwise() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !available("wasmcloud") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = small_options(&["wasmcloud:deploy-warm", "wasmcloud:host-cold"], &[Workload::HELLO], dir.path());
+    options.reps = 1;
+    options.metrics = vec![edgebench::campaign::Metric::Scaling];
+    options.scaling.max_concurrent = 1;
+    options.scaling.max_instances = 2;
+    options.scaling.max_tenants = 6;
+    options.scaling.slo_p99_ms = 1000.0;
+    let (_, samples) = run_campaign(options);
+    let density = |variant: &str| {
+        let d: Vec<_> = ok_values(&samples, "wasmcloud", "hello", "density")
+            .into_iter()
+            .filter(|s| s.variant == variant)
+            .cloned()
+            .collect();
+        assert_eq!(d.len(), 1, "{variant}: {d:?}");
+        d[0].clone()
+    };
+    // Each tenant answered its own `Host:` before it counted.
+    let warm = density("deploy-warm");
+    assert_eq!(warm.value, Some(6.0), "{warm:?}");
+    assert!(warm.detail.starts_with("tenants in one host process; tenant bound: 6"), "{warm:?}");
+    let cold = density("host-cold");
+    assert_eq!(cold.value, Some(2.0), "{cold:?}");
+    assert!(cold.detail.starts_with("instance bound"), "{cold:?}");
+    assert_eq!(stack_processes_left(), Vec::<String>::new());
+    assert_eq!(children_left(), Vec::<String>::new());
+}

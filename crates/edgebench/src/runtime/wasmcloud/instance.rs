@@ -71,6 +71,8 @@ pub struct WasmcloudInstance {
     /// The current deployment's workload id, if any.
     deployed: Option<String>,
     deploys: u32,
+    /// `deploy-warm`: density counts deployments onto this one host (tenants).
+    hosts_tenants: bool,
     launched_at: Instant,
     phases: Vec<(String, Duration)>,
     nats_pids: Vec<u32>,
@@ -123,6 +125,7 @@ pub fn launch(
         data_dir,
         deployed: None,
         deploys: 0,
+        hosts_tenants: variant == Variant::DeployWarm,
         phases: Vec::new(),
         nats_pids,
         registry_pids,
@@ -338,6 +341,20 @@ impl Instance for WasmcloudInstance {
     /// The wash host (one process; NATS and the registry are in `extra_resources`).
     fn pids(&self) -> Vec<u32> {
         self.host.pids()
+    }
+
+    /// One more deployment of the workload on this host, routed by `Host:
+    /// name` (stateless workloads: tenants would share `kv`'s volume).
+    fn add_tenant(&mut self, name: &str) -> Option<Result<()>> {
+        if !self.hosts_tenants || self.workload.keeps_state() {
+            return None;
+        }
+        let request = start_request(&format!("tenant-{name}"), self.workload, &self.image, None, name);
+        Some(match self.control.start(&self.host_id, &request, START_LIMIT) {
+            Ok(status) if status.is("RUNNING") => Ok(()),
+            Ok(status) => Err(anyhow::anyhow!("tenant {name}: {}", start_failure(&self.image, &status))),
+            Err(e) => Err(e.context(format!("tenant {name}"))),
+        })
     }
 
     fn stop(&mut self) -> Result<()> {
