@@ -16,7 +16,8 @@ const START_INFO_MAGIC: u32 = 0x336e_c578;
 pub struct MmioWindow {
     pub base: usize,
     pub size: usize,
-    pub irq: u8,
+    /// `None`: the VMM did not say (the guest then polls).
+    pub irq: Option<u8>,
 }
 
 pub struct Config {
@@ -96,7 +97,7 @@ impl Config {
             mmio_devices.extend((0..8).map(|i| MmioWindow {
                 base: 0xfeb0_0000 + i * 0x200,
                 size: 0x200,
-                irq: 16 + i as u8,
+                irq: Some(16 + i as u8),
             }));
         }
         let (ip, prefix) = address.ok_or("eb.ip=A.B.C.D/P is missing")?.split_once('/').ok_or("eb.ip needs /P")?;
@@ -128,13 +129,16 @@ fn ipv4(text: &str) -> Result<Ipv4Address, String> {
     Ok(Ipv4Address::new(octets[0], octets[1], octets[2], octets[3]))
 }
 
-/// `SIZE@BASE:IRQ[:ID]`, SIZE with an optional K/M suffix, BASE in hex.
+/// `SIZE@BASE[:IRQ[:ID]]`, SIZE with an optional K/M suffix, BASE in hex.
 fn mmio_device(value: &str) -> Result<MmioWindow, String> {
     let bad = || alloc::format!("virtio_mmio.device={value}");
     let (size, rest) = value.split_once('@').ok_or_else(bad)?;
     let mut parts = rest.split(':');
     let base = parts.next().ok_or_else(bad)?;
-    let irq = parts.next().and_then(|irq| irq.parse::<u8>().ok()).filter(|irq| *irq < 24).ok_or_else(bad)?;
+    let irq = match parts.next() {
+        None => None,
+        Some(irq) => Some(irq.parse::<u8>().ok().filter(|irq| *irq < 24).ok_or_else(bad)?),
+    };
     let (digits, unit) = match size.as_bytes().last() {
         Some(b'K' | b'k') => (&size[..size.len() - 1], 1024),
         Some(b'M' | b'm') => (&size[..size.len() - 1], 1024 * 1024),

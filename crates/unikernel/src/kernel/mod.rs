@@ -43,7 +43,14 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         Ok(found) => found,
         Err(e) => halt(format_args!("edgebench-unikernel: no NIC: {e}")),
     };
-    let idler = config.halt_when_idle.then(|| idle::Idler::new(nic_irq, config.tsc_khz));
+    let idler = match (config.halt_when_idle, nic_irq) {
+        (true, Some(irq)) => Some(idle::Idler::new(irq, config.tsc_khz)),
+        (true, None) => {
+            println!("edgebench-unikernel: polls its NIC: the VMM named no interrupt line for it");
+            None
+        }
+        (false, _) => None,
+    };
     server::serve(nic, idler, &config)
 }
 

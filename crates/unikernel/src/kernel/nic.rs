@@ -251,7 +251,7 @@ struct Link {
 
 impl Nic {
     /// The first virtio-mmio window that holds a network device, and its IOAPIC pin.
-    pub fn probe(windows: &[MmioWindow]) -> Result<(Nic, u8), String> {
+    pub fn probe(windows: &[MmioWindow]) -> Result<(Nic, Option<u8>), String> {
         for &MmioWindow { base, irq, .. } in windows {
             let Some(header) = NonNull::new(base as *mut VirtIOHeader) else { continue };
             // SAFETY: the VMM named this window on the command line; it is identity-mapped.
