@@ -399,16 +399,14 @@ impl Campaign {
             let over = |b: Duration| started.elapsed() + run.mean_duration(&precision::config_of(key)) > b;
             if key.repetition > 1 && budget.is_some_and(over) {
                 budget_spent = true;
+                let (left, round, rounds, dir) =
+                    (planned - done, key.repetition, self.options.reps, self.dir.display());
                 say(
                     &bar,
                     format!(
-                    "edgebench: the time budget is spent: {} of {planned} planned trial(s) not run (round {} of {}); \
-                     `edgebench run --resume {}` runs them",
-                    planned - done,
-                    key.repetition,
-                    self.options.reps,
-                    self.dir.display()
-                ),
+                        "edgebench: the time budget is spent: {left} of {planned} planned trial(s) not run (round \
+                         {round} of {rounds}); `edgebench run --resume {dir}` runs them"
+                    ),
                 );
                 break;
             }
