@@ -50,6 +50,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The runtime side of `run --target ssh://…`, started by the client over SSH: speaks only its
+    /// line-delimited JSON protocol on stdin/stdout, opens no port, and stops everything it started
+    /// when the session ends.
+    Agent {
+        /// The address instances listen on (default: the address the client reached SSH at, from
+        /// SSH_CONNECTION).
+        #[arg(long, value_name = "IP")]
+        listen: Option<std::net::IpAddr>,
+    },
     /// Checks that every runtime answers every workload's requests exactly like the workload core.
     Conformance {
         /// Comma-separated runtimes (default: all detected).
@@ -126,6 +135,17 @@ pub struct RunArgs {
     /// Do not build artifacts first (fails if any is missing).
     #[arg(long)]
     pub no_build: bool,
+    /// Run the runtimes on another host, ssh://[user@]host[:port], through `edgebench agent` there;
+    /// the probe and load generator run here and reach the instances over the network. Nothing is
+    /// built here: the target needs edgebench and its artifacts (`edgebench build` there).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// With --target: an ssh_config file for the connection (ssh -F).
+    #[arg(long, value_name = "FILE", requires = "target")]
+    pub ssh_config: Option<PathBuf>,
+    /// With --target: the command that starts the agent on the target [default: edgebench agent].
+    #[arg(long, value_name = "COMMAND", requires = "target")]
+    pub agent_command: Option<String>,
     /// The Firecracker binary (default: EDGEBENCH_FIRECRACKER, else `firecracker` on PATH).
     #[arg(long, value_name = "PATH")]
     pub firecracker_bin: Option<PathBuf>,
@@ -357,6 +377,7 @@ pub fn execute(cli: Cli) -> Result<()> {
             }
         }
         Command::Run(args) => run(*args, artifacts),
+        Command::Agent { listen } => crate::remote::agent::serve(listen),
         Command::Conformance { runtimes, campaign } => {
             register_declared_workloads(campaign.as_deref()).map_err(usage)?;
             conformance_all(runtimes, artifacts)
@@ -382,6 +403,7 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
     for w in crate::environment::warnings() {
         eprintln!("edgebench: warning: {w}");
     }
+    let target = args.target.as_deref().map(crate::remote::Target::parse).transpose().map_err(usage)?;
     // Every input is checked before the (possibly long) build.
     let options = match &args.resume {
         Some(dir) => {
@@ -393,10 +415,16 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
             if let Some(out) = &options.out {
                 Campaign::check_out(out).map_err(usage)?;
             }
+            if target.is_some() {
+                check_remote(&options).map_err(usage)?;
+            }
             Some(options)
         }
     };
-    ensure_artifacts(&artifacts, !args.no_build)?;
+    // With a target the runtimes run there, on its artifacts: nothing is built here.
+    if target.is_none() {
+        ensure_artifacts(&artifacts, !args.no_build)?;
+    }
     crate::measure::probe::tighten_timer_slack();
     let mut campaign = match options {
         None => Campaign::resume_with(args.resume.as_ref().unwrap(), artifacts, args.allow_changed_artifacts)
@@ -404,9 +432,36 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
         // --out was checked above: what fails now is the disk, not the input.
         Some(options) => Campaign::create(options, artifacts)?,
     };
+    if args.resume.is_some() {
+        check_same_target(&campaign, target.as_ref()).map_err(usage)?;
+    }
     eprintln!("edgebench: campaign {} in {}", campaign.id, campaign.dir.display());
     let interrupted = campaign::interrupt_flag();
+    let remote = match &target {
+        Some(target) => {
+            let connection = crate::remote::Connection {
+                target,
+                ssh_config: args.ssh_config.as_deref(),
+                agent_command: args.agent_command.as_deref().unwrap_or("edgebench agent"),
+            };
+            let o = campaign.options();
+            let settings = crate::remote::Settings {
+                campaign_id: &campaign.id,
+                concurrency: o.load.connections,
+                ready_timeout_ms: o.ready_timeout_ms,
+                cpus: &o.cpus,
+            };
+            let remote = crate::remote::Remote::connect(&connection, &settings, interrupted.clone())?;
+            eprintln!("edgebench: target {}: {}", target.url, remote.describe_link());
+            campaign = campaign.with_backends(remote.backends()).with_target(remote.environment());
+            Some(remote)
+        }
+        None => None,
+    };
     let outcome = campaign.run(&interrupted);
+    if let Some(remote) = &remote {
+        remote.close();
+    }
     // The report is the CLI's to write (the campaign only measures and
     // stores): from what is stored, however the campaign ended.
     let reported = report::write(&campaign.dir);
@@ -416,13 +471,42 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
     println!("report: {}", campaign.dir.join(report::REPORT_HTML).display());
     println!("samples: {}", campaign.dir.join(crate::store::RESULTS_FILE).display());
     if outcome == Outcome::Interrupted {
+        let again = target.as_ref().map(|t| format!(" --target {}", t.url)).unwrap_or_default();
         return Err(Interrupted(format!(
-            "campaign interrupted; every sample so far is stored: resume with `edgebench run --resume {}`",
+            "campaign interrupted; every sample so far is stored: resume with `edgebench run --resume {}{again}`",
             campaign.dir.display()
         ))
         .into());
     }
     Ok(())
+}
+
+/// What a remote target does not run (yet): said before anything starts.
+fn check_remote(options: &crate::campaign::Options) -> Result<()> {
+    if options.uses_firewall() {
+        bail!(
+            "--firewall {}: firewall profiles are not run on a remote target; run that campaign on the host itself",
+            options.firewall.join(",")
+        );
+    }
+    if options.wants(crate::campaign::Metric::Scaling) {
+        bail!("--metrics scaling: scaling experiments are not run on a remote target; run them on the host itself");
+    }
+    if let Some(w) = options.workloads.iter().find(|w| w.user().is_some()) {
+        bail!("workload {w}: a remote target runs only the built-in workloads (hello, cpu, echo, kv)");
+    }
+    Ok(())
+}
+
+/// A campaign is resumed against the target it began with, and only then.
+fn check_same_target(campaign: &Campaign, target: Option<&crate::remote::Target>) -> Result<()> {
+    let began = campaign.stored_target()?;
+    match (began.as_deref(), target) {
+        (None, None) => Ok(()),
+        (Some(b), Some(t)) if b == t.url => Ok(()),
+        (Some(b), _) => bail!("this campaign ran its runtimes on {b}: resume it with --target {b}"),
+        (None, Some(t)) => bail!("this campaign ran its runtimes on this host: resume it without --target {}", t.url),
+    }
 }
 
 /// Makes the workloads a campaign file declares known by name.

@@ -164,6 +164,16 @@ impl CpuPlan {
 
     /// Pins every thread of edgebench to the client set (threads started later
     /// inherit it), and makes [`pin_sut`] put new SUT processes on the SUT set.
+    /// The runtimes run on another host: the client has every CPU here.
+    pub fn client_only() -> CpuPlan {
+        CpuPlan {
+            mode: "client-only",
+            client: host_cpus(),
+            sut: Cpus::default(),
+            why: "the runtimes run on the remote target; this host runs only the client".into(),
+        }
+    }
+
     pub fn install(&self) -> Result<()> {
         host_cpus(); // remembered before the first pinning narrows this process's affinity
         let client = self.client.to_cpu_set()?;

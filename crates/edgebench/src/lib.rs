@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod environment;
 pub mod measure;
 pub mod network;
+pub mod remote;
 pub mod report;
 pub mod runtime;
 pub mod store;

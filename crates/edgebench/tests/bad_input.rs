@@ -265,6 +265,13 @@ fn cases(f: &Fixtures) -> Vec<Case> {
         case(&["run", "--resume", &campaign, "--seed", "3"], &["--seed"]),
         case(&["run", "--resume", &campaign, "--firewall", "host"], &["--firewall"]),
         case(&["run", "--allow-changed-artifacts"], &["--resume"]),
+        // A remote target: the URL, and what is not run there (refused before connecting).
+        run(&["--target", "http://edge-1"], &["--target", "only ssh://", "ssh://[user@]host[:port]"]),
+        run(&["--target", "ssh://edge-1:99999"], &["--target", "port", "ssh://[user@]host[:port]"]),
+        run(&["--target", "ssh://@edge-1"], &["--target", "user"]),
+        run(&["--target", "ssh://127.0.0.1", "--firewall", "host"], &["--firewall", "remote target"]),
+        run(&["--target", "ssh://127.0.0.1", "--metrics", "scaling"], &["scaling", "remote target"]),
+        run(&["--ssh-config", "/dev/null"], &["--ssh-config", "--target"]),
         case(&["run", "--frobnicate"], &["--frobnicate"]),
         case(&[], &["Usage"]),
         case(&["benchmark"], &["benchmark"]),

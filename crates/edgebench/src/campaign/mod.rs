@@ -74,6 +74,8 @@ pub struct Campaign {
     backends: Option<Vec<Box<dyn Runtime>>>,
     /// The firewall profiles applied in this run.
     profiles: firewall::Profiles,
+    /// With a remote target: its environment and the link's figures.
+    target: Option<(serde_json::Value, serde_json::Value)>,
 }
 
 impl Campaign {
@@ -89,7 +91,7 @@ impl Campaign {
         let settings = dir.join(CAMPAIGN_FILE);
         std::fs::write(&settings, Settings::of(&options).to_toml())
             .with_context(|| format!("writing {}", settings.display()))?;
-        Ok(Campaign { id, dir, options, store, artifacts, backends: None, profiles: Default::default() })
+        Ok(Campaign { id, dir, options, store, artifacts, backends: None, profiles: Default::default(), target: None })
     }
 
     /// Whether a new campaign may be written in `dir` (refused: a file, a
@@ -163,6 +165,7 @@ impl Campaign {
             artifacts,
             backends: None,
             profiles: Default::default(),
+            target: None,
         })
     }
 
@@ -171,6 +174,20 @@ impl Campaign {
     pub fn with_backends(mut self, backends: Vec<Box<dyn Runtime>>) -> Campaign {
         self.backends = Some(backends);
         self
+    }
+
+    /// The runtimes run on a remote target (remote.rs): `environment` is the
+    /// target host's, `link` the link's figures; both are stored with this
+    /// host's environment, and this host only runs the client.
+    pub fn with_target(mut self, (environment, link): (serde_json::Value, serde_json::Value)) -> Campaign {
+        self.target = Some((environment, link));
+        self
+    }
+
+    /// The target a stored campaign ran its runtimes on (None: this host, or nothing stored yet).
+    pub fn stored_target(&self) -> Result<Option<String>> {
+        let row = self.store.campaign()?;
+        Ok(row.and_then(|r| r.environment["link"]["target"].as_str().map(str::to_string)))
     }
 
     pub fn options(&self) -> &Options {
@@ -194,7 +211,11 @@ impl Campaign {
         let runtimes = self.select_runtimes()?;
         // Before anything is started: every process, container and daemon of
         // a runtime inherits or is given the SUT's CPUs, edgebench keeps the client's.
-        let cpus = crate::cpus::CpuPlan::resolve(&self.options.cpus, &crate::cpus::host_cpus())?;
+        let cpus = match &self.target {
+            // The runtimes' CPUs are the target's (its agent applies --cpus there).
+            Some(_) => crate::cpus::CpuPlan::client_only(),
+            None => crate::cpus::CpuPlan::resolve(&self.options.cpus, &crate::cpus::host_cpus())?,
+        };
         cpus.install()?;
         let detections = self.detect(&runtimes)?;
         // Before anything is stored: a campaign that cannot have its firewall does not start.
@@ -208,6 +229,10 @@ impl Campaign {
         let mut env = environment::capture(&self.artifacts.source, &ctx.env);
         env["test_bed"] = test_bed(&cpus, &runtimes, &detections);
         env["artifacts"] = fingerprint.clone();
+        if let Some((target, link)) = &self.target {
+            env["target"] = target.clone();
+            env["link"] = link.clone();
+        }
         if !resuming {
             self.store.insert_campaign(&CampaignRow {
                 id: self.id.clone(),
@@ -452,6 +477,12 @@ impl Campaign {
             Ok(()) => ("done", String::new()),
             Err(trial::Failure::Interrupted) => ("interrupted", "interrupted".to_string()),
             Err(trial::Failure::Store(e)) => bail!(StoreFailed(e)),
+            // Failed while the campaign was being stopped (Ctrl-C, a remote
+            // target's session lost): the stop is the likelier cause, so the
+            // trial runs again on resume instead of counting as the runtime's failure.
+            Err(trial::Failure::Failed(e)) if run.interrupted.load(Ordering::SeqCst) => {
+                ("interrupted", format!("interrupted: {e}"))
+            }
             Err(trial::Failure::Failed(e)) => {
                 run.failures += 1;
                 say(run.bar, format!("{}: failed: {e}", key.label()));
@@ -459,7 +490,7 @@ impl Campaign {
             }
         };
         if status != "interrupted" {
-            self.store.insert_samples(&self.id, &trial::settle(key, &self.options))?;
+            self.store.insert_samples(&self.id, &trial::settle(key, &self.options, runtime))?;
         }
         self.store.record_trial(&self.id, "trial", index, db_key, status, &error)?;
         run.durations.entry(precision::config_of(key)).or_default().push(began.elapsed());

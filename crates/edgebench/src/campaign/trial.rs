@@ -60,13 +60,14 @@ pub struct Trial<'a> {
 }
 
 /// CPU time of an instance so far (see [`Instance::cpu_ns`]).
-fn instance_cpu(instance: &dyn Instance) -> u64 {
-    instance.cpu_ns().unwrap_or_else(|| resources::cpu_ns(&instance.pids()))
+fn instance_cpu(instance: &dyn Instance) -> Result<u64, String> {
+    instance.cpu_ns().unwrap_or_else(|| Ok(resources::cpu_ns(&instance.pids())))
 }
 
 /// CPU spent between two readings; less at the end than at the start means
 /// the processes counted changed in between (a figure that would be garbage).
-fn cpu_between(start: u64, end: u64) -> Result<u64, String> {
+fn cpu_between(start: &Result<u64, String>, end: &Result<u64, String>) -> Result<u64, String> {
+    let (start, end) = (start.clone()?, end.clone()?);
     end.checked_sub(start).ok_or_else(|| {
         format!(
             "the instance's CPU time went down ({start} ns → {end} ns): its processes changed during the phase, so \
@@ -133,13 +134,13 @@ impl Trial<'_> {
             write(samples)?;
         }
         let boot_cpu = instance_cpu(instance.as_ref());
-        write(self.resources(instance.as_ref(), "after_boot", "boot", Ok(boot_cpu)))?;
-        let mut before_requests = boot_cpu;
+        write(self.resources(instance.as_ref(), "after_boot", "boot", boot_cpu.clone()))?;
+        let mut before_requests = boot_cpu.clone();
         if self.options.wants(Metric::Cpu) {
             // Idle CPU of a started instance: no requests for IDLE_WINDOW.
             std::thread::sleep(IDLE_WINDOW);
             before_requests = instance_cpu(instance.as_ref());
-            let sample = match cpu_between(boot_cpu, before_requests) {
+            let sample = match cpu_between(&boot_cpu, &before_requests) {
                 Ok(idle) => self.sample("cpu_idle", "", 0, idle as f64 / 1e6 / IDLE_WINDOW.as_secs_f64(), "ms/s"),
                 Err(why) => self.failed("cpu_idle", "", &why),
             };
@@ -174,7 +175,7 @@ impl Trial<'_> {
         instance: &mut dyn Instance,
         write: &mut dyn FnMut(Vec<Sample>) -> Result<(), Failure>,
         histograms: &mut Vec<StoredHistogram>,
-        boot_cpu: u64,
+        boot_cpu: Result<u64, String>,
     ) -> Result<(), Failure> {
         let workload = self.key.workload;
         let host = instance.addr().to_string();
@@ -226,7 +227,7 @@ impl Trial<'_> {
                 None => {}
             }
         }
-        let cpu = cpu_between(boot_cpu, instance_cpu(instance));
+        let cpu = cpu_between(&boot_cpu, &instance_cpu(instance));
         write(self.resources(instance, "after_latency", "latency", cpu))?;
         if self.options.wants(Metric::Throughput) {
             let (samples, hists) = self.throughput(instance)?;
@@ -286,7 +287,7 @@ impl Trial<'_> {
         let io = |e: std::io::Error| Failure::Failed(format!("load generator: {e}"));
         let cpu_before = instance_cpu(instance);
         let closed = load::run(&target, &Load::closed(o.connections, duration), self.interrupted).map_err(io)?;
-        let cpu = cpu_between(cpu_before, instance_cpu(instance));
+        let cpu = cpu_between(&cpu_before, &instance_cpu(instance));
         if self.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Failure::Interrupted);
         }
@@ -390,7 +391,8 @@ impl Trial<'_> {
         let mut out = Vec::new();
         if self.options.wants(Metric::Memory) {
             let metrics = ["memory_rss", "memory_pss", "memory_pss_anon", "memory_pss_file"];
-            match resources::memory_checked(&instance.pids()) {
+            let memory = instance.memory().unwrap_or_else(|| resources::memory_checked(&instance.pids()));
+            match memory {
                 Ok(m) => {
                     for (metric, kib) in metrics.into_iter().zip([m.rss_kib, m.pss_kib, m.pss_anon_kib, m.pss_file_kib])
                     {
@@ -448,13 +450,19 @@ pub fn failed(key: &TrialKey, metric: &str, phase: &str, error: &str) -> Sample 
 
 /// After a trial: waits until the runtime CPUs are quiet again (its
 /// teardown's work done) and stores the wait with the trial.
-pub fn settle(key: &TrialKey, options: &Options) -> Vec<Sample> {
-    let cpus = crate::cpus::installed().map(|p| p.sut).unwrap_or_else(crate::cpus::Cpus::allowed);
-    let settled = crate::measure::settle::wait(&cpus, Duration::from_millis(options.settle_max_ms));
-    vec![
-        sample(key, "settle", "after_stop", 0, ms(settled.waited), "ms"),
-        sample(key, "settle_busy", "after_stop", 0, settled.busy * 100.0, "%"),
-    ]
+pub fn settle(key: &TrialKey, options: &Options, runtime: &dyn Runtime) -> Vec<Sample> {
+    let bound = Duration::from_millis(options.settle_max_ms);
+    let settled = runtime.settle_elsewhere(bound).unwrap_or_else(|| {
+        let cpus = crate::cpus::installed().map(|p| p.sut).unwrap_or_else(crate::cpus::Cpus::allowed);
+        Ok(crate::measure::settle::wait(&cpus, bound))
+    });
+    match settled {
+        Ok(settled) => vec![
+            sample(key, "settle", "after_stop", 0, ms(settled.waited), "ms"),
+            sample(key, "settle_busy", "after_stop", 0, settled.busy * 100.0, "%"),
+        ],
+        Err(why) => vec![failed(key, "settle", "after_stop", &why)],
+    }
 }
 
 /// Launches an instance on 127.0.0.1 and waits for its first correct answer.

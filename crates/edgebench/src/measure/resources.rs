@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Memory {
     pub rss_kib: u64,
     pub pss_kib: u64,

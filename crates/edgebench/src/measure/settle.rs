@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 const WINDOW: Duration = Duration::from_millis(20);
 const QUIET: f64 = 0.10;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Settled {
     pub waited: Duration,
     /// Busy fraction of the CPUs over the last window (0–1).

@@ -300,8 +300,21 @@ fn c_config(c: &Cell) -> String {
 }
 
 fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samples: &[Sample]) -> Vec<String> {
-    let env = &campaign.environment;
     let mut out = Vec::new();
+    // The host the runtimes ran on: a remote target's own environment.
+    let env = match campaign.environment.get("target") {
+        Some(target) if target.is_object() => {
+            let link = &campaign.environment["link"];
+            out.push(format!(
+                "The runtimes ran on the remote target {} and the client on another host: every latency includes the link's round trip (TCP connect round trip median {} ms), and every cold start the launch request's way over SSH (agent round trip median {} ms, about half of it one way). Compare these figures with other campaigns only over the same link.",
+                link["target"].as_str().unwrap_or("?"),
+                link["tcp_connect_rtt_ms"]["median"].as_f64().map_or("?".into(), |v| format!("{v:.3}")),
+                link["control_rtt_ms"]["median"].as_f64().map_or("?".into(), |v| format!("{v:.3}")),
+            ));
+            target
+        }
+        _ => &campaign.environment,
+    };
     if campaign.status != "finished" {
         out.push(format!("The campaign is {}: not every trial ran.", campaign.status));
     }
@@ -333,7 +346,10 @@ fn caveats(campaign: &CampaignRow, runtimes: &[RuntimeRow], cells: &[Cell], samp
     }
     let cpus = env["logical_cpus"].as_u64().unwrap_or(0);
     let plan = &env["test_bed"]["cpus"];
+    let remote = campaign.environment["target"].is_object();
     match plan["mode"].as_str() {
+        // Client and runtimes on different hosts: no CPU plan to qualify.
+        _ if remote => {}
         Some("split") => out.push(format!(
             "Client on CPU(s) {}, runtimes on CPU(s) {}: they no longer compete, but every sequential request now wakes a process on another CPU, which costs more inside a virtual machine (an inter-processor interrupt through the hypervisor): compare keep-alive latencies with other hosts only under the same CPU plan.",
             plan["client"].as_str().unwrap_or("?"),

@@ -71,6 +71,7 @@ pub fn items(campaign: &CampaignRow, comparisons: usize) -> Vec<String> {
 fn test_bed(environment: &serde_json::Value) -> String {
     let cpus = &environment["test_bed"]["cpus"];
     match cpus["mode"].as_str() {
+        Some("client-only") => remote_target(environment),
         Some("split") => format!(
             "**CPUs.** Client and runtimes on disjoint CPUs: edgebench's probe, latency client and load generator on CPU(s) `{}`; every runtime process, container, VMM and daemon edgebench starts on CPU(s) `{}` ({}). Runtimes that take a worker count get {} (one per runtime CPU); each runtime's serving model and network path are listed under *How each runtime runs the workloads*.",
             cpus["client"].as_str().unwrap_or("?"),
@@ -85,6 +86,27 @@ fn test_bed(environment: &serde_json::Value) -> String {
         ),
         None => "**CPUs.** Not recorded (a campaign from before CPU plans): client and runtimes shared every CPU, unpinned.".into(),
     }
+}
+
+/// A campaign whose runtimes ran on another host (remote.rs): which host
+/// timed what, and the link every request crossed.
+fn remote_target(environment: &serde_json::Value) -> String {
+    let (link, target) = (&environment["link"], &environment["target"]);
+    let sut = &target["test_bed"]["cpus"];
+    let median = |k: &str| link[k]["median"].as_f64().map_or("not measured".into(), |v| format!("{v:.3} ms"));
+    format!(
+        "**Hosts and clocks.** The runtimes ran on the remote target `{}` (host `{}`, kernel `{}`, virtualisation `{}`), driven by `edgebench agent` over SSH; there, runtimes on CPU(s) `{}` ({}). This host ran only the client (probe, latency client, load generator) on CPU(s) `{}`. Every interval is timed on one host, never by subtracting two hosts' clocks. On the client: `cold_start` (t0 just before the launch request is written to the SSH session, t1 the first correct answer read here: it includes the request's one-way trip to the agent), `latency_*` and throughput (every request crosses the link). On the target: memory, CPU, warm starts, settling, and `cold_start_agent_launch_call` (the launch call inside the agent). The link, measured before the campaign on the client: TCP connect round trip to the target's SSH port, median {} (n = {}); an agent request → reply over SSH, median {}.",
+        link["target"].as_str().unwrap_or("?"),
+        target["hostname"].as_str().unwrap_or("?"),
+        target["kernel"].as_str().unwrap_or("?"),
+        target["virtualization"]["mode"].as_str().unwrap_or("unknown"),
+        sut["sut"].as_str().unwrap_or("?"),
+        sut["why"].as_str().unwrap_or(""),
+        environment["test_bed"]["cpus"]["client"].as_str().unwrap_or("?"),
+        median("tcp_connect_rtt_ms"),
+        link["tcp_connect_rtt_ms"]["n"],
+        median("control_rtt_ms"),
+    )
 }
 
 /// Inline Markdown (`code`, **bold**, *emphasis*) to HTML, after escaping.

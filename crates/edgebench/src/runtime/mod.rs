@@ -42,7 +42,7 @@ pub fn all() -> Vec<Box<dyn Runtime>> {
 pub use crate::store::BASELINE;
 
 /// Whether a runtime can be measured here.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Detection {
     pub available: bool,
     pub version: String,
@@ -141,7 +141,7 @@ impl LaunchSpec<'_> {
 
 /// Warm starts: a new instance of the workload on a runtime whose process
 /// and compiled artifact are already loaded.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub enum WarmStart {
     NotApplicable(String),
     /// One or more kinds of warm start (e.g. Docker: `restart`, `unpause`).
@@ -149,7 +149,7 @@ pub enum WarmStart {
     Failed(String),
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct WarmSample {
     /// The kind of warm start, stored as the sample's phase ("" when one kind).
     pub phase: String,
@@ -160,7 +160,7 @@ pub struct WarmSample {
 }
 
 /// What varies by instance beyond its processes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExtraResource {
     pub metric: String,
     pub value: f64,
@@ -168,7 +168,7 @@ pub struct ExtraResource {
 }
 
 /// One figure of an own trial ([`Runtime::own_trial`]): a value, or why it is missing.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OwnSample {
     pub metric: String,
     pub phase: String,
@@ -296,6 +296,12 @@ pub trait Runtime: Sync {
          address, reached over its veth pair"
             .into()
     }
+    /// After a trial, waits until the CPUs its instances ran on are quiet,
+    /// where those are not this host's (a remote target waits there); `None`:
+    /// the campaign waits on this host's SUT CPUs.
+    fn settle_elsewhere(&self, _bound: Duration) -> Option<Result<crate::measure::settle::Settled, String>> {
+        None
+    }
 }
 
 /// A running instance of a workload.
@@ -331,8 +337,14 @@ pub trait Instance: Send {
     /// CPU time (ns) of everything the instance has run, where the runtime
     /// counts more than its live processes do (a container's cgroup keeps
     /// the CPU of processes that have exited, such as `runc init`); `None`:
-    /// the CPU clocks of [`Instance::pids`].
-    fn cpu_ns(&self) -> Option<u64> {
+    /// the CPU clocks of [`Instance::pids`]. `Some(Err(why))`: it cannot be
+    /// read now (an instance on another host whose connection failed).
+    fn cpu_ns(&self) -> Option<Result<u64, String>> {
+        None
+    }
+    /// Memory of the instance where [`Instance::pids`] cannot be read here
+    /// (an instance on another host reads its own); `None`: read from `pids`.
+    fn memory(&self) -> Option<Result<crate::measure::resources::Memory, String>> {
         None
     }
     /// Resource figures beyond the processes' PSS/RSS/CPU (e.g. cgroup memory).

@@ -350,16 +350,20 @@ impl Instance for DockerInstance {
     /// exited children included) plus what runs for it outside: its
     /// containerd-shim and docker-proxy. dockerd's and containerd's share of
     /// work for it cannot be told apart from their other work and is not in it.
-    fn cpu_ns(&self) -> Option<u64> {
-        if self.removed || self.exit.is_some() {
-            return None;
-        }
-        let init = self.init_pid()?;
-        let container = cgroup::usage(init).cpu_ns?;
-        let mut outside = self.proxy_pids();
-        outside
-            .extend(resources::parent_of(init).filter(|p| comm(*p).is_some_and(|c| c.starts_with("containerd-shim"))));
-        Some(container + resources::cpu_ns(&outside))
+    fn cpu_ns(&self) -> Option<Result<u64, String>> {
+        let read = || -> Option<u64> {
+            if self.removed || self.exit.is_some() {
+                return None;
+            }
+            let init = self.init_pid()?;
+            let container = cgroup::usage(init).cpu_ns?;
+            let mut outside = self.proxy_pids();
+            outside.extend(
+                resources::parent_of(init).filter(|p| comm(*p).is_some_and(|c| c.starts_with("containerd-shim"))),
+            );
+            Some(container + resources::cpu_ns(&outside))
+        };
+        read().map(Ok)
     }
 
     /// The container cgroup (`cgroup_memory_current`, `cgroup_memory_peak` in
