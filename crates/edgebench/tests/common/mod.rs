@@ -9,6 +9,8 @@ use edgebench::Workload;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
+pub mod hosts;
+
 /// The built artifacts (`edgebench build`, which the test command runs first).
 pub fn artifacts() -> Artifacts {
     let a = Artifacts::from_env();
@@ -36,7 +38,7 @@ pub fn available(runtime: &str) -> bool {
 }
 
 /// Whether EDGEBENCH_REQUIRE (comma-separated names, as the test command
-/// sets it) names `what`: a runtime, or `chromium`, `nftables`.
+/// sets it) names `what`: a runtime, or `chromium`, `nftables`, `sshd`, `ansible`.
 pub fn required(what: &str) -> bool {
     std::env::var("EDGEBENCH_REQUIRE").unwrap_or_default().split(',').any(|r| r.trim() == what)
 }
