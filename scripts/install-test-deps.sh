@@ -32,7 +32,8 @@ fi
 packages=(docker.io chromium nats-server docker-registry nftables iproute2 qemu-system-x86 lz4 openssh-server openssh-client)
 missing=()
 for p in "${packages[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  # Installed, not merely known (a removed package keeps its config files).
+  [ "$(dpkg-query -W -f '${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
@@ -58,16 +59,23 @@ if [ ${#missing[@]} -gt 0 ]; then
       update-rc.d ssh disable >/dev/null 2>&1 || true
       invoke-rc.d ssh stop >/dev/null 2>&1 || true
     fi
-    # No sshd of the package may be left listening on this machine's interfaces.
-    for pid in $(ss -Hltnp 2>/dev/null | grep -o '"sshd[^"]*",pid=[0-9]*' | grep -o '[0-9]*$' | sort -u); do
-      if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = /usr/sbin/sshd ]; then
-        log "stopping the package's sshd (pid $pid), left listening: $(ss -Hltnp | grep "pid=$pid," | awk '{print $4}' | tr '\n' ' ')"
-        kill "$pid" 2>/dev/null || true
-      fi
+    # No sshd of the package may be left listening on this machine's
+    # interfaces (an sshd with its own config, -f, is someone's test: on
+    # loopback or in a namespace; it is not touched).
+    package_sshd() {
+      ss -Hltnp 2>/dev/null | awk '$4 !~ /^(127\.|\[::1\])/' | grep -o '"sshd[^"]*",pid=[0-9]*' | grep -o '[0-9]*$' | sort -u |
+        while read -r pid; do
+          [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = /usr/sbin/sshd ] || continue
+          tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE '(^| )-f ' || echo "$pid"
+        done || true
+    }
+    for pid in $(package_sshd); do
+      log "stopping the package's sshd (pid $pid), left listening on $(ss -Hltnp | grep "pid=$pid," | awk '{print $4}' | tr '\n' ' ')"
+      kill "$pid" 2>/dev/null || true
     done
     sleep 0.5
-    if ss -Hltnp 2>/dev/null | grep -q '"sshd'; then
-      log "an sshd still listens after installing openssh-server: $(ss -Hltnp | grep '"sshd')"
+    if [ -n "$(package_sshd)" ]; then
+      log "the package's sshd still listens after installing openssh-server: $(ss -Hltnp | grep '"sshd')"
       exit 1
     fi
   fi
