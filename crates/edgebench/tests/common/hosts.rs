@@ -274,6 +274,11 @@ impl NamespaceHosts {
         self.hosts[i].sshd.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// What host `i`'s sshd logged (`-e`): its connections, accepted keys.
+    pub fn sshd_log(&self, i: usize) -> &Path {
+        &self.hosts[i].sshd_log
+    }
+
     /// `ssh -F <this> root@<host_addr(i)>`: the client key, known hosts in the temp dir, batch mode.
     pub fn ssh_config(&self) -> &Path {
         &self.ssh_config
