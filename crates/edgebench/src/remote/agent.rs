@@ -51,11 +51,12 @@ pub fn serve(listen: Option<IpAddr>) -> Result<()> {
     let _ = ctrlc::set_handler(move || e.store(true, Ordering::SeqCst));
     crate::runtime::process::start_spawner();
 
-    let (lines, requests) = mpsc::channel::<String>();
+    // Each line with when it was read: the agent's own share of a cold start is measured from there.
+    let (lines, requests) = mpsc::channel::<(Instant, String)>();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
+            if lines.send((Instant::now(), line)).is_err() {
                 break;
             }
         }
@@ -67,8 +68,8 @@ pub fn serve(listen: Option<IpAddr>) -> Result<()> {
         if ended.load(Ordering::SeqCst) {
             break Ok(());
         }
-        let line = match requests.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => line,
+        let (received, line) = match requests.recv_timeout(Duration::from_millis(200)) {
+            Ok(x) => x,
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
         };
@@ -82,7 +83,7 @@ pub fn serve(listen: Option<IpAddr>) -> Result<()> {
                 break Err(anyhow::anyhow!(why));
             }
         };
-        let outcome = match agent.handle(envelope.request) {
+        let outcome = match agent.handle(envelope.request, received) {
             Ok(v) => Outcome::Ok(v),
             Err(e) => Outcome::Error(format!("{e:#}")),
         };
@@ -193,7 +194,8 @@ impl Agent {
             .local_addr()?)
     }
 
-    fn handle(&mut self, request: Request) -> Result<Value> {
+    /// `received`: when the request's line was read.
+    fn handle(&mut self, request: Request, received: Instant) -> Result<Value> {
         match request {
             Request::Hello { protocol, campaign_id, concurrency, ready_timeout_ms, cpus } => {
                 if protocol != PROTOCOL {
@@ -225,7 +227,7 @@ impl Agent {
                 let spec = self.spec(workload, &config.variant, label)?;
                 Ok(serde_json::to_value(runtime.own_trial(self.ctx()?, &spec))?)
             }
-            Request::Launch { config, label } => self.launch(&config, label),
+            Request::Launch { config, label } => self.launch(&config, label, received),
             Request::Instance { instance, call } => self.instance_call(instance, call),
             Request::Settle { max_ms } => {
                 let cpus = self.plan.as_ref().map(|p| p.sut.clone()).unwrap_or_else(crate::cpus::Cpus::allowed);
@@ -265,12 +267,13 @@ impl Agent {
         Ok(LaunchSpec { workload, variant, addr: self.free_addr()?, label, netns: None, firewall: None })
     }
 
-    fn launch(&mut self, config: &Config, label: String) -> Result<Value> {
+    fn launch(&mut self, config: &Config, label: String, received: Instant) -> Result<Value> {
         let (runtime, workload) = self.config(config)?;
         let spec = self.spec(workload, &config.variant, label)?;
         let started = Instant::now();
         let mut instance = runtime.launch(self.ctx()?, &spec)?;
         let launch_call_ns = started.elapsed().as_nanos() as u64;
+        let dispatch_ns = started.duration_since(received).as_nanos() as u64;
         let addr = instance.addr();
         if addr.ip() != self.listen_ip {
             let _ = instance.stop();
@@ -284,7 +287,7 @@ impl Agent {
         let id = self.next_instance;
         self.next_instance += 1;
         self.instances.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (workload, instance));
-        Ok(serde_json::to_value(Launched { instance: id, addr, launch_call_ns })?)
+        Ok(serde_json::to_value(Launched { instance: id, addr, launch_call_ns, dispatch_ns })?)
     }
 
     fn instance_call(&mut self, id: u64, call: InstanceCall) -> Result<Value> {

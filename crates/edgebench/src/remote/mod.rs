@@ -9,8 +9,9 @@
 //! Clock domains: every interval is timed on one host, never by subtracting
 //! timestamps of two. On the client: cold start (t0 before the launch
 //! request is written, so the request's way over SSH is in it), latency and
-//! throughput. On the target: memory, CPU, `cold_start_agent_launch_call`
-//! and the runtime's own launch phases, warm starts, settling. The link's
+//! throughput. On the target: memory, CPU, the agent's share of the cold
+//! start (`cold_start_agent_dispatch`, `cold_start_agent_launch_call`), the
+//! runtime's own launch phases, warm starts, settling. The link's
 //! round trip, measured before the campaign, is stored with the environment.
 
 pub mod agent;
@@ -190,7 +191,7 @@ fn measure_link(link: &Link, target: &Target) -> Result<Value> {
         "tcp_connect_rtt_ms": figures(&tcp),
         "control_rtt_ms": figures(&control),
         "clocks": "client: cold_start (t0 before the launch request is written over SSH), latency, throughput; \
-                   target: memory, cpu, warm_start, settle, cold_start_agent_launch_call and the runtime's own launch phases",
+                   target: memory, cpu, warm_start, settle, cold_start_agent_dispatch, cold_start_agent_launch_call and the runtime's own launch phases",
     }))
 }
 

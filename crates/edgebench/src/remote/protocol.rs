@@ -147,4 +147,7 @@ pub struct Launched {
     /// The launch call's duration on the target's clock (not part of any
     /// interval the client times).
     pub launch_call_ns: u64,
+    /// The request's line read → the launch call, on the target's clock:
+    /// the agent's own share of the cold start the client times.
+    pub dispatch_ns: u64,
 }

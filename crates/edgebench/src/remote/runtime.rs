@@ -113,6 +113,7 @@ impl Runtime for RemoteRuntime {
             addr: launched.addr,
             launched_at,
             launch_call: Duration::from_nanos(launched.launch_call_ns),
+            dispatch: Duration::from_nanos(launched.dispatch_ns),
             stopped: false,
         }))
     }
@@ -173,6 +174,7 @@ pub struct RemoteInstance {
     addr: SocketAddr,
     launched_at: Instant,
     launch_call: Duration,
+    dispatch: Duration,
     stopped: bool,
 }
 
@@ -211,16 +213,22 @@ impl Instance for RemoteInstance {
         self.call(InstanceCall::LogTail).unwrap_or_else(|e| format!("(no log from the target: {e:#})"))
     }
 
-    /// The target's phases (timed there, from its own launch call), and the
-    /// launch call itself as `agent_launch_call`.
+    /// The target's phases, timed there from its own launch call.
     fn launch_phases(&self) -> Vec<(String, Duration)> {
-        let mut phases: Vec<(String, Duration)> = self.call(InstanceCall::LaunchPhases).unwrap_or_default();
-        phases.push(("agent_launch_call".into(), self.launch_call));
-        phases
+        self.call(InstanceCall::LaunchPhases).unwrap_or_default()
     }
 
+    /// The target's figures, and the agent's share of the cold start, on the
+    /// target's clock: `cold_start_agent_dispatch` (request read → launch
+    /// call) and `cold_start_agent_launch_call` (the launch call).
     fn boot_figures(&self) -> Vec<ExtraResource> {
-        self.call(InstanceCall::BootFigures).unwrap_or_default()
+        let mut figures: Vec<ExtraResource> = self.call(InstanceCall::BootFigures).unwrap_or_default();
+        for (metric, d) in
+            [("cold_start_agent_dispatch", self.dispatch), ("cold_start_agent_launch_call", self.launch_call)]
+        {
+            figures.push(ExtraResource { metric: metric.into(), value: d.as_nanos() as f64 / 1e6, unit: "ms".into() });
+        }
+        figures
     }
 
     fn cpu_ns(&self) -> Option<Result<u64, String>> {
