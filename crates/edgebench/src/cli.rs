@@ -413,7 +413,14 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
     // Every input is checked before the (possibly long) build.
     let options = match &args.resume {
         Some(dir) => {
-            crate::store::Store::open_read_only(dir).map_err(usage)?;
+            // A fleet holds copies of finished campaigns: a campaign goes on in its own directory.
+            if crate::store::Store::open_read_only(dir).and_then(|s| s.is_fleet()).map_err(usage)? {
+                return Err(usage(anyhow::anyhow!(
+                    "{} is a merged fleet (written by `edgebench merge`): resume a campaign in the directory it \
+                     ran in, then merge again",
+                    dir.display()
+                )));
+            }
             None
         }
         None => {

@@ -299,11 +299,17 @@ fn every_bad_merge_is_refused_with_what_to_do_exit_2_and_nothing_written() {
         }
         assert_eq!(before, snapshot(root.path()), "{all:?} created, changed or deleted files");
     }
-    // A fleet is not one campaign: `compare` says which directories to give.
+    // A fleet is not one campaign: `compare` says which directories to give, `run --resume` refuses.
+    let out = edgebench_any(&["run", "--no-build", "--resume", s(&fleet)], root.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() != Some(2) || !stderr.contains("merged fleet") || !stderr.contains("merge again") {
+        wrong.push(format!("run --resume of a fleet: exit {:?}:\n{stderr}", out.status.code()));
+    }
+    assert_eq!(before, snapshot(root.path()), "run --resume of a fleet changed files");
     let out = edgebench_any(&["compare", s(&fleet), s(&fleet.join("hosts/one"))], root.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() != Some(2) || !stderr.contains("merged fleet") || !stderr.contains("hosts") {
         wrong.push(format!("compare of a fleet: exit {:?}:\n{stderr}", out.status.code()));
     }
-    assert!(wrong.is_empty(), "{} of {} cases wrong:\n{}", wrong.len(), cases.len() + 1, wrong.join("\n"));
+    assert!(wrong.is_empty(), "{} of {} cases wrong:\n{}", wrong.len(), cases.len() + 2, wrong.join("\n"));
 }
