@@ -77,17 +77,17 @@ fn source(arg: &str) -> Result<Source> {
         Some(host) => (host, "given as PATH=HOST"),
         None => {
             let named_by = if env["host_label"].is_string() {
-                "its environment's host_label"
+                "from its environment's host_label"
             } else if env["target"].is_object() {
-                "the hostname of its remote target"
+                "from the hostname of its remote target"
             } else {
-                "its environment's hostname"
+                "from its environment's hostname"
             };
             let host = environment::host_name(env).with_context(|| {
                 format!("merge source {arg}: {} records no host name: give it one: {arg}=NAME", dir.display())
             })?;
             if let Err(e) = check_host_name(&host) {
-                bail!("merge source {arg}: {e:#} (from {named_by}): give it one: {arg}=NAME");
+                bail!("merge source {arg}: {e:#} ({named_by}): give it one: {arg}=NAME");
             }
             (host, named_by)
         }
@@ -120,12 +120,12 @@ pub fn plan(args: &[String], out: &Path) -> Result<Vec<Source>> {
             }
             if earlier.host == s.host {
                 bail!(
-                    "{} and {} both have host name {:?} ({}; {}): give each a name: PATH=NAME",
-                    earlier.arg,
-                    s.arg,
+                    "{a} and {b} both have host name {:?} ({a}: {}; {b}: {}): give each a name: PATH=NAME",
                     s.host,
                     earlier.named_by,
-                    s.named_by
+                    s.named_by,
+                    a = earlier.arg,
+                    b = s.arg,
                 );
             }
         }

@@ -381,11 +381,11 @@ fn render_markdown(f: &Fleet, hosts: &[Host]) -> String {
         out.push_str(&markdown::headline_table(&host.model.cells));
     }
     out.push_str("\n## Same runtime across hosts\n\n");
-    let _ = writeln!(out, "**{ACROSS_HOSTS_LEAD}** {}\n", md(ACROSS_HOSTS_DETAIL));
     let rows = &f.across_hosts.rows;
     if rows.is_empty() {
         out.push_str(&format!("{}\n", no_cross_host_cells(f.hosts.len())));
     } else {
+        let _ = writeln!(out, "**{ACROSS_HOSTS_LEAD}** {}\n", md(ACROSS_HOSTS_DETAIL));
         out.push_str("| workload | runtime (variant) | metric | host | trials | median [95% CI] | ÷ reference host [95% CI] (across machines) |\n|---|---|---|---|---|---|---|\n");
         for r in rows {
             let (workload, config, metric) = row_label(r);

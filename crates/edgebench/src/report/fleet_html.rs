@@ -54,16 +54,16 @@ pub fn render(f: &Fleet, hosts: &[Host]) -> String {
     out.push_str("</section>\n");
 
     out.push_str("<section id=\"across\"><h2>Same runtime across hosts</h2>\n");
-    let _ = writeln!(
-        out,
-        "<p><span class=\"flag\">{}</span> <span class=\"def\">{}</span></p>",
-        esc(ACROSS_HOSTS_LEAD),
-        esc(ACROSS_HOSTS_DETAIL)
-    );
     let rows = &f.across_hosts.rows;
     if rows.is_empty() {
         out.push_str(&super::html::no_data(&fleet::no_cross_host_cells(f.hosts.len())));
     } else {
+        let _ = writeln!(
+            out,
+            "<p><span class=\"flag\">{}</span> <span class=\"def\">{}</span></p>",
+            esc(ACROSS_HOSTS_LEAD),
+            esc(ACROSS_HOSTS_DETAIL)
+        );
         out.push_str("<div class=\"scroll\"><table><thead><tr><th>workload</th><th>runtime (variant)</th><th>metric</th><th>host</th><th>trials</th><th>median [95% CI]</th><th>÷ reference host [95% CI] (across machines)</th></tr></thead><tbody>\n");
         for r in rows {
             let (workload, config, metric) = fleet::row_label(r);
