@@ -1,4 +1,4 @@
-//! Command line: `doctor`, `list`, `build`, `run`, `report`, `compare`, `conformance`.
+//! Command line: `doctor`, `list`, `build`, `run`, `report`, `compare`, `merge`, `conformance`.
 
 use crate::artifacts::Artifacts;
 use crate::campaign::{self, Campaign, Options, Outcome, Settings};
@@ -31,7 +31,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Writes report.html, report.md and summary.csv for a campaign directory.
     Report {
-        /// A directory written by `edgebench run` (only read: it may be read-only).
+        /// A directory written by `edgebench run` or `edgebench merge` (only read: it may be
+        /// read-only); a merged one gets its fleet report and every host's report again.
         dir: PathBuf,
         /// Where to write the report (default: DIR).
         #[arg(long)]
@@ -58,6 +59,17 @@ pub enum Command {
         /// SSH_CONNECTION).
         #[arg(long, value_name = "IP")]
         listen: Option<std::net::IpAddr>,
+    },
+    /// Merges campaigns run on several hosts into one fleet directory: one results file with a
+    /// `hosts` table, each host's own report under DIR/hosts/HOST, and the fleet report.
+    Merge {
+        /// Campaign directories, each PATH or PATH=HOST (default host name: the campaign's
+        /// host_label, else its remote target's hostname, else its hostname).
+        #[arg(value_name = "SOURCE", required = true)]
+        sources: Vec<String>,
+        /// A new or empty directory for the fleet.
+        #[arg(long, value_name = "DIR", required = true)]
+        out: PathBuf,
     },
     /// Checks that every runtime answers every workload's requests exactly like the workload core.
     Conformance {
@@ -354,7 +366,13 @@ pub fn execute(cli: Cli) -> Result<()> {
         }
         Command::Build => artifacts.build(),
         Command::Report { dir, out } => {
-            report::load(&dir).map_err(usage)?;
+            // Every input is checked before anything is written: a fleet's hosts, or the campaign.
+            let fleet = crate::store::Store::open_read_only(&dir).and_then(|s| s.is_fleet()).map_err(usage)?;
+            if fleet {
+                report::fleet::load(&dir).map_err(usage)?;
+            } else {
+                report::load(&dir).map_err(usage)?;
+            }
             let out = out.as_ref().unwrap_or(&dir);
             let path = report::write_to(&dir, out).with_context(|| {
                 format!("writing the report into {} (where it cannot be written, give --out DIR2)", out.display())
@@ -375,6 +393,16 @@ pub fn execute(cli: Cli) -> Result<()> {
                 0 => Ok(()),
                 n => Err(Changed(n).into()),
             }
+        }
+        Command::Merge { sources, out } => {
+            let sources = crate::merge::plan(&sources, &out).map_err(usage)?;
+            let path = crate::merge::merge(&sources, &out)
+                .with_context(|| format!("writing the fleet into {}", out.display()))?;
+            for s in &sources {
+                eprintln!("edgebench: {} (campaign {}) as host {}", s.dir.display(), s.campaign, s.host);
+            }
+            println!("{}", path.display());
+            Ok(())
         }
         Command::Run(args) => run(*args, artifacts),
         Command::Agent { listen } => crate::remote::agent::serve(listen),
@@ -407,7 +435,14 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
     // Every input is checked before the (possibly long) build.
     let options = match &args.resume {
         Some(dir) => {
-            crate::store::Store::open_read_only(dir).map_err(usage)?;
+            // A fleet holds copies of finished campaigns: a campaign goes on in its own directory.
+            if crate::store::Store::open_read_only(dir).and_then(|s| s.is_fleet()).map_err(usage)? {
+                return Err(usage(anyhow::anyhow!(
+                    "{} is a merged fleet (written by `edgebench merge`): resume a campaign in the directory it \
+                     ran in, then merge again",
+                    dir.display()
+                )));
+            }
             None
         }
         None => {

@@ -155,6 +155,39 @@ pub fn git_commit(source: &Path) -> String {
     }
 }
 
+/// The environment of the machine the runtimes ran on: a remote-target
+/// campaign stores it under `target` (the top level is then the client's).
+pub fn machine(env: &Value) -> &Value {
+    match &env["target"] {
+        target @ Value::Object(_) => target,
+        _ => env,
+    }
+}
+
+/// The name of the host a campaign measured on, as recorded: an explicit
+/// `host_label`, else the hostname of the machine the runtimes ran on.
+pub fn host_name(env: &Value) -> Option<String> {
+    let label = env["host_label"].as_str().filter(|s| !s.trim().is_empty());
+    label.or_else(|| machine(env)["hostname"].as_str()).map(str::to_string)
+}
+
+/// What tells two campaigns' hosts apart: (what, A, B) for each of the host
+/// name, CPU model and kernel that differ. Empty: as far as recorded, one host.
+pub fn host_differences(a: &Value, b: &Value) -> Vec<(String, String, String)> {
+    let text = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| "unrecorded".into());
+    let (ma, mb) = (machine(a), machine(b));
+    let pairs = [
+        (
+            "host name",
+            host_name(a).unwrap_or_else(|| "unrecorded".into()),
+            host_name(b).unwrap_or_else(|| "unrecorded".into()),
+        ),
+        ("CPU model", text(&ma["cpu_model"]), text(&mb["cpu_model"])),
+        ("kernel", text(&ma["kernel"]), text(&mb["kernel"])),
+    ];
+    pairs.into_iter().filter(|(_, x, y)| x != y).map(|(what, x, y)| (what.to_string(), x, y)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +199,19 @@ mod tests {
         assert!(env["logical_cpus"].as_u64().unwrap() >= 1);
         assert!(env["virtualization"]["mode"].is_string());
         assert_eq!(env["runtime_env"]["PATH"], "/bin");
+    }
+
+    #[test]
+    fn the_host_is_the_label_else_the_target_else_this_machine() {
+        let local = json!({"hostname": "client", "cpu_model": "X", "kernel": "6.1"});
+        assert_eq!(host_name(&local).as_deref(), Some("client"));
+        let remote = json!({"hostname": "client", "target": {"hostname": "edge-1", "cpu_model": "Y", "kernel": "6.1"}});
+        assert_eq!(host_name(&remote).as_deref(), Some("edge-1"));
+        assert_eq!(machine(&remote)["cpu_model"], "Y");
+        let labelled = json!({"hostname": "client", "host_label": "rack-3", "target": {"hostname": "edge-1"}});
+        assert_eq!(host_name(&labelled).as_deref(), Some("rack-3"));
+        assert!(host_differences(&local, &local).is_empty());
+        let whats: Vec<String> = host_differences(&local, &remote).into_iter().map(|d| d.0).collect();
+        assert_eq!(whats, ["host name", "CPU model"]);
     }
 }

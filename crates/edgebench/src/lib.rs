@@ -11,6 +11,7 @@ pub mod cpus;
 pub mod doctor;
 pub mod environment;
 pub mod measure;
+pub mod merge;
 pub mod network;
 pub mod remote;
 pub mod report;

@@ -11,7 +11,9 @@ use std::path::Path;
 
 mod firewall;
 pub mod histograms;
+mod merge;
 pub use firewall::{FirewallProfileRow, HostRulesetRow, NetworkRow};
+pub use merge::{check_host_name, HostRow};
 
 pub const RESULTS_FILE: &str = "results.sqlite";
 const SCHEMA_VERSION: i64 = 1;
@@ -230,6 +232,19 @@ impl CampaignRow {
     }
 }
 
+/// A `campaigns` row selected as id, started_ns, finished_ns, status, seed, config, environment.
+fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignRow> {
+    Ok(CampaignRow {
+        id: r.get(0)?,
+        started_ns: r.get(1)?,
+        finished_ns: r.get(2)?,
+        status: r.get(3)?,
+        seed: r.get::<_, i64>(4)? as u64,
+        config: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
+        environment: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+    })
+}
+
 pub struct Store {
     conn: Connection,
 }
@@ -353,17 +368,7 @@ impl Store {
             .query_row(
                 "SELECT id, started_ns, finished_ns, status, seed, config, environment FROM campaigns ORDER BY started_ns LIMIT 1",
                 [],
-                |r| {
-                    Ok(CampaignRow {
-                        id: r.get(0)?,
-                        started_ns: r.get(1)?,
-                        finished_ns: r.get(2)?,
-                        status: r.get(3)?,
-                        seed: r.get::<_, i64>(4)? as u64,
-                        config: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
-                        environment: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
-                    })
-                },
+                campaign_row,
             )
             .optional()
             .map_err(Into::into)

@@ -191,6 +191,10 @@ fn cases(f: &Fixtures) -> Vec<Case> {
     let (typo, zero, wrong_variant) = (p(&f.typo), p(&f.zero), p(&f.wrong_variant));
     let missing = p(&f.cwd.path().join("no-such-dir"));
     let workload_files: Vec<String> = f.workloads.iter().map(|(path, _)| p(path)).collect();
+    let fleet = p(&f.cwd.path().join("fleet"));
+    let source = |dir: &str, host: &str| format!("{dir}={host}");
+    let (m_missing, m_user, m_corrupt, m_unsafe) =
+        (source(&missing, "h"), source(&user, "h"), source(&corrupt, "h"), source(&campaign, "a/b"));
     let mut c = vec![
         // Numbers: 0, negative, NaN, infinite, huge, not a number.
         run(&["--reps", "0"], &["--reps", "at least 1"]),
@@ -285,6 +289,14 @@ fn cases(f: &Fixtures) -> Vec<Case> {
         case(&["compare", &missing, &user], &["no-such-dir", "not a directory"]),
         case(&["compare", &corrupt, &foreign], &["not an edgebench results file"]),
         case(&["compare", &user], &["<B>"]),
+        // merge: no source, a source that is not a campaign, an unsafe host name, an --out in use.
+        case(&["merge", "--out", &fleet], &["<SOURCE>"]),
+        case(&["merge", &campaign], &["--out"]),
+        case(&["merge", &m_missing, "--out", &fleet], &["no-such-dir", "not a directory", "PATH=HOST"]),
+        case(&["merge", &m_user, "--out", &fleet], &["results.sqlite", "edgebench run"]),
+        case(&["merge", &m_corrupt, "--out", &fleet], &["not an edgebench results file"]),
+        case(&["merge", &m_unsafe, "--out", &fleet], &["\"a/b\"", "not a safe directory name", "PATH=NAME"]),
+        case(&["merge", &m_user, "--out", &user], &["exists and is not empty"]),
         // conformance: a name it cannot check is not a pass.
         case(&["conformance", "--runtimes", "wasmtimee"], &["wasmtimee", "known runtimes are"]),
         case(&["conformance", "--runtimes", ","], &["--runtimes names no runtime"]),

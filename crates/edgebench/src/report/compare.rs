@@ -89,6 +89,10 @@ pub struct Comparison {
     pub unmatched: Vec<(String, &'static str)>,
     /// Environment entries that differ: key, A, B.
     pub environment: Vec<(String, String, String)>,
+    /// What tells the two hosts apart (host name, CPU model, kernel): what,
+    /// A, B. Not empty: the campaigns ran on different hosts, and every
+    /// difference mixes host and runtime effects.
+    pub across_hosts: Vec<(String, String, String)>,
 }
 
 /// runtime, variant, workload, metric, phase, firewall profile: a cell of
@@ -157,6 +161,7 @@ pub fn compare(a_dir: &Path, b_dir: &Path) -> Result<Comparison> {
         rows,
         unmatched,
         environment: environment_differences(&a.campaign.environment, &b.campaign.environment),
+        across_hosts: crate::environment::host_differences(&a.campaign.environment, &b.campaign.environment),
     })
 }
 
@@ -199,7 +204,8 @@ pub fn environment_differences(a: &serde_json::Value, b: &serde_json::Value) -> 
         .collect()
 }
 
-fn flatten(value: &serde_json::Value, prefix: &str) -> BTreeMap<String, String> {
+/// Every leaf of a JSON value by dotted key, as text.
+pub(super) fn flatten(value: &serde_json::Value, prefix: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     match value {
         serde_json::Value::Object(map) if !map.is_empty() => {
@@ -259,6 +265,20 @@ impl Comparison {
         )
     }
 
+    /// Said first when the campaigns ran on different hosts; None on one host.
+    pub fn across_hosts_warning(&self) -> Option<String> {
+        if self.across_hosts.is_empty() {
+            return None;
+        }
+        let differs: Vec<String> =
+            self.across_hosts.iter().map(|(what, a, b)| format!("{what}: A {a}, B {b}")).collect();
+        Some(format!(
+            "ACROSS HOSTS: A and B ran on different hosts ({}). Every difference below mixes host effects (hardware, \
+             kernel, virtualisation, load) with runtime effects: it is not a runtime effect alone.",
+            differs.join("; ")
+        ))
+    }
+
     /// The main metrics as an aligned text table, for the terminal.
     pub fn text_table(&self) -> String {
         let mut lines = vec![[
@@ -286,6 +306,9 @@ impl Comparison {
         let widths: Vec<usize> =
             (0..8).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
         let mut out = String::new();
+        if let Some(warning) = self.across_hosts_warning() {
+            let _ = writeln!(out, "{warning}\n");
+        }
         for l in &lines {
             let cells: Vec<String> = l.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
             let _ = writeln!(out, "{}", cells.join("  ").trim_end());
@@ -305,7 +328,11 @@ impl Comparison {
     }
 
     pub fn markdown(&self) -> String {
-        let mut out = format!("# edgebench compare\n\n{}\n", md(&self.intro()));
+        let mut out = String::from("# edgebench compare\n\n");
+        if let Some(warning) = self.across_hosts_warning() {
+            let _ = writeln!(out, "> **{}**\n", md(&warning));
+        }
+        let _ = writeln!(out, "{}", md(&self.intro()));
         let changed = self.changed();
         out.push_str("\n## Changes\n\n");
         if changed.is_empty() {
@@ -362,8 +389,9 @@ impl Comparison {
 
     pub fn html(&self) -> String {
         let mut out = format!(
-            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>edgebench compare</title>\n<style>{}</style>\n</head>\n<body>\n<main>\n<h1>edgebench compare</h1>\n<p class=\"meta\">{}</p>\n",
+            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>edgebench compare</title>\n<style>{}</style>\n</head>\n<body>\n<main>\n<h1>edgebench compare</h1>\n{}<p class=\"meta\">{}</p>\n",
             super::html::STYLE,
+            self.across_hosts_warning().map(|w| format!("<p class=\"flag\">{}</p>\n", esc(&w))).unwrap_or_default(),
             esc(&self.intro())
         );
         out.push_str("<h2>Every cell</h2>\n<div class=\"scroll\"><table><thead><tr><th>workload</th><th>runtime (variant)</th><th>metric</th><th>trials A / B</th><th>A median</th><th>B median</th><th>change [95% CI]</th><th>p</th><th>Cliff's δ</th><th>verdict</th></tr></thead><tbody>\n");
@@ -420,6 +448,8 @@ impl Comparison {
         serde_json::json!({
             "format": "edgebench-compare",
             "version": 1,
+            "across_hosts": !self.across_hosts.is_empty(),
+            "across_hosts_warning": self.across_hosts_warning(),
             "alpha": ALPHA,
             "noise_threshold": NOISE_THRESHOLD,
             "changed": self.changed().len(),

@@ -140,7 +140,16 @@ fn find<'a>(cells: &'a [Cell], key: &Config, metric: &str, phase: &str) -> Optio
 
 fn key_figures(out: &mut String, cells: &[Cell]) {
     let base = super::findings::baseline_name(cells);
-    out.push_str(&format!("<section id=\"key\"><h2>Key figures</h2>\n<p class=\"def\">Medians with their 95% interval; ratios to {base} with a bootstrap 95% interval. Memory is the PSS after boot.</p>\n<div class=\"scroll\"><table>\n<thead><tr><th>workload</th><th>runtime (variant)</th><th>cold start ms</th><th>× native</th><th>warm start ms</th><th>keep-alive p50 / p99 ms</th><th>new-conn p50 ms</th><th>memory MiB</th></tr></thead><tbody>\n"));
+    out.push_str(&format!("<section id=\"key\"><h2>Key figures</h2>\n<p class=\"def\">Medians with their 95% interval; ratios to {base} with a bootstrap 95% interval. Memory is the PSS after boot.</p>\n"));
+    out.push_str(&key_figures_table(cells));
+    out.push_str("</section>\n");
+}
+
+/// The key figures of one campaign, a row per configuration (ratios to its baseline).
+pub(super) fn key_figures_table(cells: &[Cell]) -> String {
+    // The ratio column is against the campaign's baseline, native unless it names another.
+    let base = esc(super::findings::baseline_name(cells));
+    let mut out = format!("<div class=\"scroll\"><table>\n<thead><tr><th>workload</th><th>runtime (variant)</th><th>cold start ms</th><th>× {base}</th><th>warm start ms</th><th>keep-alive p50 / p99 ms</th><th>new-conn p50 ms</th><th>memory MiB</th></tr></thead><tbody>\n");
     for key in configs(cells) {
         let get = |m: &str, p: &str| find(cells, &key, m, p).filter(|c| c.n > 0);
         let cold = find(cells, &key, "cold_start", "");
@@ -172,7 +181,8 @@ fn key_figures(out: &mut String, cells: &[Cell]) {
             td_num(&mem)
         );
     }
-    out.push_str("</tbody></table></div></section>\n");
+    out.push_str("</tbody></table></div>");
+    out
 }
 
 fn figure(svg: String, caption: &str) -> String {
