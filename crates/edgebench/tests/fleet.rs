@@ -2,7 +2,7 @@
 //! namespace hosts of this machine: ansible-playbook runs in the controller
 //! namespace and reaches each host's own sshd at its namespace address; each
 //! host runs a small real campaign; the controller fetches the raw samples
-//! and merges them (when this build has `edgebench merge`).
+//! and merges them with `edgebench merge` into one report with both hosts.
 
 mod common;
 
@@ -24,17 +24,6 @@ fn ansible_playbook() -> Option<PathBuf> {
     let out = Command::new("sh").args(["-c", "command -v ansible-playbook"]).output().ok()?;
     let path = String::from_utf8(out.stdout).ok()?.trim().to_string();
     (out.status.success() && !path.is_empty()).then(|| PathBuf::from(path))
-}
-
-/// Whether this build has the `merge` subcommand (written on another branch).
-fn has_merge() -> bool {
-    Command::new(env!("CARGO_BIN_EXE_edgebench"))
-        .args(["merge", "--help"])
-        .env_remove("RUST_BACKTRACE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// The quoted value of `NAME=...` in a shell script.
@@ -151,7 +140,6 @@ fn fleet_playbook_runs_a_campaign_on_each_namespace_host_and_fetches_its_samples
     let config = dir.join("ansible.cfg");
     std::fs::write(&config, "# the fleet test's: every setting is in its environment\n[defaults]\n").unwrap();
 
-    let merge = has_merge();
     let mut playbook = Command::new(&playbook_bin);
     playbook
         .arg("-i")
@@ -168,9 +156,6 @@ fn fleet_playbook_runs_a_campaign_on_each_namespace_host_and_fetches_its_samples
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
         .env_remove("RUST_BACKTRACE");
-    if !merge {
-        playbook.args(["--skip-tags", "merge"]);
-    }
     let log_path = dir.join("ansible-playbook.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut child = h
@@ -220,17 +205,23 @@ fn fleet_playbook_runs_a_campaign_on_each_namespace_host_and_fetches_its_samples
     }
     assert!(!home(0).join("edgebench").exists(), "nshost0 should have used the worktree in place");
 
-    if merge {
-        let report = std::fs::read_to_string(fleet_results.join("merged/report.md")).expect("merged/report.md");
-        for host in HOSTS {
-            assert!(report.contains(host), "merged/report.md does not name {host}");
-        }
-    } else {
-        eprintln!(
-            "NOT CHECKED: the merge step (this build has no `edgebench merge`; the playbook ran with \
-             --skip-tags merge). Once merge is in, this test requires merged/report.md to name every host."
-        );
+    // One dataset with a host dimension, and one report naming both hosts.
+    let merged = fleet_results.join("merged");
+    let report = std::fs::read_to_string(merged.join("report.md")).expect("merged/report.md");
+    let fleet = rusqlite::Connection::open(merged.join("results.sqlite")).unwrap();
+    let named: Vec<String> = fleet
+        .prepare("SELECT host FROM hosts ORDER BY host")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(named, HOSTS, "the merged dataset's hosts");
+    for host in HOSTS {
+        assert!(report.contains(host), "merged/report.md does not name {host}");
+        assert!(merged.join("hosts").join(host).join("report.md").is_file(), "{host}'s own report");
     }
+    assert!(report.contains("across different machines"), "a cross-host ratio is said to be one");
 
     drop(h);
     let left = common::children_left();
