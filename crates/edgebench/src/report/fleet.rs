@@ -169,7 +169,11 @@ impl FleetHost {
         let machine = environment::machine(env);
         let link = match &env["link"] {
             serde_json::Value::Null => Vec::new(),
-            link => super::compare::flatten(link, "").into_iter().collect(),
+            // The target and the two round trips' medians (the rest is in the host's own report).
+            link => super::compare::flatten(link, "")
+                .into_iter()
+                .filter(|(k, _)| ["target", "tcp_connect_rtt_ms.median", "control_rtt_ms.median"].contains(&k.as_str()))
+                .collect(),
         };
         FleetHost {
             host: h.row.host.clone(),
