@@ -174,3 +174,42 @@ fn killing_the_ssh_session_mid_trial_leaves_nothing_on_the_target_and_the_campai
     assert!(cold >= 8, "every planned trial ran after the resume: {cold} cold starts");
     assert!(wait_until_clean(&netns).is_empty());
 }
+
+/// The agent, run directly: anything but its protocol ends the session with
+/// one error line; without SSH it must be told where instances listen.
+#[test]
+fn the_agent_refuses_anything_but_its_protocol() {
+    use std::io::Write;
+    let agent = |input: &str, args: &[&str]| {
+        let mut child = Command::new(EDGEBENCH)
+            .arg("agent")
+            .args(args)
+            .env_remove("SSH_CONNECTION")
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = agent("GET / HTTP/1.1\n", &["--listen", "127.0.0.1"]);
+    assert!(!out.status.success());
+    let line = String::from_utf8_lossy(&out.stdout);
+    let reply: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
+    assert!(reply["error"].as_str().unwrap().contains("not a request of edgebench's agent protocol"), "{reply}");
+
+    // A request before hello is answered with an error, and the session goes on until stdin closes.
+    let out = agent("{\"id\":7,\"op\":\"launch\",\"config\":{\"runtime\":\"native\",\"variant\":\"static-musl\",\"workload\":\"hello\"},\"label\":\"x\"}\n{\"id\":8,\"op\":\"ping\"}\n", &["--listen", "127.0.0.1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let replies: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(replies[0]["id"], 7);
+    assert!(replies[0]["error"].as_str().unwrap().contains("hello"), "{}", replies[0]);
+    assert_eq!(replies[1], serde_json::json!({"id": 8, "ok": null}));
+
+    let out = agent("", &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"), "says how to start it without SSH");
+}

@@ -176,15 +176,18 @@ impl Agent {
         }
     }
 
-    fn config(&self, c: &Config) -> Result<(&dyn Runtime, Workload)> {
+    /// The runtime, its variant (as the backend names it) and the workload a config names.
+    fn config(&self, c: &Config) -> Result<(&dyn Runtime, &'static str, Workload)> {
         let runtime = self.runtime(&c.runtime)?;
-        if !runtime.variants().contains(&c.variant.as_str()) {
-            bail!("{} has no variant {:?} on the target", c.runtime, c.variant);
-        }
+        let variant = runtime
+            .variants()
+            .iter()
+            .find(|v| **v == c.variant)
+            .with_context(|| format!("{} has no variant {:?} on the target", c.runtime, c.variant))?;
         let workload = Workload::from_name(&c.workload)
             .filter(|w| w.builtin().is_some())
             .with_context(|| format!("{:?} is not a built-in workload: a remote target runs only those", c.workload))?;
-        Ok((runtime, workload))
+        Ok((runtime, variant, workload))
     }
 
     /// A free port on the address the client reaches this host at.
@@ -218,13 +221,13 @@ impl Agent {
                 Ok(Value::Null)
             }
             Request::Prepare { config } => {
-                let (runtime, workload) = self.config(&config)?;
-                runtime.prepare(self.ctx()?, workload, &config.variant)?;
-                Ok(serde_json::to_value(runtime.prepared(workload, &config.variant))?)
+                let (runtime, variant, workload) = self.config(&config)?;
+                runtime.prepare(self.ctx()?, workload, variant)?;
+                Ok(serde_json::to_value(runtime.prepared(workload, variant))?)
             }
             Request::OwnTrial { config, label } => {
-                let (runtime, workload) = self.config(&config)?;
-                let spec = self.spec(workload, &config.variant, label)?;
+                let (runtime, variant, workload) = self.config(&config)?;
+                let spec = self.spec(workload, variant, label)?;
                 Ok(serde_json::to_value(runtime.own_trial(self.ctx()?, &spec))?)
             }
             Request::Launch { config, label } => self.launch(&config, label, received),
@@ -261,15 +264,13 @@ impl Agent {
         })?)
     }
 
-    fn spec(&self, workload: Workload, variant: &str, label: String) -> Result<LaunchSpec<'static>> {
-        // The variant outlives the spec: LaunchSpec borrows it.
-        let variant: &'static str = Box::leak(variant.to_string().into_boxed_str());
+    fn spec(&self, workload: Workload, variant: &'static str, label: String) -> Result<LaunchSpec<'static>> {
         Ok(LaunchSpec { workload, variant, addr: self.free_addr()?, label, netns: None, firewall: None })
     }
 
     fn launch(&mut self, config: &Config, label: String, received: Instant) -> Result<Value> {
-        let (runtime, workload) = self.config(config)?;
-        let spec = self.spec(workload, &config.variant, label)?;
+        let (runtime, variant, workload) = self.config(config)?;
+        let spec = self.spec(workload, variant, label)?;
         let started = Instant::now();
         let mut instance = runtime.launch(self.ctx()?, &spec)?;
         let launch_call_ns = started.elapsed().as_nanos() as u64;
