@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -131,24 +130,6 @@ impl Fixtures {
     fn p(path: &Path) -> String {
         path.display().to_string()
     }
-}
-
-/// Every file under `dir` with its contents.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.insert(path.clone(), Vec::new());
-                stack.push(path);
-            } else {
-                out.insert(path.clone(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
 }
 
 struct Case {
@@ -315,7 +296,7 @@ fn cases(f: &Fixtures) -> Vec<Case> {
 #[test]
 fn every_bad_input_is_named_with_what_to_do_exit_2_and_nothing_is_touched() {
     let f = Fixtures::new();
-    let before = snapshot(f.cwd.path());
+    let before = common::snapshot(f.cwd.path());
     let cases = cases(&f);
     assert!(cases.len() >= 50, "{} cases", cases.len());
     let mut wrong = Vec::new();
@@ -333,7 +314,7 @@ fn every_bad_input_is_named_with_what_to_do_exit_2_and_nothing_is_touched() {
         if code != c.code || !missing.is_empty() || stderr.contains("panicked") {
             wrong.push(format!("{:?}: exit {code} (want {}), missing {missing:?} in:\n{stderr}", c.args, c.code));
         }
-        let after = snapshot(f.cwd.path());
+        let after = common::snapshot(f.cwd.path());
         assert_eq!(before, after, "{:?} created, changed or deleted files", c.args);
     }
     eprintln!("{} bad inputs checked", cases.len());

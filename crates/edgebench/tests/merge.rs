@@ -11,7 +11,7 @@ use edgebench::campaign::Metric;
 use edgebench::Workload;
 use rusqlite::Connection;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// A real campaign of native × hello: cold starts and latency, 2 trials.
@@ -223,24 +223,6 @@ fn two_hosts_merge_into_one_fleet_that_reports_within_and_across_hosts() {
     }
 }
 
-/// Every file under `dir` with its contents.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.insert(path.clone(), Vec::new());
-                stack.push(path);
-            } else {
-                out.insert(path.clone(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn every_bad_merge_is_refused_with_what_to_do_exit_2_and_nothing_written() {
     let root = tempfile::tempdir().unwrap();
@@ -286,7 +268,7 @@ fn every_bad_merge_is_refused_with_what_to_do_exit_2_and_nothing_written() {
         ),
         (vec![named(a, "h"), named(b, "h"), "--out".into(), o.into()], vec!["\"h\"", "give each a name: PATH=NAME"]),
     ];
-    let before = snapshot(root.path());
+    let before = common::snapshot(root.path());
     let mut wrong = Vec::new();
     for (args, says) in &cases {
         let mut all = vec!["merge"];
@@ -297,7 +279,7 @@ fn every_bad_merge_is_refused_with_what_to_do_exit_2_and_nothing_written() {
         if out.status.code() != Some(2) || !missing.is_empty() || stderr.contains("panicked") {
             wrong.push(format!("{all:?}: exit {:?}, missing {missing:?} in:\n{stderr}", out.status.code()));
         }
-        assert_eq!(before, snapshot(root.path()), "{all:?} created, changed or deleted files");
+        assert_eq!(before, common::snapshot(root.path()), "{all:?} created, changed or deleted files");
     }
     // A fleet is not one campaign: `compare` says which directories to give, `run --resume` refuses.
     let out = edgebench_any(&["run", "--no-build", "--resume", s(&fleet)], root.path());
@@ -305,7 +287,7 @@ fn every_bad_merge_is_refused_with_what_to_do_exit_2_and_nothing_written() {
     if out.status.code() != Some(2) || !stderr.contains("merged fleet") || !stderr.contains("merge again") {
         wrong.push(format!("run --resume of a fleet: exit {:?}:\n{stderr}", out.status.code()));
     }
-    assert_eq!(before, snapshot(root.path()), "run --resume of a fleet changed files");
+    assert_eq!(before, common::snapshot(root.path()), "run --resume of a fleet changed files");
     let out = edgebench_any(&["compare", s(&fleet), s(&fleet.join("hosts/one"))], root.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() != Some(2) || !stderr.contains("merged fleet") || !stderr.contains("hosts") {
