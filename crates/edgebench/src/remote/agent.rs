@@ -244,6 +244,7 @@ impl Agent {
         plan.install()?;
         let mut ctx = Context::new(campaign_id, self.artifacts, self.work.path())?;
         ctx.concurrency = concurrency;
+        ctx.client_elsewhere = true;
         ctx.ready_timeout = ready_ms.map(Duration::from_millis);
         let mut environment = crate::environment::capture(&self.artifacts.source, &ctx.env);
         environment["test_bed"] = json!({"cpus": {

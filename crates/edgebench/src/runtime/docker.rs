@@ -325,7 +325,7 @@ impl Runtime for Docker {
         let pending = self.state.lock().unwrap().daemon_memory_pending.clone();
         let daemon_memory = DaemonMemory { pending, dockerd: self.dockerd_pid() };
         let pod = self.state.lock().unwrap().pod.as_ref().map(|p| p.id.clone());
-        Ok(Box::new(instance::launch(engine, &image, &ctx.campaign_id, spec, network, pod.as_deref(), daemon_memory)?))
+        Ok(Box::new(instance::launch(engine, &image, ctx, spec, network, pod.as_deref(), daemon_memory)?))
     }
 }
 

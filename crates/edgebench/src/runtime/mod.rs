@@ -81,6 +81,9 @@ pub struct Context<'a> {
     /// (the load generator's connections): what a runtime that sizes a pool
     /// up front (the embedded host's instance slots) must hold, and no more.
     pub concurrency: usize,
+    /// The client is on another host (an agent's context, remote.rs): an
+    /// instance listens on the address it is given though it is not loopback.
+    pub client_elsewhere: bool,
 }
 
 impl<'a> Context<'a> {
@@ -102,6 +105,7 @@ impl<'a> Context<'a> {
             ready_timeout: None,
             concurrency: crate::campaign::LoadOptions::default().connections,
             server_netns: None,
+            client_elsewhere: false,
         })
     }
 }

@@ -95,7 +95,7 @@ pub struct DockerInstance {
 pub fn launch(
     engine: Arc<Engine>,
     image: &str,
-    campaign: &str,
+    ctx: &crate::runtime::Context<'_>,
     spec: &LaunchSpec<'_>,
     network: Network,
     pod: Option<&str>,
@@ -111,9 +111,11 @@ pub fn launch(
         ),
         (Some(_), Network::Bridge, _) => bail!("the bridge variant is reached through Docker's NAT on 127.0.0.1"),
     };
-    if joins.is_none() && !spec.addr.ip().is_loopback() {
+    // A client on another host reaches the instance at the address it is given (a remote target's agent).
+    if joins.is_none() && !spec.addr.ip().is_loopback() && !ctx.client_elsewhere {
         bail!("docker instances are reached on loopback only, not on {}", spec.addr);
     }
+    let campaign = ctx.campaign_id.as_str();
     let config = container_config(image, campaign, spec, network, joins);
     let name = container_name(campaign, &spec.label);
     let options = CreateContainerOptions { name: Some(name), ..Default::default() };
