@@ -64,6 +64,7 @@ impl Fixture {
             work_dir: self.dir.path().to_path_buf(),
             env: campaign::controlled_env(self.dir.path()),
             server_netns: None,
+            client_elsewhere: false,
             ready_timeout: None,
             concurrency: 16,
         }
@@ -397,6 +398,7 @@ fn not_measured_without_an_engine() {
             work_dir: dir.path().to_path_buf(),
             env: campaign::controlled_env(dir.path()),
             server_netns: None,
+            client_elsewhere: false,
             ready_timeout: None,
             concurrency: 16,
         };

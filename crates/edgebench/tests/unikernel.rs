@@ -31,6 +31,7 @@ fn context<'a>(artifacts: &'a Artifacts, dir: &tempfile::TempDir) -> Context<'a>
         work_dir: dir.path().to_path_buf(),
         env: vec![("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into())],
         server_netns: None,
+        client_elsewhere: false,
         ready_timeout: None,
         concurrency: 16,
     }
