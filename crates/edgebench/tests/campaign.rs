@@ -466,3 +466,17 @@ fn the_cli_names_bad_input_and_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("is it a campaign directory"), "{err}");
 }
+
+/// One campaign file started on every host of a fleet at once (same seed,
+/// same second) still gives each campaign its own id: merging needs them apart.
+#[test]
+fn campaigns_started_together_with_one_seed_have_different_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..2)
+        .map(|i| {
+            let options = common::small_options(&["native"], &[Workload::HELLO], &dir.path().join(i.to_string()));
+            Campaign::create(options, common::artifacts()).unwrap().id
+        })
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+}

@@ -81,7 +81,15 @@ pub struct Campaign {
 impl Campaign {
     /// Creates a new campaign directory (`--out`, or `results/<id>`).
     pub fn create(options: Options, artifacts: Artifacts) -> Result<Campaign> {
-        let id = format!("{}-{:04x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), options.seed & 0xffff);
+        // Time, seed, and 16 random bits: one campaign file started on every
+        // host of a fleet in the same second (same seed) still gives each its
+        // own id, which merging them needs.
+        let id = format!(
+            "{}-{:04x}-{:04x}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+            options.seed & 0xffff,
+            rand::random::<u16>()
+        );
         let dir = options.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&id));
         Campaign::check_out(&dir)?;
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
