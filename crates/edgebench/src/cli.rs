@@ -18,7 +18,17 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Lists every runtime: found (version, path), or not found and how to get it.
-    Doctor,
+    Doctor {
+        /// Ask the agent on this host instead, ssh://[user@]host[:port] (as `run --target`).
+        #[arg(long, value_name = "URL")]
+        target: Option<String>,
+        /// With --target: an ssh_config file for the connection (ssh -F).
+        #[arg(long, value_name = "FILE", requires = "target")]
+        ssh_config: Option<PathBuf>,
+        /// With --target: the command that starts the agent there [default: edgebench agent].
+        #[arg(long, value_name = "COMMAND", requires = "target")]
+        agent_command: Option<String>,
+    },
     /// Lists every runtime:variant, workload, metric and firewall profile a campaign can name.
     List {
         /// Also list the workloads this campaign file declares.
@@ -355,8 +365,27 @@ pub fn exit_code(result: &Result<()>) -> u8 {
 pub fn execute(cli: Cli) -> Result<()> {
     let artifacts = Artifacts::from_env();
     match cli.command {
-        Command::Doctor => {
+        Command::Doctor { target: None, .. } => {
             print!("{}", doctor::report(&artifacts));
+            Ok(())
+        }
+        Command::Doctor { target: Some(url), ssh_config, agent_command } => {
+            let target = crate::remote::Target::parse(&url).map_err(usage)?;
+            let connection = crate::remote::Connection {
+                target: &target,
+                ssh_config: ssh_config.as_deref(),
+                agent_command: agent_command.as_deref().unwrap_or("edgebench agent"),
+            };
+            let settings = crate::remote::Settings {
+                campaign_id: "doctor",
+                concurrency: 1,
+                ready_timeout_ms: None,
+                cpus: "shared",
+            };
+            let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let remote = crate::remote::Remote::connect(&connection, &settings, lost)?;
+            print!("{}", doctor::remote_report(&remote, &artifacts));
+            remote.close();
             Ok(())
         }
         Command::List { campaign } => {

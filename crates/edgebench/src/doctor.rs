@@ -18,7 +18,30 @@ pub fn report(artifacts: &Artifacts) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     out.push('\n');
-    for r in runtime::all() {
+    runtime_lines(&mut out, runtime::all(), artifacts);
+    out
+}
+
+/// `edgebench doctor --target URL`: what the target can measure, as its agent says.
+pub fn remote_report(remote: &crate::remote::Remote, artifacts: &Artifacts) -> String {
+    let mut out = String::new();
+    let (target, _) = remote.environment();
+    let _ = writeln!(
+        out,
+        "target: host {}, kernel {}, virtualisation {}",
+        target["hostname"].as_str().unwrap_or("?"),
+        target["kernel"].as_str().unwrap_or("?"),
+        target["virtualization"]["mode"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(out, "link: {}", remote.describe_link());
+    out.push('\n');
+    runtime_lines(&mut out, remote.backends(), artifacts);
+    out
+}
+
+/// One line per runtime: found (version, path, variants), or why not.
+fn runtime_lines(out: &mut String, runtimes: Vec<Box<dyn runtime::Runtime>>, artifacts: &Artifacts) {
+    for r in runtimes {
         let d = r.detect(artifacts);
         let variants = r.variants().join(", ");
         if d.available {
@@ -28,7 +51,6 @@ pub fn report(artifacts: &Artifacts) -> String {
             let _ = writeln!(out, "{:<20} not found  {}", r.name(), d.reason);
         }
     }
-    out
 }
 
 /// `edgebench list`: every name a campaign (flag or file) accepts, with what it is.

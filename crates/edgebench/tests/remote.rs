@@ -104,6 +104,22 @@ fn a_remote_target_campaign_measures_native_and_the_embedded_host_across_the_lin
     }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("remote target") && report.contains(&url), "the report names the link");
+
+    // `doctor --target` says what the target can measure, as its agent sees it.
+    let mut doctor = Command::new(EDGEBENCH);
+    doctor
+        .args(["doctor", "--target", &url])
+        .arg("--ssh-config")
+        .arg(hosts.ssh_config())
+        .args(["--agent-command", &format!("{EDGEBENCH} agent")])
+        .env_remove("RUST_BACKTRACE");
+    let doctor = hosts.in_controller(&mut doctor).output().unwrap();
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(doctor.status.success(), "doctor --target: {}", String::from_utf8_lossy(&doctor.stderr));
+    let native = said.lines().find(|l| l.starts_with("native ")).unwrap_or_default();
+    assert!(native.contains("found") && native.contains(&hosts.host_addr(0).to_string()), "{said}");
+    assert!(said.contains("link: round trip"), "{said}");
+
     let left = wait_until_clean(&netns_of(&hosts));
     assert!(left.is_empty(), "left on the target: {left:?}");
 }
