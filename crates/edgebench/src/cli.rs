@@ -515,7 +515,15 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
                 ready_timeout_ms: o.ready_timeout_ms,
                 cpus: &o.cpus,
             };
-            let remote = crate::remote::Remote::connect(&connection, &settings, interrupted.clone())?;
+            let remote = match crate::remote::Remote::connect(&connection, &settings, interrupted.clone()) {
+                Ok(remote) => remote,
+                Err(e) => {
+                    if args.resume.is_none() {
+                        campaign.remove_unbegun();
+                    }
+                    return Err(e);
+                }
+            };
             eprintln!("edgebench: target {}: {}", target.url, remote.describe_link());
             campaign = campaign.with_backends(remote.backends()).with_target(remote.environment());
             Some(remote)

@@ -229,3 +229,25 @@ fn the_agent_refuses_anything_but_its_protocol() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"), "says how to start it without SSH");
 }
+
+/// A target that cannot be reached: the error says so with ssh's own words,
+/// and the campaign directory it would have filled is not left behind.
+#[test]
+fn an_unreachable_target_is_named_and_leaves_no_campaign_behind() {
+    // A port on loopback that nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("never");
+    let run = Command::new(EDGEBENCH)
+        .args(["run", "--target", &format!("ssh://root@127.0.0.1:{port}"), "--runtimes", "native"])
+        .args(["--workloads", "hello", "--reps", "1", "--out"])
+        .arg(&out)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(stderr.contains("ended before answering") && stderr.contains("Connection refused"), "{stderr}");
+    assert!(!stderr.contains("the campaign stops here"), "no campaign had begun: {stderr}");
+    assert!(!out.exists(), "{} was left behind", out.display());
+}

@@ -192,6 +192,17 @@ impl Campaign {
         self
     }
 
+    /// Removes what `create` wrote for a campaign that never began (its
+    /// remote target could not be reached): the directory is as before.
+    pub fn remove_unbegun(self) {
+        let Campaign { dir, store, .. } = self;
+        drop(store);
+        for name in [RESULTS_FILE, "results.sqlite-wal", "results.sqlite-shm", CAMPAIGN_FILE] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        let _ = std::fs::remove_dir(&dir); // only when empty: a given --out that held nothing else
+    }
+
     /// The target a stored campaign ran its runtimes on (None: this host, or nothing stored yet).
     pub fn stored_target(&self) -> Result<Option<String>> {
         let row = self.store.campaign()?;

@@ -23,7 +23,8 @@ pub struct Link {
     channel: Mutex<Channel>,
     exits: Arc<Mutex<HashMap<u64, String>>>,
     stderr: Arc<Mutex<VecDeque<String>>>,
-    /// Set by `close`: the end of the session is then expected.
+    /// Set until the agent has answered hello, and by `close`: an end of
+    /// the session then is not a campaign's lost target.
     closing: Arc<AtomicBool>,
     next_id: AtomicU64,
 }
@@ -73,7 +74,7 @@ impl Link {
 
         let (tx, replies) = mpsc::channel();
         let exits = Arc::new(Mutex::new(HashMap::new()));
-        let closing = Arc::new(AtomicBool::new(false));
+        let closing = Arc::new(AtomicBool::new(true));
         let (e, c, url) = (exits.clone(), closing.clone(), target.url.clone());
         std::thread::spawn(move || {
             for line in BufReader::new(stdout.expect("piped")).lines().map_while(|l| l.ok()) {
@@ -140,6 +141,12 @@ impl Link {
             self.target.url,
             if tail.is_empty() { "none".to_string() } else { tail.join(" | ") }
         )
+    }
+
+    /// The agent has answered hello: from now on, an end of the session
+    /// stops the campaign (see `connect`).
+    pub fn established(&self) {
+        self.closing.store(false, Ordering::SeqCst);
     }
 
     /// How the instance died, once the agent has said so.

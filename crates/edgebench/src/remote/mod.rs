@@ -116,6 +116,7 @@ impl Remote {
             .with_context(|| {
                 format!("starting `{}` on {} over SSH (is edgebench installed there?)", c.agent_command, c.target.url)
             })?;
+        link.established();
         if let Some((what, path)) = welcome.missing_artifacts.first() {
             bail!("on {}: {what} is missing ({path}): run `edgebench build` there", c.target.host);
         }
