@@ -3,8 +3,8 @@
 //!
 //! ```text
 //!   ebt-PID-N-ctl                       ebt-PID-N-h0
-//!   to-h0  10.214.k0.1/30 <── veth ──> eth0 10.214.k0.2/30   sshd on :22
-//!   to-h1  10.214.k1.1/30 <── veth ──> eth0 10.214.k1.2/30   sshd on :22 (ebt-PID-N-h1)
+//!   to-h0  10.215.k0.1/30 <── veth ──> eth0 10.215.k0.2/30   sshd on :22
+//!   to-h1  10.215.k1.1/30 <── veth ──> eth0 10.215.k1.2/30   sshd on :22 (ebt-PID-N-h1)
 //! ```
 //!
 //! Both ends of every veth are created inside our namespaces (never in the
@@ -14,11 +14,12 @@
 //! each host as `ssh -F <ssh_config> root@<host_addr(i)>`. The hosts share
 //! this machine's filesystem (only the network is their own).
 //!
-//! Each /30 is `10.214.k.0/30` with `k` held by an exclusive `flock` while the
+//! Each /30 is `10.215.k.0/30` with `k` held by an exclusive `flock` while the
 //! hosts live, so that test processes running at once never take the same
 //! block (their namespaces are apart anyway: this keeps addresses unambiguous
-//! in captures and logs); a `k` whose `10.214.k.` appears on the machine's own
-//! interfaces (the micro-VM backend's links) is skipped. Dropping the value
+//! in captures and logs); the range is apart from the project's own (firewall
+//! namespaces 10.213/16, micro-VM links 10.214/16), and a `k` whose
+//! `10.215.k.` appears on the machine's own interfaces anyway is skipped. Dropping the value
 //! kills each sshd and every process left in the namespaces (sessions,
 //! ssh connection masters), deletes the namespaces and removes the temp dir,
 //! also when a test panics.
@@ -147,7 +148,7 @@ impl NamespaceHosts {
             let netns = format!("{tag}-h{i}");
             let (k, lock) = take_block()?;
             self.blocks.push(lock);
-            let (ctl_addr, addr) = (Ipv4Addr::new(10, 214, k, 1), Ipv4Addr::new(10, 214, k, 2));
+            let (ctl_addr, addr) = (Ipv4Addr::new(10, 215, k, 1), Ipv4Addr::new(10, 215, k, 2));
             ip(&["netns", "add", &netns])?;
             self.namespaces.push(netns.clone());
             let to_host = format!("to-h{i}");
@@ -356,7 +357,7 @@ fn remove_leftovers() {
     }
 }
 
-/// A free `k` of 10.214.k.0/30, held while the returned lock lives.
+/// A free `k` of 10.215.k.0/30, held while the returned lock lives.
 fn take_block() -> Result<(u8, Flock<File>)> {
     std::fs::create_dir_all(LOCK_DIR).with_context(|| format!("creating {LOCK_DIR}"))?;
     let own = Command::new("ip").args(["-br", "addr"]).output().context("ip -br addr")?;
@@ -364,7 +365,7 @@ fn take_block() -> Result<(u8, Flock<File>)> {
     let start = std::process::id().wrapping_mul(2654435761) >> 24;
     for i in 0..256u32 {
         let k = ((start + i) % 256) as u8;
-        if own.contains(&format!(" 10.214.{k}.")) {
+        if own.contains(&format!(" 10.215.{k}.")) {
             continue;
         }
         let path = format!("{LOCK_DIR}/ebt-net-{k}.lock");
@@ -375,7 +376,7 @@ fn take_block() -> Result<(u8, Flock<File>)> {
             Err((_, e)) => return Err(e).with_context(|| format!("locking {path}")),
         }
     }
-    bail!("every 10.214.k.0/30 block is in use")
+    bail!("every 10.215.k.0/30 block is in use")
 }
 
 /// Kills every process descending from `pid`, leaves first, so that each is
