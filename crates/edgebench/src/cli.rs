@@ -525,7 +525,10 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
                 }
             };
             eprintln!("edgebench: target {}: {}", target.url, remote.describe_link());
-            campaign = campaign.with_backends(remote.backends()).with_target(remote.environment());
+            campaign = campaign
+                .with_backends(remote.backends())
+                .with_target(remote.environment())
+                .with_target_firewall(remote.firewall());
             Some(remote)
         }
         None => None,
@@ -555,12 +558,6 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
 
 /// What a remote target does not run (yet): said before anything starts.
 fn check_remote(options: &crate::campaign::Options) -> Result<()> {
-    if options.uses_firewall() {
-        bail!(
-            "--firewall {}: firewall profiles are not run on a remote target; run that campaign on the host itself",
-            options.firewall.join(",")
-        );
-    }
     if options.wants(crate::campaign::Metric::Scaling) {
         bail!("--metrics scaling: scaling experiments are not run on a remote target; run them on the host itself");
     }

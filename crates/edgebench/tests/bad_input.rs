@@ -254,7 +254,7 @@ fn cases(f: &Fixtures) -> Vec<Case> {
         run(&["--target", "http://edge-1"], &["--target", "only ssh://", "ssh://[user@]host[:port]"]),
         run(&["--target", "ssh://edge-1:99999"], &["--target", "port", "ssh://[user@]host[:port]"]),
         run(&["--target", "ssh://@edge-1"], &["--target", "user"]),
-        run(&["--target", "ssh://127.0.0.1", "--firewall", "host"], &["--firewall", "remote target"]),
+        run(&["--target", "ssh://127.0.0.1", "--firewall", "host,rules-7"], &["rules-7", "valid profiles"]),
         run(&["--target", "ssh://127.0.0.1", "--metrics", "scaling"], &["scaling", "remote target"]),
         run(&["--ssh-config", "/dev/null"], &["--ssh-config", "--target"]),
         case(&["run", "--frobnicate"], &["--frobnicate"]),

@@ -124,6 +124,82 @@ fn a_remote_target_campaign_measures_native_and_the_embedded_host_across_the_lin
     assert!(left.is_empty(), "left on the target: {left:?}");
 }
 
+/// Firewall profiles on a remote target: applied there by the agent, in the
+/// target's own ruleset, on the interface the client reaches it on; the
+/// target's ruleset is compared before and after, and our table is gone.
+#[test]
+fn firewall_profiles_on_a_remote_target_are_applied_there_and_leave_nothing() {
+    common::artifacts();
+    let Some(hosts) = hosts_or_skip() else { return };
+    if let Err(why) = edgebench::network::available() {
+        return common::skip("nftables", &format!("firewall profiles on a remote target: {why}"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("remote-firewall");
+    let mut run = remote_run(&hosts, &out, "2");
+    run.args(["--firewall", "off,rules-100-notrack"]);
+    let run = run.output().expect("edgebench runs");
+    assert!(
+        run.status.success(),
+        "remote campaign with firewall profiles failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let store = Store::open_existing(&out).unwrap();
+    let campaign = store.campaign().unwrap().unwrap();
+    let samples = store.samples(&campaign.id).unwrap();
+    for runtime in ["native", "wasmtime-embedded"] {
+        for profile in ["off", "rules-100-notrack"] {
+            let of = |metric: &str| {
+                samples
+                    .iter()
+                    .filter(|s| s.runtime == runtime && s.firewall == profile && s.metric == metric && s.ok)
+                    .count()
+            };
+            assert!(
+                of("cold_start") >= 2 && of("latency_keepalive") >= 2,
+                "{runtime} under {profile}: {:?}",
+                failures(&samples)
+            );
+            let applied: Vec<_> = samples
+                .iter()
+                .filter(|s| s.runtime == runtime && s.firewall == profile && s.metric == "firewall_apply")
+                .collect();
+            assert!(
+                applied.len() >= 2 && applied.iter().all(|s| s.ok && s.detail == "placement target-host"),
+                "{applied:?}"
+            );
+        }
+    }
+    let profiles = store.firewall_profiles(&campaign.id).unwrap();
+    let rules = profiles.iter().find(|p| p.profile == "rules-100-notrack").expect("the profile's rules are stored");
+    assert_eq!(rules.placement, "target-host");
+    let definition = rules.definition.to_string();
+    assert!(
+        definition.contains("\"prerouting\"") && definition.contains("\"eth0\""),
+        "on the target's interface: {definition}"
+    );
+    let networks = store.networks(&campaign.id).unwrap();
+    assert_eq!(networks.len(), 1);
+    assert_eq!(
+        (networks[0].host_if.as_str(), networks[0].server_addr.clone()),
+        ("eth0", hosts.host_addr(0).to_string())
+    );
+    let rulesets = store.host_rulesets(&campaign.id).unwrap();
+    let moments: Vec<&str> = rulesets.iter().map(|r| r.moment.as_str()).collect();
+    assert_eq!(moments, ["before", "after"], "the target's ruleset is taken before and after");
+    assert!(rulesets[1].changed.is_empty(), "nothing else changed the target's ruleset: {}", rulesets[1].changed);
+
+    // Our table is gone from the target; the client's host was never touched.
+    let tables =
+        Command::new("ip").args(["netns", "exec", hosts.host_netns(0), "nft", "list", "tables"]).output().unwrap();
+    let tables = String::from_utf8_lossy(&tables.stdout);
+    assert!(!tables.contains(" eb-"), "our table is left on the target: {tables}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## Behind a host firewall") && report.contains("in the target's own ruleset"), "{report}");
+    assert!(wait_until_clean(&netns_of(&hosts)).is_empty());
+}
+
 fn failures(samples: &[edgebench::store::Sample]) -> Vec<String> {
     samples.iter().filter(|s| !s.ok).map(|s| format!("{} {}: {}", s.runtime, s.metric, s.error)).take(5).collect()
 }

@@ -11,6 +11,7 @@ mod scaling;
 mod trial;
 
 pub use file::{selects, Settings, CAMPAIGN_FILE};
+pub use firewall::{TargetFirewall, TargetStart};
 pub use options::{parse_workloads, LoadOptions, Metric, Options};
 pub use plan::{plan, plan_with_firewall, TrialKey};
 pub use trial::{free_loopback_addr, launch_until_ready, launch_until_ready_in, Failure};
@@ -192,6 +193,12 @@ impl Campaign {
         self
     }
 
+    /// Firewall profiles are applied on the remote target, through `firewall`.
+    pub fn with_target_firewall(mut self, firewall: Box<dyn TargetFirewall>) -> Campaign {
+        self.profiles.target = Some(firewall);
+        self
+    }
+
     /// Removes what `create` wrote for a campaign that never began (its
     /// remote target could not be reached): the directory is as before.
     pub fn remove_unbegun(self) {
@@ -238,10 +245,21 @@ impl Campaign {
         cpus.install()?;
         let detections = self.detect(&runtimes)?;
         // Before anything is stored: a campaign that cannot have its firewall does not start.
-        let network = if self.options.uses_firewall() {
+        if !self.options.uses_firewall() {
+            // Without profiles, nothing is applied on the target either.
+            self.profiles.target = None;
+        }
+        let on_target = self.profiles.target.is_some();
+        let network = if self.options.uses_firewall() && !on_target {
             Some(Self::start_network(&self.id, &ctx, &runtimes, &detections)?)
         } else {
             None
+        };
+        let target_firewall = match &self.profiles.target {
+            Some(t) if self.options.uses_firewall() => {
+                Some(t.start().context("starting firewall profiles on the remote target")?)
+            }
+            _ => None,
         };
         ctx.server_netns = network.as_ref().map(|n| n.topology().netns_path().to_path_buf());
         let fingerprint = serde_json::Value::Object(self.artifacts.fingerprint());
@@ -270,6 +288,9 @@ impl Campaign {
         if let Some(net) = &network {
             firewall::record_start(&self.store, &self.id, net)?;
         }
+        if let Some(start) = &target_firewall {
+            firewall::record_target_start(&self.store, &self.id, start)?;
+        }
 
         let available: Vec<(&dyn Runtime, &'static str)> = runtimes
             .iter()
@@ -289,9 +310,10 @@ impl Campaign {
         let _ = std::fs::remove_dir_all(work_dir.join("state"));
         let _ = std::fs::remove_dir_all(work_dir.join("home"));
         // Namespace, veth and tables go on every path; then the host's ruleset is compared.
-        let host_changed = match network {
-            Some(net) => firewall::finish(&self.store, &self.id, net)?,
-            None => Vec::new(),
+        let host_changed = match (network, &self.profiles.target, &target_firewall) {
+            (Some(net), ..) => firewall::finish(&self.store, &self.id, net)?,
+            (None, Some(t), Some(_)) => firewall::finish_target(&self.store, &self.id, t.as_ref())?,
+            _ => Vec::new(),
         };
         let failures = result?;
 
@@ -303,9 +325,10 @@ impl Campaign {
         }
         if !host_changed.is_empty() {
             bail!(
-                "the host's nftables ruleset changed during the campaign in {}: edgebench only creates and removes \
-                 its own `{}*` tables, so something else changed the host's firewall while measuring; the samples \
+                "{} nftables ruleset changed during the campaign in {}: edgebench only creates and removes \
+                 its own `{}*` tables, so something else changed that host's firewall while measuring; the samples \
                  are kept (see the host_ruleset table), but check what ran",
+                if on_target { "the remote target's" } else { "the host's" },
                 host_changed.join(", "),
                 network::nft::PREFIX
             );

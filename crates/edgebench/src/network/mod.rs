@@ -4,10 +4,12 @@
 //! own tables, the host's ruleset identical before and after, nothing left
 //! behind on any path out.
 
+pub mod host;
 pub mod nft;
 pub mod profiles;
 pub mod topology;
 
+pub use host::HostFirewall;
 pub use nft::{HostChanges, HostSnapshot};
 pub use profiles::{Profile, Scope, Target};
 pub use topology::Topology;
@@ -15,7 +17,7 @@ pub use topology::Topology;
 use anyhow::{bail, Context as _, Result};
 use nft::Netns;
 use serde_json::Value;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -36,6 +38,10 @@ pub enum Placement {
     /// micro-VMs): the runtime applies the profile there itself, at launch
     /// and before t0 ([`Network::apply_own`]), in front of its guest.
     OwnNamespace,
+    /// On a remote target, listening on the address the client reached it
+    /// at: its agent applies the profile in the target's own ruleset
+    /// ([`HostFirewall`]), for packets in on that address's interface.
+    TargetHost,
 }
 
 impl Placement {
@@ -44,6 +50,7 @@ impl Placement {
             Placement::ServerNamespace => "server-namespace",
             Placement::HostLoopback => "host-loopback",
             Placement::OwnNamespace => "own-namespace",
+            Placement::TargetHost => "target-host",
         }
     }
 }
@@ -75,7 +82,7 @@ pub struct Network {
 }
 
 /// One application of a profile.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Applied {
     /// Just before starting `nft -j -f -` → its exit (transaction committed).
     pub took: Duration,
@@ -87,7 +94,7 @@ pub struct Applied {
 }
 
 /// The host's ruleset before and after a campaign.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct HostCheck {
     pub before: HostSnapshot,
     pub after: HostSnapshot,
@@ -125,8 +132,7 @@ impl Network {
     }
 
     fn next_service_port(&self) -> u16 {
-        let span = u32::from(SERVICE_PORTS.1 - SERVICE_PORTS.0) + 1;
-        SERVICE_PORTS.0 + (self.next_port.fetch_add(1, Ordering::Relaxed) % span) as u16
+        next_service_port(&self.next_port)
     }
 
     /// Where the next instance listens, and the namespace it starts in.
@@ -139,14 +145,9 @@ impl Network {
                 Some(self.topology.netns_path()),
             )),
             Placement::HostLoopback | Placement::OwnNamespace => {
-                for _ in SERVICE_PORTS.0..=SERVICE_PORTS.1 {
-                    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.next_service_port()));
-                    if TcpListener::bind(addr).is_ok() {
-                        return Ok((addr, None));
-                    }
-                }
-                bail!("every service port {}-{} on 127.0.0.1 is in use", SERVICE_PORTS.0, SERVICE_PORTS.1)
+                Ok((free_service_addr(IpAddr::V4(Ipv4Addr::LOCALHOST), &self.next_port)?, None))
             }
+            Placement::TargetHost => bail!("an instance on a remote target gets its address from the target's agent"),
         }
     }
 
@@ -155,6 +156,7 @@ impl Network {
             Placement::ServerNamespace => Ok((topology.netns(), Netns::Host, Scope::Namespace)),
             Placement::HostLoopback => Ok((Netns::Host, topology.netns(), Scope::HostLoopback)),
             Placement::OwnNamespace => bail!("a runtime in a namespace of its own applies its profile at launch"),
+            Placement::TargetHost => bail!("a remote target's agent applies its profile there"),
         }
     }
 
@@ -204,10 +206,7 @@ impl Network {
 
     /// Our table's items as listed by nft (canonical form), in `netns`.
     pub fn our_table(&self, netns: Netns<'_>) -> Result<Vec<Value>> {
-        let listing = nft::list_ruleset(netns)?;
-        let table = self.table();
-        let wanted = format!("inet {table}");
-        Ok(nft::canonical(&listing).into_iter().filter(|item| nft::table_of(item).as_ref() == Some(&wanted)).collect())
+        our_table(netns, self.table())
     }
 
     /// Removes everything this campaign created, then compares the host's
@@ -218,6 +217,31 @@ impl Network {
         let changes = after.changed_since(&self.host_before);
         Ok(HostCheck { before: self.host_before.clone(), after, changes })
     }
+}
+
+/// The items of table `inet TABLE` as listed by nft (canonical form), in `netns`.
+fn our_table(netns: Netns<'_>, table: &str) -> Result<Vec<Value>> {
+    let listing = nft::list_ruleset(netns)?;
+    let wanted = format!("inet {table}");
+    Ok(nft::canonical(&listing).into_iter().filter(|item| nft::table_of(item).as_ref() == Some(&wanted)).collect())
+}
+
+/// The next port of the service range (rotating, so consecutive instances
+/// never reuse a port still in TIME_WAIT).
+fn next_service_port(next: &AtomicU32) -> u16 {
+    let span = u32::from(SERVICE_PORTS.1 - SERVICE_PORTS.0) + 1;
+    SERVICE_PORTS.0 + (next.fetch_add(1, Ordering::Relaxed) % span) as u16
+}
+
+/// A service port on `ip` that is free now (bound and let go).
+pub fn free_service_addr(ip: IpAddr, next: &AtomicU32) -> Result<SocketAddr> {
+    for _ in SERVICE_PORTS.0..=SERVICE_PORTS.1 {
+        let addr = SocketAddr::from((ip, next_service_port(next)));
+        if TcpListener::bind(addr).is_ok() {
+            return Ok(addr);
+        }
+    }
+    bail!("every service port {}-{} on {ip} is in use", SERVICE_PORTS.0, SERVICE_PORTS.1)
 }
 
 /// Names to remove if edgebench must exit at once (a second Ctrl-C), where

@@ -126,14 +126,14 @@ pub fn tables(ruleset: &Value) -> Vec<String> {
 /// The host's ruleset apart from ours: a hash of the whole and one per
 /// part, a part being a table's declarations (`family table`) or the rules
 /// of one chain (`family table chain`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HostSnapshot {
     pub sha256: String,
     pub parts: BTreeMap<String, String>,
 }
 
 /// How the host's ruleset differs from an earlier snapshot.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HostChanges {
     /// Parts that changed and that no known agent explains: a failure.
     pub unexplained: Vec<String>,

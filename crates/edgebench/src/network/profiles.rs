@@ -41,7 +41,7 @@ pub struct Profile {
 }
 
 /// Where the profile's rules are placed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
     /// Inside the project's server namespace: the input chain's policy is
     /// drop, as on a real host.
@@ -57,6 +57,13 @@ pub enum Scope {
     /// in front of the guest; what the guest sends (in on `guest_if`) passes,
     /// as a host's own output would.
     Forward { guest_if: &'static str },
+    /// In the ruleset of a host the client reaches over a real interface (a
+    /// remote target): only packets in on `ifname` to our service ports
+    /// enter the profile's chain, at prerouting (priority -150, after
+    /// conntrack and before Docker's DNAT), so a container's published port
+    /// is behind the same rules as a process's. Everything else of the host
+    /// passes our table untouched; no ICMP rule, as on loopback.
+    HostInterface { ifname: String },
 }
 
 /// Where and for which ports a profile is built.
@@ -184,7 +191,9 @@ impl Profile {
             }}}));
         }
         // The chain the profile's verdicts live in.
-        let profile_chain = match target.scope {
+        let on_if =
+            |dir: &str, ifname: &str| json!({"match": {"op": "==", "left": {"meta": {"key": dir}}, "right": ifname}});
+        let profile_chain = match &target.scope {
             Scope::Namespace => {
                 commands.push(chain("input", Some(("input", 0, "drop"))));
                 "input"
@@ -193,6 +202,15 @@ impl Profile {
                 commands.push(chain("input", Some(("input", 0, "accept"))));
                 commands.push(chain("profile", None));
                 commands.push(rule("input", json!([on_lo("iif"), dport.clone(), {"jump": {"target": "profile"}}])));
+                "profile"
+            }
+            Scope::HostInterface { ifname } => {
+                commands.push(chain("prerouting", Some(("prerouting", -150, "accept"))));
+                commands.push(chain("profile", None));
+                commands.push(rule(
+                    "prerouting",
+                    json!([on_if("iifname", ifname), dport.clone(), {"jump": {"target": "profile"}}]),
+                ));
                 "profile"
             }
             Scope::Forward { guest_if } => {
@@ -207,7 +225,7 @@ impl Profile {
             // Raw priority: before conntrack would see the packet.
             commands.push(chain("notrack_pre", Some(("prerouting", -300, "accept"))));
             commands.push(chain("notrack_out", Some(("output", -300, "accept"))));
-            match target.scope {
+            match &target.scope {
                 Scope::Namespace | Scope::Forward { .. } => {
                     commands.push(rule("notrack_pre", json!([{"notrack": null}])));
                     commands.push(rule("notrack_out", json!([{"notrack": null}])));
@@ -216,6 +234,13 @@ impl Profile {
                     for (c, dir) in [("notrack_pre", "iif"), ("notrack_out", "oif")] {
                         for port_match in [&dport, &sport] {
                             commands.push(rule(c, json!([on_lo(dir), port_match, {"notrack": null}])));
+                        }
+                    }
+                }
+                Scope::HostInterface { ifname } => {
+                    for (c, dir) in [("notrack_pre", "iifname"), ("notrack_out", "oifname")] {
+                        for port_match in [&dport, &sport] {
+                            commands.push(rule(c, json!([on_if(dir, ifname), port_match, {"notrack": null}])));
                         }
                     }
                 }
@@ -239,7 +264,7 @@ impl Profile {
             Kind::Host | Kind::Off => {}
         }
         commands.push(rule(profile_chain, json!([dport, {"accept": null}])));
-        match target.scope {
+        match &target.scope {
             Scope::Namespace | Scope::Forward { .. } => {
                 for proto in ["icmp", "ipv6-icmp"] {
                     commands.push(rule(
@@ -254,7 +279,9 @@ impl Profile {
             }
             // The policy of the host's chain stays accept: an explicit drop
             // ends our ports' chain instead.
-            Scope::HostLoopback => commands.push(rule(profile_chain, json!([{"drop": null}]))),
+            Scope::HostLoopback | Scope::HostInterface { .. } => {
+                commands.push(rule(profile_chain, json!([{"drop": null}])))
+            }
         }
         json!({ "nftables": commands })
     }
@@ -323,5 +350,25 @@ mod tests {
         assert_eq!(jumps.len(), 1);
         let expr = jumps[0]["add"]["rule"]["expr"].to_string();
         assert!(expr.contains("20000") && expr.contains("\"jump\"") && expr.contains("\"lo\""), "{expr}");
+    }
+
+    #[test]
+    fn a_remote_targets_scope_enters_the_profile_only_on_its_interface_before_nat() {
+        let scope = Scope::HostInterface { ifname: "eth0".into() };
+        let target = Target { table: "eb-test".into(), scope, ports: (20000, 20003) };
+        let batch = Profile::parse("rules-10").unwrap().batch(&target);
+        let commands = batch["nftables"].as_array().unwrap();
+        let hook = commands.iter().find(|c| c["add"]["chain"]["name"] == "prerouting").unwrap();
+        assert_eq!(hook["add"]["chain"]["policy"], "accept", "the host's own traffic is never dropped");
+        assert_eq!(hook["add"]["chain"]["prio"], -150, "after conntrack (-200), before DNAT (-100)");
+        let jumps: Vec<&Value> = commands.iter().filter(|c| c["add"]["rule"]["chain"] == "prerouting").collect();
+        assert_eq!(jumps.len(), 1);
+        let expr = jumps[0]["add"]["rule"]["expr"].to_string();
+        assert!(expr.contains("iifname") && expr.contains("\"eth0\"") && expr.contains("20000"), "{expr}");
+        // ct, 10 blocklist drops, the service accept, the final drop; no ICMP rule.
+        let in_profile = commands.iter().filter(|c| c["add"]["rule"]["chain"] == "profile").count();
+        assert_eq!(in_profile, 13);
+        let untracked = Profile::parse("host-notrack").unwrap().batch(&target).to_string();
+        assert!(untracked.contains("oifname") && !untracked.contains("\"ct\""), "{untracked}");
     }
 }

@@ -96,6 +96,26 @@ fn try_lock(name: &str) -> Result<Option<Flock<File>>> {
     }
 }
 
+/// A name of ours derived from `seed` (a campaign id) that no live process
+/// holds, with its lock; a same-named leftover of a dead process is removed.
+pub(super) fn claim_name(seed: &str) -> Result<(String, Flock<File>)> {
+    for attempt in 0..=32u32 {
+        let hash = nft::sha256(&format!("{seed}/{}/{attempt}", std::process::id()));
+        let name = format!("{PREFIX}{}", &hash[..6]);
+        if let Some(lock) = try_lock(&name)? {
+            remove_by_name(&name);
+            return Ok((name, lock));
+        }
+    }
+    bail!("no free {PREFIX}* name after 32 attempts")
+}
+
+/// Gives a claimed name up: the lock file goes, then the lock.
+pub(super) fn release_name(name: &str, lock: Flock<File>) {
+    let _ = std::fs::remove_file(Path::new(LOCK_DIR).join(format!("{name}.lock")));
+    drop(lock);
+}
+
 #[derive(Debug)]
 pub struct Topology {
     /// The namespace's name, also the prefix of its links and our tables.
@@ -117,20 +137,7 @@ impl Topology {
     /// `holder`, the namespace is that process's (named with `ip netns
     /// attach`; it lives on as long as the process or the name), not a new one.
     pub fn create(seed: &str, holder: Option<u32>) -> Result<Topology> {
-        let mut attempt = 0u32;
-        let (name, lock) = loop {
-            let hash = nft::sha256(&format!("{seed}/{}/{attempt}", std::process::id()));
-            let name = format!("{PREFIX}{}", &hash[..6]);
-            if let Some(lock) = try_lock(&name)? {
-                // A same-named leftover of a dead process goes first.
-                remove_by_name(&name);
-                break (name, lock);
-            }
-            attempt += 1;
-            if attempt > 32 {
-                bail!("no free {PREFIX}* name after 32 attempts");
-            }
-        };
+        let (name, lock) = claim_name(seed)?;
         let block = free_block(u32::from_str_radix(&name[PREFIX.len()..], 16).unwrap_or(0) % BLOCKS)?;
         let base = u32::from(SUBNET_BASE) + block * 4;
         let mut t = Topology {

@@ -7,21 +7,22 @@
 //! (stdin closed, a signal) it stops every instance and every runtime it set up.
 
 use super::protocol::{
-    Config, Described, DescribedVariant, Envelope, Event, InstanceCall, Launched, Message, Outcome, Request, Welcome,
-    PROTOCOL,
+    Config, Described, DescribedVariant, Envelope, Event, FirewallStarted, InstanceCall, Launched, Message, Outcome,
+    Request, Welcome, PROTOCOL,
 };
 use crate::artifacts::Artifacts;
 use crate::cpus::CpuPlan;
 use crate::measure::resources;
+use crate::network::{HostFirewall, Profile};
 use crate::runtime::{self, Context, Instance, LaunchSpec, Runtime, StartKind};
 use crate::Workload;
 use anyhow::{bail, Context as _, Result};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,8 +101,12 @@ pub fn serve(listen: Option<IpAddr>) -> Result<()> {
 /// The address the client reached this host's SSH server at
 /// (`SSH_CONNECTION`: client ip, client port, server ip, server port).
 fn ssh_server_ip() -> Option<IpAddr> {
+    ssh_connection_field(2)
+}
+
+fn ssh_connection_field(n: usize) -> Option<IpAddr> {
     let conn = std::env::var("SSH_CONNECTION").ok()?;
-    conn.split_whitespace().nth(2)?.parse().ok()
+    conn.split_whitespace().nth(n)?.parse().ok()
 }
 
 fn send(out: &Out, message: &Message) -> std::io::Result<()> {
@@ -122,7 +127,12 @@ struct Agent {
     plan: Option<CpuPlan>,
     instances: Instances,
     next_instance: u64,
+    /// The next service port to try (instances listen on the service ports,
+    /// which firewall profiles accept).
+    next_port: AtomicU32,
     set_up: Vec<String>,
+    /// The campaign's firewall on this host, between `FirewallStart` and `FirewallFinish`.
+    firewall: Option<HostFirewall>,
 }
 
 impl Agent {
@@ -141,7 +151,9 @@ impl Agent {
             plan: None,
             instances: Arc::default(),
             next_instance: 1,
+            next_port: AtomicU32::new(0),
             set_up: Vec::new(),
+            firewall: None,
         })
     }
 
@@ -190,11 +202,9 @@ impl Agent {
         Ok((runtime, variant, workload))
     }
 
-    /// A free port on the address the client reaches this host at.
+    /// A free service port on the address the client reaches this host at.
     fn free_addr(&self) -> Result<std::net::SocketAddr> {
-        Ok(TcpListener::bind((self.listen_ip, 0))
-            .with_context(|| format!("no free port on {}", self.listen_ip))?
-            .local_addr()?)
+        crate::network::free_service_addr(self.listen_ip, &self.next_port)
     }
 
     /// `received`: when the request's line was read.
@@ -236,7 +246,33 @@ impl Agent {
                 let cpus = self.plan.as_ref().map(|p| p.sut.clone()).unwrap_or_else(crate::cpus::Cpus::allowed);
                 Ok(serde_json::to_value(crate::measure::settle::wait(&cpus, Duration::from_millis(max_ms)))?)
             }
+            Request::FirewallStart => self.firewall_start(),
+            Request::Firewall { profile } => {
+                let firewall = self.firewall.as_ref().context("firewall_start must come before firewall")?;
+                Ok(serde_json::to_value(firewall.apply(Profile::parse(&profile)?)?)?)
+            }
+            Request::FirewallFinish => {
+                let firewall = self.firewall.take().context("firewall_start must come before firewall_finish")?;
+                Ok(serde_json::to_value(firewall.finish()?)?)
+            }
         }
+    }
+
+    fn firewall_start(&mut self) -> Result<Value> {
+        let campaign_id = self.ctx()?.campaign_id.clone();
+        // A second start (a resumed link) replaces the first: its table goes first.
+        drop(self.firewall.take());
+        let firewall = HostFirewall::start(&campaign_id, self.listen_ip)?;
+        let started = FirewallStarted {
+            table: firewall.table().into(),
+            interface: firewall.ifname.clone(),
+            listen_ip: self.listen_ip,
+            client_ip: ssh_connection_field(0),
+            nft_version: firewall.nft_version.clone(),
+            before: firewall.host_before.clone(),
+        };
+        self.firewall = Some(firewall);
+        Ok(serde_json::to_value(started)?)
     }
 
     fn hello(&mut self, campaign_id: String, concurrency: usize, ready_ms: Option<u64>, cpus: &str) -> Result<Value> {
@@ -322,12 +358,14 @@ impl Agent {
         Ok(value)
     }
 
-    /// Every instance stopped, every runtime set up torn down, scratch removed.
+    /// Every instance stopped, every runtime set up torn down, our table
+    /// removed, scratch removed.
     fn clean_up(&mut self) {
         let instances: Vec<_> = self.instances.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
         for (_, (_, mut instance)) in instances {
             let _ = instance.stop();
         }
+        drop(self.firewall.take());
         if let Some(ctx) = &self.ctx {
             for name in std::mem::take(&mut self.set_up) {
                 if let Ok(r) = self.runtime(&name) {

@@ -15,6 +15,7 @@
 //! round trip, measured before the campaign, is stored with the environment.
 
 pub mod agent;
+mod firewall;
 mod link;
 pub mod protocol;
 mod runtime;
@@ -138,6 +139,11 @@ impl Remote {
 
     /// Stored with the campaign's environment: the target host's own
     /// environment, and the link (the target, its round trips, the clocks).
+    /// The target's firewall, for campaigns with firewall profiles.
+    pub fn firewall(&self) -> Box<dyn crate::campaign::TargetFirewall> {
+        Box::new(firewall::RemoteFirewall { link: self.link.clone() })
+    }
+
     pub fn environment(&self) -> (Value, Value) {
         (self.welcome.environment.clone(), self.link_figures.clone())
     }

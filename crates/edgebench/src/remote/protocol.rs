@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any change of the messages below: client and agent must agree.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Envelope {
@@ -54,6 +54,17 @@ pub enum Request {
     Settle {
         max_ms: u64,
     },
+    /// Takes the target's ruleset and claims our table's name there
+    /// (answer: [`FirewallStarted`]); before the first `Firewall`.
+    FirewallStart,
+    /// Replaces our table on the target with this profile (answer:
+    /// `network::Applied`, timed on the target).
+    Firewall {
+        profile: String,
+    },
+    /// Removes our table and compares the target's ruleset with the one taken
+    /// at the start (answer: `network::HostCheck`).
+    FirewallFinish,
 }
 
 /// A runtime × variant × workload, by name.
@@ -150,4 +161,18 @@ pub struct Launched {
     /// The request's line read → the launch call, on the target's clock:
     /// the agent's own share of the cold start the client times.
     pub dispatch_ns: u64,
+}
+
+/// The agent's answer to `FirewallStart`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FirewallStarted {
+    /// Our table there (`inet TABLE`).
+    pub table: String,
+    /// The interface holding the listen address.
+    pub interface: String,
+    pub listen_ip: std::net::IpAddr,
+    /// The client's address as the target sees it (`SSH_CONNECTION`), if known.
+    pub client_ip: Option<std::net::IpAddr>,
+    pub nft_version: String,
+    pub before: crate::network::HostSnapshot,
 }

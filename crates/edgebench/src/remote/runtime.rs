@@ -101,7 +101,7 @@ impl Runtime for RemoteRuntime {
     /// client times includes the request's way to the target over SSH.
     fn launch(&self, _ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
         if spec.netns.is_some() || spec.firewall.is_some() {
-            bail!("firewall profiles are not run on a remote target");
+            bail!("a remote target's instances run in the target's own network namespace");
         }
         let launched_at = Instant::now();
         let launched: Launched = self
@@ -161,6 +161,11 @@ impl Runtime for RemoteRuntime {
              requests cross the link",
             self.link.target.host
         )
+    }
+
+    /// Firewall profiles are applied on the target, by its agent.
+    fn network_placement(&self, _variant: &str) -> crate::network::Placement {
+        crate::network::Placement::TargetHost
     }
 
     fn settle_elsewhere(&self, bound: Duration) -> Option<Result<Settled, String>> {

@@ -155,7 +155,27 @@ pub fn section(m: &super::Model) -> String {
         return String::new();
     }
     let mut out = String::from("\n## Behind a host firewall\n\n");
-    if let Some(n) = &f.network {
+    let target = m.campaign.environment["link"]["target"].as_str();
+    if let (Some(n), Some(target)) = (&f.network, target) {
+        let _ = writeln!(
+            out,
+            "Instances ran on the remote target `{}`, listening on {} (service ports {}), and were reached from the \
+             client at {} over the link. Every profile was applied there by edgebench's agent, in the target's own \
+             ruleset: our table's chain hooks prerouting at priority -150 (after conntrack, before Docker's DNAT, so \
+             a published container port is behind the same rules as a process) and is entered only by packets in on \
+             `{}` to the service ports; the target's other traffic passes it untouched, and its own rules (compared \
+             before and after, below) stay in force. Every profile, `off` included, measured this same path. {} on \
+             the target (`nft -j -f -`, rules built as JSON); apply times are the target's clock. A `-notrack` \
+             profile leaves its packets untracked, so no NAT applies to them: a container published through NAT is \
+             then reached through Docker's userland proxy instead.\n",
+            esc(target),
+            esc(&n.server_addr),
+            esc(&n.service_ports),
+            if n.client_addr.is_empty() { "(unknown address)".to_string() } else { esc(&n.client_addr) },
+            esc(&n.host_if),
+            esc(&n.nft_version)
+        );
+    } else if let Some(n) = &f.network {
         let _ = writeln!(
             out,
             "Instances of process runtimes ran inside the network namespace `{}` (server address {}), reached from the \
