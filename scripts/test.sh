@@ -35,5 +35,5 @@ if ! timeout 10 docker info >/dev/null 2>&1; then
   done
 fi
 
-export EDGEBENCH_REQUIRE="${EDGEBENCH_REQUIRE:-wasmtime,wasmcloud,docker,chromium,nftables,qemu-microvm,unikernel,sshd,ansible}"
+export EDGEBENCH_REQUIRE="${EDGEBENCH_REQUIRE:-wasmtime,wasmcloud,docker,chromium,nftables,qemu-microvm,unikernel,sshd,ansible,cgroups}"
 cargo nextest run --no-fail-fast

@@ -146,7 +146,7 @@ pub struct RunArgs {
         conflicts_with_all = [
             "campaign", "runtimes", "workloads", "metrics", "out", "reps", "precision", "max_reps", "budget", "requests", "warm_starts", "seed",
             "no_warmup", "connections", "load_duration_ms", "slo_p99_ms", "scaling_max", "density_max", "tenants_max",
-            "memory_budget_mib", "firewall", "cpus", "settle_max_ms", "ready_timeout_ms", "baseline",
+            "memory_budget_mib", "firewall", "edge_profile", "cpus", "settle_max_ms", "ready_timeout_ms", "baseline",
         ]
     )]
     pub resume: Option<PathBuf>,
@@ -206,6 +206,11 @@ pub struct RunArgs {
     /// [default: off].
     #[arg(long)]
     pub firewall: Option<String>,
+    /// Comma-separated edge profiles, each a factor of the campaign: none, cpu-F (a CPU quota of F
+    /// CPUs, e.g. cpu-0.5), mem-Nm (a memory cap of N MiB, e.g. mem-128m); every instance process
+    /// starts in the profile's cgroup, containers get the same limits from Docker [default: none].
+    #[arg(long, value_name = "PROFILES")]
+    pub edge_profile: Option<String>,
     /// Where the client (probe, load generator) and the runtimes run: auto (on ≥ 2 CPUs, disjoint
     /// sets: one CPU in four for the client, the rest for the runtimes), shared (both on every CPU),
     /// or CLIENT/SUT CPU lists such as 0/1-3 [default: auto].
@@ -251,6 +256,7 @@ impl RunArgs {
             tenants_max: self.tenants_max,
             memory_budget_mib: self.memory_budget_mib,
             firewall: list(&self.firewall),
+            edge_profile: list(&self.edge_profile),
             cpus: self.cpus.clone(),
             settle_max_ms: self.settle_max_ms,
             ready_timeout_ms: self.ready_timeout_ms,
@@ -481,6 +487,8 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
             }
             if target.is_some() {
                 check_remote(&options).map_err(usage)?;
+            } else {
+                crate::edge::check_here(&options.edge).map_err(usage)?;
             }
             Some(options)
         }
@@ -560,6 +568,12 @@ fn run(args: RunArgs, artifacts: Artifacts) -> Result<()> {
 fn check_remote(options: &crate::campaign::Options) -> Result<()> {
     if options.wants(crate::campaign::Metric::Scaling) {
         bail!("--metrics scaling: scaling experiments are not run on a remote target; run them on the host itself");
+    }
+    if options.uses_edge() {
+        bail!(
+            "--edge-profile {}: edge profiles are not run on a remote target yet; run that campaign on the host itself",
+            options.edge.join(",")
+        );
     }
     if let Some(w) = options.workloads.iter().find(|w| w.user().is_some()) {
         bail!("workload {w}: a remote target runs only the built-in workloads (hello, cpu, echo, kv)");

@@ -105,5 +105,9 @@ pub fn list() -> String {
         "\nfirewall profiles (--firewall): off, host, rules-N, set-N for N = 10, 100, 1000, 10000, and each but off \
          with -notrack (README: \"Behind a host firewall\")\n",
     );
+    out.push_str(
+        "\nedge profiles (--edge-profile): none, cpu-F (a CPU quota of F CPUs, e.g. cpu-0.5), mem-Nm (a memory cap \
+         of N MiB, e.g. mem-128m); net-lan and net-4g are not built yet (README: \"Under edge conditions\")\n",
+    );
     out
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod conformance;
 pub mod cpus;
 pub mod doctor;
+pub mod edge;
 pub mod environment;
 pub mod measure;
 pub mod merge;

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS samples (
     metric      TEXT NOT NULL,
     phase       TEXT NOT NULL DEFAULT '',
     firewall    TEXT NOT NULL DEFAULT 'off',
+    edge        TEXT NOT NULL DEFAULT 'none', -- the trial's edge profile (CPU quota, memory cap)
     repetition  INTEGER NOT NULL,
     seq         INTEGER NOT NULL DEFAULT 0,   -- index within a repetition (latency runs)
     value       REAL,
@@ -74,10 +75,11 @@ CREATE TABLE IF NOT EXISTS trials (
     workload    TEXT NOT NULL,
     repetition  INTEGER NOT NULL,
     firewall    TEXT NOT NULL DEFAULT 'off',  -- the trial's firewall profile
+    edge        TEXT NOT NULL DEFAULT 'none', -- the trial's edge profile
     status      TEXT NOT NULL,                -- done | failed | interrupted
     error       TEXT NOT NULL,
     finished_ns INTEGER NOT NULL,
-    PRIMARY KEY (campaign, kind, runtime, variant, workload, repetition, firewall)
+    PRIMARY KEY (campaign, kind, runtime, variant, workload, repetition, firewall, edge)
 );
 "#;
 
@@ -90,6 +92,7 @@ pub struct TrialIdentity {
     pub workload: String,
     pub repetition: u32,
     pub firewall: String,
+    pub edge: String,
 }
 
 impl TrialIdentity {
@@ -101,6 +104,7 @@ impl TrialIdentity {
             workload: key.workload.into(),
             repetition: key.repetition,
             firewall: key.firewall.into(),
+            edge: key.edge.into(),
         }
     }
 }
@@ -141,6 +145,36 @@ fn key_trials_by_identity(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Files from before edge profiles: `trials` rebuilt with `edge` in its key.
+fn key_trials_by_edge(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "BEGIN;
+         ALTER TABLE trials RENAME TO trials_without_edge;
+         CREATE TABLE trials (
+            campaign    TEXT NOT NULL,
+            kind        TEXT NOT NULL DEFAULT 'trial',
+            trial       INTEGER NOT NULL,
+            runtime     TEXT NOT NULL,
+            variant     TEXT NOT NULL,
+            workload    TEXT NOT NULL,
+            repetition  INTEGER NOT NULL,
+            firewall    TEXT NOT NULL DEFAULT 'off',
+            edge        TEXT NOT NULL DEFAULT 'none',
+            status      TEXT NOT NULL,
+            error       TEXT NOT NULL,
+            finished_ns INTEGER NOT NULL,
+            PRIMARY KEY (campaign, kind, runtime, variant, workload, repetition, firewall, edge)
+         );
+         INSERT INTO trials (campaign, kind, trial, runtime, variant, workload, repetition, firewall, status, error,
+                             finished_ns)
+         SELECT campaign, kind, trial, runtime, variant, workload, repetition, firewall, status, error, finished_ns
+         FROM trials_without_edge;
+         DROP TABLE trials_without_edge;
+         COMMIT;",
+    )?;
+    Ok(())
+}
+
 /// What identifies a trial (and its samples) besides its campaign.
 #[derive(Clone, Copy, Debug)]
 pub struct TrialRow<'a> {
@@ -149,6 +183,7 @@ pub struct TrialRow<'a> {
     pub workload: &'a str,
     pub repetition: u32,
     pub firewall: &'a str,
+    pub edge: &'a str,
 }
 
 /// The runtime every ratio in the report is taken against, unless the
@@ -177,6 +212,8 @@ pub struct Sample {
     pub metric: String,
     pub phase: String,
     pub firewall: String,
+    /// The trial's edge profile (`none`: unconstrained).
+    pub edge: String,
     pub repetition: u32,
     pub seq: u32,
     pub value: Option<f64>,
@@ -276,8 +313,18 @@ impl Store {
                  COMMIT;",
             )?;
         }
+        // Files written before edge profiles: the column, and trials keyed by it.
+        if conn.prepare("SELECT edge FROM samples LIMIT 0").is_err() {
+            conn.execute_batch("ALTER TABLE samples ADD COLUMN edge TEXT NOT NULL DEFAULT 'none'")?;
+        }
+        if conn.prepare("SELECT edge FROM trials LIMIT 0").is_err() {
+            key_trials_by_edge(&conn)?;
+        }
         conn.execute_batch(firewall::SCHEMA)?;
         conn.execute_batch(histograms::SCHEMA)?;
+        if conn.prepare("SELECT edge FROM histograms LIMIT 0").is_err() {
+            conn.execute_batch("ALTER TABLE histograms ADD COLUMN edge TEXT NOT NULL DEFAULT 'none'")?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Store { conn })
     }
@@ -405,8 +452,8 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO samples (campaign, runtime, variant, workload, metric, phase, firewall, repetition, seq, value, unit, ts_ns, ok, error, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                "INSERT INTO samples (campaign, runtime, variant, workload, metric, phase, firewall, repetition, seq, value, unit, ts_ns, ok, error, detail, edge)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
             for s in samples {
                 stmt.execute(params![
@@ -424,7 +471,8 @@ impl Store {
                     s.ts_ns,
                     s.ok,
                     s.error,
-                    s.detail
+                    s.detail,
+                    s.edge
                 ])?;
             }
         }
@@ -435,8 +483,9 @@ impl Store {
     pub fn samples(&self, campaign: &str) -> Result<Vec<Sample>> {
         // A file from before `detail`, opened read-only (so not migrated).
         let detail = if self.conn.prepare("SELECT detail FROM samples LIMIT 0").is_ok() { "detail" } else { "''" };
+        let edge = if self.conn.prepare("SELECT edge FROM samples LIMIT 0").is_ok() { "edge" } else { "'none'" };
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT runtime, variant, workload, metric, phase, firewall, repetition, seq, value, unit, ts_ns, ok, error, {detail}
+            "SELECT runtime, variant, workload, metric, phase, firewall, repetition, seq, value, unit, ts_ns, ok, error, {detail}, {edge}
              FROM samples WHERE campaign = ?1 ORDER BY id"
         ))?;
         let rows = stmt.query_map([campaign], |r| {
@@ -455,6 +504,7 @@ impl Store {
                 ok: r.get(11)?,
                 error: r.get(12)?,
                 detail: r.get(13)?,
+                edge: r.get(14)?,
             })
             .map(|mut s: Sample| {
                 if s.ok && !s.error.is_empty() {
@@ -478,8 +528,8 @@ impl Store {
         error: &str,
     ) -> Result<()> {
         self.conn.execute(
-            "INSERT OR REPLACE INTO trials (campaign, kind, trial, runtime, variant, workload, repetition, firewall, status, error, finished_ns)
-             VALUES (?1, ?11, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT OR REPLACE INTO trials (campaign, kind, trial, runtime, variant, workload, repetition, firewall, status, error, finished_ns, edge)
+             VALUES (?1, ?11, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12)",
             params![
                 campaign,
                 trial as i64,
@@ -491,7 +541,8 @@ impl Store {
                 status,
                 error,
                 now_ns(),
-                kind
+                kind,
+                key.edge
             ],
         )?;
         Ok(())
@@ -502,7 +553,7 @@ impl Store {
     /// (a runtime found or lost) still skips exactly what ran.
     pub fn finished_trials(&self, campaign: &str) -> Result<std::collections::HashSet<TrialIdentity>> {
         let mut stmt = self.conn.prepare(
-            "SELECT kind, runtime, variant, workload, repetition, firewall FROM trials
+            "SELECT kind, runtime, variant, workload, repetition, firewall, edge FROM trials
              WHERE campaign = ?1 AND status IN ('done', 'failed')",
         )?;
         let rows = stmt.query_map([campaign], |r| {
@@ -513,6 +564,7 @@ impl Store {
                 workload: r.get(3)?,
                 repetition: r.get(4)?,
                 firewall: r.get(5)?,
+                edge: r.get(6)?,
             })
         })?;
         rows.collect::<Result<_, _>>().map_err(Into::into)
@@ -530,15 +582,15 @@ impl Store {
                 "UPDATE samples SET ok = 0, error = 'superseded: the trial was interrupted and ran again' || \
                  CASE WHEN error = '' THEN '' ELSE '; ' || error END
                  WHERE campaign = ?1 AND runtime = ?2 AND variant = ?3 AND workload = ?4 AND repetition = ?5
-                 AND firewall = ?6 AND {filter} AND error NOT LIKE 'superseded:%'"
+                 AND firewall = ?6 AND edge = ?7 AND {filter} AND error NOT LIKE 'superseded:%'"
             ),
-            params![campaign, key.runtime, key.variant, key.workload, key.repetition, key.firewall],
+            params![campaign, key.runtime, key.variant, key.workload, key.repetition, key.firewall, key.edge],
         )?;
         if !scaling {
             self.conn.execute(
                 "UPDATE histograms SET ok = 0 WHERE campaign = ?1 AND runtime = ?2 AND variant = ?3 AND workload = ?4
-                 AND repetition = ?5 AND firewall = ?6",
-                params![campaign, key.runtime, key.variant, key.workload, key.repetition, key.firewall],
+                 AND repetition = ?5 AND firewall = ?6 AND edge = ?7",
+                params![campaign, key.runtime, key.variant, key.workload, key.repetition, key.firewall, key.edge],
             )?;
         }
         Ok(())
@@ -575,6 +627,7 @@ mod tests {
             workload: "hello".into(),
             repetition,
             firewall: "off".into(),
+            edge: "none".into(),
         };
         assert_eq!(finished, [id("trial", 1), id("trial", 2), id("scaling", 1)].into_iter().collect());
     }
@@ -600,6 +653,7 @@ mod tests {
             metric: "cold_start".into(),
             phase: String::new(),
             firewall: "off".into(),
+            edge: "none".into(),
             repetition: 2,
             seq: 0,
             value: Some(1.5),
@@ -646,6 +700,7 @@ mod tests {
             metric: "density".into(),
             phase: String::new(),
             firewall: "off".into(),
+            edge: "none".into(),
             repetition: 1,
             seq: 0,
             value: Some(6.0),

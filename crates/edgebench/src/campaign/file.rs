@@ -72,6 +72,8 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub firewall: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub edge_profile: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub settle_max_ms: Option<u64>,
@@ -183,6 +185,7 @@ impl Settings {
             tenants_max: Some(o.scaling.max_tenants),
             memory_budget_mib: Some(o.scaling.memory_budget_mib),
             firewall: Some(o.firewall.clone()),
+            edge_profile: Some(o.edge.clone()),
             cpus: Some(o.cpus.clone()),
             settle_max_ms: Some(o.settle_max_ms),
             ready_timeout_ms: o.ready_timeout_ms,
@@ -301,6 +304,11 @@ impl Settings {
             let names = distinct(list, &named("firewall"), "off, host, rules-N, set-N")?;
             o.firewall = crate::network::Profile::parse_list(&names.join(","))
                 .map_err(|e| anyhow::anyhow!("{}: {e:#}", named("firewall")))?;
+        }
+        if let Some(list) = &self.edge_profile {
+            let names = distinct(list, &named("edge_profile"), "none, cpu-F, mem-Nm")?;
+            o.edge = crate::edge::EdgeProfile::parse_list(&names.join(","))
+                .map_err(|e| anyhow::anyhow!("{}: {e:#}", named("edge_profile")))?;
         }
         o.cpus = self.cpus.clone().unwrap_or(d.cpus);
         crate::cpus::CpuPlan::resolve(&o.cpus, &crate::cpus::host_cpus())

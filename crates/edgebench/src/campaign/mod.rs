@@ -13,7 +13,7 @@ mod trial;
 pub use file::{selects, Settings, CAMPAIGN_FILE};
 pub use firewall::{TargetFirewall, TargetStart};
 pub use options::{parse_workloads, LoadOptions, Metric, Options};
-pub use plan::{plan, plan_with_firewall, TrialKey};
+pub use plan::{plan, plan_with_conditions, plan_with_firewall, TrialKey};
 pub use trial::{free_loopback_addr, launch_until_ready, launch_until_ready_in, Failure};
 
 use crate::artifacts::Artifacts;
@@ -255,6 +255,7 @@ impl Campaign {
         } else {
             None
         };
+        let edge = if self.options.uses_edge() { Some(crate::edge::Edge::start(&self.options.edge)?) } else { None };
         let target_firewall = match &self.profiles.target {
             Some(t) if self.options.uses_firewall() => {
                 Some(t.start().context("starting firewall profiles on the remote target")?)
@@ -266,6 +267,13 @@ impl Campaign {
         let mut env = environment::capture(&self.artifacts.source, &ctx.env);
         env["test_bed"] = test_bed(&cpus, &runtimes, &detections);
         env["artifacts"] = fingerprint.clone();
+        if let Some(edge) = &edge {
+            // What every CPU and memory profile's cgroup holds, as read back after writing it.
+            env["test_bed"]["edge"] = serde_json::json!({
+                "hierarchy": edge.hierarchy(),
+                "profiles": edge.readbacks().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+            });
+        }
         if let Some((target, link)) = &self.target {
             env["target"] = target.clone();
             env["link"] = link.clone();
@@ -299,9 +307,12 @@ impl Campaign {
             .filter(|(r, v)| selects(&self.options.runtimes, r.name(), v))
             .collect();
         let o = &self.options;
-        let trials = plan_with_firewall(&available, &o.workloads, &o.firewall, o.reps, o.seed);
+        let trials = plan_with_conditions(&available, &o.workloads, &o.firewall, &o.edge, o.reps, o.seed);
 
-        let result = self.run_trials(&ctx, &available, &trials, interrupted, network.as_ref(), started);
+        let conditions = (network.as_ref(), edge.as_ref());
+        let result = self.run_trials(&ctx, &available, &trials, interrupted, conditions, started);
+        // Its cgroups go once the instances are gone.
+        drop(edge);
         for r in &runtimes {
             if detections[r.name()].available {
                 r.teardown(&ctx);
@@ -391,7 +402,7 @@ impl Campaign {
         available: &[(&dyn Runtime, &'static str)],
         trials: &[TrialKey],
         interrupted: &AtomicBool,
-        network: Option<&Network>,
+        (network, edge): (Option<&Network>, Option<&crate::edge::Edge>),
         started: std::time::Instant,
     ) -> Result<usize> {
         // A runtime whose setup, or a configuration whose prepare, fails does
@@ -447,6 +458,7 @@ impl Campaign {
             unprepared: &unprepared,
             interrupted,
             network,
+            edge,
             bar: &bar,
             started,
             durations: HashMap::new(),
@@ -510,8 +522,9 @@ impl Campaign {
                     ctx: run.ctx,
                     interrupted: run.interrupted,
                     network: run.network,
+                    edge: run.edge,
                 }
-                .run(&mut self.store, &self.id),
+                .run_under(&mut self.store, &self.id),
                 Err(e) => Err(e),
             }
         };
@@ -820,6 +833,7 @@ struct TrialRun<'a, 'r> {
     unprepared: &'a Unprepared,
     interrupted: &'a AtomicBool,
     network: Option<&'a Network>,
+    edge: Option<&'a crate::edge::Edge>,
     bar: &'a ProgressBar,
     /// When this run of the campaign began (the budget counts from here).
     started: std::time::Instant,

@@ -169,6 +169,10 @@ pub struct Options {
     /// namespace and no rules, everything on 127.0.0.1 as before profiles).
     #[serde(default = "default_firewall")]
     pub firewall: Vec<String>,
+    /// Edge profiles (CPU quota, memory cap), each a factor of the plan
+    /// (`none` alone: unconstrained, as before profiles).
+    #[serde(default = "default_edge")]
+    pub edge: Vec<String>,
     /// Where the client and the system under test run (`--cpus`): `auto`,
     /// `shared` or `CLIENT/SUT` CPU lists (see `cpus::CpuPlan::resolve`).
     /// Options stored before CPU plans existed read as `shared` (what those
@@ -216,6 +220,10 @@ fn stored_before_cpu_plans() -> String {
 
 fn default_firewall() -> Vec<String> {
     vec!["off".into()]
+}
+
+fn default_edge() -> Vec<String> {
+    vec!["none".into()]
 }
 
 /// Throughput runs (per trial, with `--metrics throughput`).
@@ -299,6 +307,7 @@ impl Default for Options {
             load: LoadOptions::default(),
             scaling: ScalingOptions::default(),
             firewall: default_firewall(),
+            edge: default_edge(),
             cpus: default_cpus(),
             settle_max_ms: default_settle_max_ms(),
             ready_timeout_ms: None,
@@ -329,6 +338,11 @@ impl Options {
     /// every delta compares the same path with and without rules).
     pub fn uses_firewall(&self) -> bool {
         self.firewall.iter().any(|p| p != "off")
+    }
+
+    /// Whether trials run under edge profiles other than `none`.
+    pub fn uses_edge(&self) -> bool {
+        self.edge.iter().any(|p| p != "none")
     }
 }
 

@@ -17,6 +17,8 @@ pub struct TrialKey {
     pub repetition: u32,
     /// The firewall profile the trial runs under (`off`: none).
     pub firewall: String,
+    /// The edge profile the trial runs under (`none`: unconstrained).
+    pub edge: String,
     /// Tells apart the instances of one experiment in logs and scratch names.
     pub label_suffix: String,
 }
@@ -29,12 +31,18 @@ impl TrialKey {
             workload,
             repetition,
             firewall: "off".into(),
+            edge: "none".into(),
             label_suffix: String::new(),
         }
     }
 
     pub fn with_firewall(mut self, profile: &str) -> TrialKey {
         self.firewall = profile.into();
+        self
+    }
+
+    pub fn with_edge(mut self, profile: &str) -> TrialKey {
+        self.edge = profile.into();
         self
     }
 
@@ -46,6 +54,7 @@ impl TrialKey {
             workload: self.workload.name(),
             repetition: self.repetition,
             firewall: &self.firewall,
+            edge: &self.edge,
         }
     }
 
@@ -58,6 +67,9 @@ impl TrialKey {
         let mut base = format!("{}-{}-{}-r{}", self.runtime, self.variant, self.workload, self.repetition);
         if self.firewall != "off" {
             base = format!("{base}-fw-{}", self.firewall);
+        }
+        if self.edge != "none" {
+            base = format!("{base}-edge-{}", self.edge);
         }
         if self.label_suffix.is_empty() {
             base
@@ -87,6 +99,19 @@ pub fn plan_with_firewall(
     reps: u32,
     seed: u64,
 ) -> Vec<TrialKey> {
+    plan_with_conditions(configs, workloads, profiles, &["none".to_string()], reps, seed)
+}
+
+/// As [`plan_with_firewall`], with every firewall profile × edge profile
+/// (interleaved in the same rounds: both are factors of the experiment).
+pub fn plan_with_conditions(
+    configs: &[(&dyn Runtime, &str)],
+    workloads: &[Workload],
+    profiles: &[String],
+    edges: &[String],
+    reps: u32,
+    seed: u64,
+) -> Vec<TrialKey> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut trials = Vec::new();
     for repetition in 1..=reps {
@@ -97,7 +122,10 @@ pub fn plan_with_firewall(
                     continue;
                 }
                 for profile in profiles {
-                    round.push(TrialKey::new(runtime.name(), variant, workload, repetition).with_firewall(profile));
+                    for edge in edges {
+                        let key = TrialKey::new(runtime.name(), variant, workload, repetition);
+                        round.push(key.with_firewall(profile).with_edge(edge));
+                    }
                 }
             }
         }

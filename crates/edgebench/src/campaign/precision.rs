@@ -21,8 +21,8 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-/// runtime, variant, workload, firewall profile.
-pub type ConfigKey = (String, String, String, String);
+/// runtime, variant, workload, firewall profile, edge profile.
+pub type ConfigKey = (String, String, String, String, String);
 
 /// A configuration whose key cells are not all precise yet.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ pub fn shortfalls(store: &Store, campaign: &str, target: f64) -> Result<Vec<Shor
         if noise.reached(target) {
             continue;
         }
-        let config = (c.runtime.clone(), c.variant.clone(), c.workload.clone(), c.firewall.clone());
+        let config = (c.runtime.clone(), c.variant.clone(), c.workload.clone(), c.firewall.clone(), c.edge.clone());
         let n = noise.n as f64;
         let needed = if noise.rel_half_width.is_finite() {
             (n * (noise.rel_half_width / target).powi(2)).ceil().max(6.0)
@@ -71,14 +71,14 @@ pub fn shortfalls(store: &Store, campaign: &str, target: f64) -> Result<Vec<Shor
 
 /// The configuration a trial belongs to.
 pub fn config_of(key: &TrialKey) -> ConfigKey {
-    (key.runtime.clone(), key.variant.clone(), key.workload.name().to_string(), key.firewall.clone())
+    (key.runtime.clone(), key.variant.clone(), key.workload.name().to_string(), key.firewall.clone(), key.edge.clone())
 }
 
 /// The highest repetition run (done or failed) of each configuration.
 fn highest_repetitions(finished: &HashSet<TrialIdentity>) -> HashMap<ConfigKey, u32> {
     let mut out: HashMap<ConfigKey, u32> = HashMap::new();
     for t in finished.iter().filter(|t| t.kind == "trial") {
-        let key = (t.runtime.clone(), t.variant.clone(), t.workload.clone(), t.firewall.clone());
+        let key = (t.runtime.clone(), t.variant.clone(), t.workload.clone(), t.firewall.clone(), t.edge.clone());
         let e = out.entry(key).or_insert(0);
         *e = (*e).max(t.repetition);
     }
@@ -114,9 +114,9 @@ pub fn next_round(
             spent += each * more;
         }
         let Some(workload) = Workload::from_name(&s.config.2) else { continue };
-        let (runtime, variant, _, firewall) = &s.config;
+        let (runtime, variant, _, firewall, edge) = &s.config;
         for repetition in s.trials + 1..=s.trials + more {
-            keys.push(TrialKey::new(runtime, variant, workload, repetition).with_firewall(firewall));
+            keys.push(TrialKey::new(runtime, variant, workload, repetition).with_firewall(firewall).with_edge(edge));
         }
     }
     // A stream of its own for every round: the base plan's order is not disturbed.
@@ -129,7 +129,12 @@ mod tests {
     use super::*;
 
     fn short(runtime: &str, width: f64, trials: u32, more: u32) -> Shortfall {
-        Shortfall { config: (runtime.into(), "v".into(), "hello".into(), "off".into()), width, trials, more }
+        Shortfall {
+            config: (runtime.into(), "v".into(), "hello".into(), "off".into(), "none".into()),
+            width,
+            trials,
+            more,
+        }
     }
 
     #[test]

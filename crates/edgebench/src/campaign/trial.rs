@@ -57,6 +57,8 @@ pub struct Trial<'a> {
     pub interrupted: &'a AtomicBool,
     /// The campaign's namespace and firewall, when it runs profiles.
     pub network: Option<&'a Network>,
+    /// The campaign's edge profiles, when it runs any but `none`.
+    pub edge: Option<&'a crate::edge::Edge>,
 }
 
 /// CPU time of an instance so far (see [`Instance::cpu_ns`]).
@@ -86,10 +88,45 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl Trial<'_> {
+    /// Runs the trial under its edge profile (`none`: as [`Trial::run`]):
+    /// launches start in the profile's cgroup, and a trial during which the
+    /// kernel's OOM killer ended a process there fails with that reason.
+    pub fn run_under(&self, store: &mut Store, campaign: &str) -> Result<(), Failure> {
+        let Some(edge) = self.edge.filter(|_| self.key.edge != "none") else { return self.run(store, campaign) };
+        let _entered = edge.enter(&self.key.edge).map_err(|e| Failure::Failed(format!("{e:#}")))?;
+        let before = edge.oom_kills(&self.key.edge);
+        let result = self.run(store, campaign);
+        let killed = edge.oom_kills(&self.key.edge).saturating_sub(before);
+        if killed == 0 {
+            return result;
+        }
+        let why = format!(
+            "OOM-killed under edge profile {}: the kernel killed {killed} process(es) of the instance at its memory cap",
+            self.key.edge
+        );
+        store.insert_samples(campaign, &[self.failed("edge_oom_kills", "", &why)]).map_err(Failure::store)?;
+        match result {
+            Err(Failure::Failed(e)) => Err(Failure::Failed(format!("{why}; {e}"))),
+            Ok(()) => Err(Failure::Failed(why)),
+            other => other,
+        }
+    }
+
     pub fn run(&self, store: &mut Store, campaign: &str) -> Result<(), Failure> {
         let failed = |e: String| Failure::Failed(e);
         let mut write = |samples: Vec<Sample>| store.insert_samples(campaign, &samples).map_err(Failure::store);
+        let edge = self.edge.filter(|_| self.key.edge != "none");
         if let Some(own) = self.own_trial() {
+            if edge.is_some() {
+                // Its processes are not read back: nothing it measured is kept.
+                let why = format!(
+                    "edge profile {}: this variant measures a trial of its own, whose processes edgebench does not \
+                     check against the profile's limits yet",
+                    self.key.edge
+                );
+                write(vec![self.failed("cold_start", "", &why)])?;
+                return Err(failed(why));
+            }
             let samples: Vec<Sample> = own
                 .iter()
                 .map(|o| match &o.value {
@@ -112,6 +149,21 @@ impl Trial<'_> {
             }
             Err(f) => return Err(f),
         };
+        if let Some(edge) = edge {
+            // Before any figure is kept: the profile's limits hold for every process of the instance.
+            match edge.verify(&self.key.edge, &instance.pids()) {
+                Ok(read) => {
+                    let mut s = self.sample("edge_in_force", "", 0, instance.pids().len() as f64, "processes");
+                    s.detail = read;
+                    write(vec![s])?;
+                }
+                Err(why) => {
+                    let _ = instance.stop();
+                    write(vec![self.failed("edge_in_force", "", &why), self.failed("cold_start", "", &why)])?;
+                    return Err(failed(why));
+                }
+            }
+        }
         if self.options.wants(Metric::ColdStart) {
             let mut samples = vec![
                 self.sample("cold_start", "", 0, ms(ready.response), "ms"),
@@ -433,6 +485,7 @@ pub fn sample(key: &TrialKey, metric: &str, phase: &str, seq: u32, value: f64, u
         metric: metric.into(),
         phase: phase.into(),
         firewall: key.firewall.clone(),
+        edge: key.edge.clone(),
         repetition: key.repetition,
         seq,
         value: Some(value),

@@ -100,15 +100,20 @@ pub struct Comparison {
 type Key = (String, String, String, String, String, String);
 
 fn key(c: &Cell) -> Key {
-    (c.runtime.clone(), c.variant.clone(), c.workload.clone(), c.metric.clone(), c.phase.clone(), c.firewall.clone())
+    (c.runtime.clone(), c.variant.clone(), c.workload.clone(), c.metric.clone(), c.phase.clone(), c.conditions())
 }
 
 /// The runtime and variant, with the firewall profile when there is one.
-fn where_(runtime: &str, variant: &str, firewall: &str) -> String {
-    match firewall {
-        "off" | "" => config(runtime, variant),
-        profile => format!("{} · firewall {profile}", config(runtime, variant)),
+fn where_(runtime: &str, variant: &str, conditions: &str) -> String {
+    let (firewall, edge) = conditions.split_once("; edge ").map_or((conditions, None), |(f, e)| (f, Some(e)));
+    let mut parts = vec![config(runtime, variant)];
+    if !matches!(firewall, "off" | "") {
+        parts.push(format!("firewall {firewall}"));
     }
+    if let Some(edge) = edge {
+        parts.push(format!("edge {edge}"));
+    }
+    parts.join(" · ")
 }
 
 fn campaign(dir: &Path) -> Result<Model> {
@@ -177,7 +182,7 @@ fn row(a: &Cell, b: &Cell) -> Row {
         workload: a.workload.clone(),
         metric: a.metric.clone(),
         phase: a.phase.clone(),
-        firewall: a.firewall.clone(),
+        firewall: a.conditions(),
         unit: a.unit.clone(),
         median_a: a.median,
         median_b: b.median,

@@ -451,6 +451,7 @@ mod tests {
                 metric: metric.into(),
                 phase: phase.into(),
                 firewall: "off".into(),
+                edge: "none".into(),
                 repetition: rep,
                 seq: 0,
                 value: Some(value * (1.0 + f64::from(rep) / 100.0)),

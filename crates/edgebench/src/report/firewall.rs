@@ -45,6 +45,9 @@ pub struct Delta {
     pub phase: String,
     pub unit: String,
     pub profile: String,
+    /// The other factor's level, the same on both sides (edge profile of a
+    /// firewall delta, firewall profile of an edge delta).
+    pub held: String,
     pub n: usize,
     pub median: f64,
     pub median_ci: (f64, f64),
@@ -61,31 +64,53 @@ impl Delta {
     }
 }
 
-type CellKey<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
+type CellKey<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
 
 /// The ok values of each cell, one cluster per trial (repetition).
-fn trials_by_cell(samples: &[Sample]) -> HashMap<CellKey<'_>, Vec<Vec<f64>>> {
+fn trials_by_cell<'a>(samples: &'a [Sample], metrics: &[&str]) -> HashMap<CellKey<'a>, Vec<Vec<f64>>> {
     let mut by_cell: HashMap<CellKey<'_>, BTreeMap<u32, Vec<f64>>> = HashMap::new();
-    for s in samples.iter().filter(|s| s.ok && METRICS.contains(&s.metric.as_str())) {
+    for s in samples.iter().filter(|s| s.ok && metrics.contains(&s.metric.as_str())) {
         let Some(value) = s.value else { continue };
-        let key = (&*s.runtime, &*s.variant, &*s.workload, &*s.metric, &*s.phase, &*s.firewall);
+        let key = (&*s.runtime, &*s.variant, &*s.workload, &*s.metric, &*s.phase, &*s.firewall, &*s.edge);
         by_cell.entry(key).or_default().entry(s.repetition).or_default().push(value);
     }
     by_cell.into_iter().map(|(k, trials)| (k, trials.into_values().collect())).collect()
 }
 
+/// A factor of the experiment whose levels are compared with its reference
+/// level, the other factors held the same.
+pub struct Factor {
+    /// The level every delta is taken against (`off`, `none`).
+    pub reference: &'static str,
+    pub level: fn(&Cell) -> &str,
+    /// The other factor, held equal between the two sides.
+    pub held: fn(&Cell) -> &str,
+    pub metrics: &'static [&'static str],
+}
+
+pub const FIREWALL: Factor = Factor { reference: "off", level: |c| &c.firewall, held: |c| &c.edge, metrics: &METRICS };
+
 /// Every compared metric under every profile but `off`, where `off` was
 /// measured for the same configuration.
 pub fn deltas(cells: &[Cell], samples: &[Sample]) -> Vec<Delta> {
-    let trials = trials_by_cell(samples);
+    deltas_of(&FIREWALL, cells, samples)
+}
+
+/// Every compared metric at every level of `factor` but its reference, where
+/// the reference was measured for the same configuration.
+pub fn deltas_of(factor: &Factor, cells: &[Cell], samples: &[Sample]) -> Vec<Delta> {
+    let metrics = factor.metrics;
+    let trials = trials_by_cell(samples, metrics);
     let clusters = |c: &Cell| -> Vec<Vec<f64>> {
-        let key = (&*c.runtime, &*c.variant, &*c.workload, &*c.metric, &*c.phase, &*c.firewall);
+        let key = (&*c.runtime, &*c.variant, &*c.workload, &*c.metric, &*c.phase, &*c.firewall, &*c.edge);
         trials.get(&key).cloned().unwrap_or_default()
     };
     let mut out = Vec::new();
-    for c in cells.iter().filter(|c| c.firewall != "off" && c.n > 0 && METRICS.contains(&c.metric.as_str())) {
+    let compared = |c: &&Cell| (factor.level)(c) != factor.reference && c.n > 0 && metrics.contains(&c.metric.as_str());
+    for c in cells.iter().filter(compared) {
         let Some(off) = cells.iter().find(|o| {
-            o.firewall == "off"
+            (factor.level)(o) == factor.reference
+                && (factor.held)(o) == (factor.held)(c)
                 && o.n > 0
                 && (&o.runtime, &o.variant, &o.workload, &o.metric, &o.phase)
                     == (&c.runtime, &c.variant, &c.workload, &c.metric, &c.phase)
@@ -99,7 +124,8 @@ pub fn deltas(cells: &[Cell], samples: &[Sample]) -> Vec<Delta> {
             metric: c.metric.clone(),
             phase: c.phase.clone(),
             unit: c.unit.clone(),
-            profile: c.firewall.clone(),
+            profile: (factor.level)(c).to_string(),
+            held: (factor.held)(c).to_string(),
             n: c.n,
             median: c.median,
             median_ci: c.median_ci,
@@ -108,7 +134,7 @@ pub fn deltas(cells: &[Cell], samples: &[Sample]) -> Vec<Delta> {
             delta_ci: stats::difference_of_medians_cluster_ci(&clusters(c), &clusters(off), 0.95, RESAMPLES, SEED),
         });
     }
-    let metric_order = |m: &str| METRICS.iter().position(|x| *x == m).unwrap_or(METRICS.len());
+    let metric_order = |m: &str| metrics.iter().position(|x| *x == m).unwrap_or(metrics.len());
     out.sort_by(|a, b| {
         (metric_order(&a.metric), &a.phase, &a.workload, &a.runtime, &a.variant, profile_order(&a.profile)).cmp(&(
             metric_order(&b.metric),
@@ -409,6 +435,7 @@ mod tests {
             metric: metric.into(),
             phase: String::new(),
             firewall: firewall.into(),
+            edge: "none".into(),
             unit: "ms".into(),
             n: values.len(),
             failed: 0,
@@ -459,6 +486,7 @@ mod tests {
                     metric: c.metric.clone(),
                     phase: c.phase.clone(),
                     firewall: c.firewall.clone(),
+                    edge: "none".into(),
                     repetition: i as u32 + 1,
                     seq: 0,
                     value: Some(*v),

@@ -244,14 +244,7 @@ fn need_order(c: &Cell) -> usize {
 fn across(hosts: &[Host]) -> Vec<AcrossRow> {
     type Key = (String, String, String, String, String, String);
     let key = |c: &Cell| -> Key {
-        (
-            c.workload.clone(),
-            c.runtime.clone(),
-            c.variant.clone(),
-            c.firewall.clone(),
-            c.metric.clone(),
-            c.phase.clone(),
-        )
+        (c.workload.clone(), c.runtime.clone(), c.variant.clone(), c.conditions(), c.metric.clone(), c.phase.clone())
     };
     // Every key cell with a median, by key, hosts in merge order.
     let mut by_key: Vec<(Key, Vec<(&str, &Cell)>)> = Vec::new();
@@ -446,6 +439,7 @@ mod tests {
                 metric: "cold_start".into(),
                 phase: String::new(),
                 firewall: "off".into(),
+                edge: "none".into(),
                 repetition: i as u32 + 1,
                 seq: 0,
                 value: Some(*v),

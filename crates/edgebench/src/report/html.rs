@@ -561,6 +561,7 @@ mod tests {
             metric: metric.into(),
             phase: phase.into(),
             firewall: firewall.into(),
+            edge: "none".into(),
             repetition: rep,
             seq,
             value,

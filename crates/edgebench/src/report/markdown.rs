@@ -272,6 +272,7 @@ pub fn render(m: &Model) -> String {
     out.push_str(&super::markdown_sections::scaling(m));
     out.push_str(&super::markdown_sections::quality(m));
     out.push_str(&super::firewall::section(m));
+    out.push_str(&super::edge::section(m));
     out.push_str("\n## Methods\n\n");
     for item in &m.methods {
         let _ = writeln!(out, "- {}", esc(item));

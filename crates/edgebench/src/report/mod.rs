@@ -4,6 +4,7 @@
 mod checks;
 pub mod compare;
 mod csv;
+pub mod edge;
 mod findings;
 pub mod firewall;
 pub mod fleet;

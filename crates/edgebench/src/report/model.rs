@@ -42,6 +42,7 @@ pub struct Model {
     pub throughput: Throughput,
     pub scaling: Scaling,
     pub firewall: Firewall,
+    pub edge: super::edge::Edge,
 }
 
 #[derive(Serialize)]
@@ -339,6 +340,7 @@ impl Model {
             host_rulesets: i.host_rulesets,
             deltas: firewall::deltas(&cells, &i.samples),
         };
+        let edge = super::edge::model(&cells, &i.samples);
         Model {
             campaign: i.campaign,
             runtimes: i.runtimes,
@@ -350,6 +352,7 @@ impl Model {
             throughput,
             scaling,
             firewall,
+            edge,
         }
     }
 

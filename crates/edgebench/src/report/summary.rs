@@ -19,6 +19,8 @@ pub struct Cell {
     pub phase: String,
     /// The firewall profile (`off`: none).
     pub firewall: String,
+    /// The edge profile (`none`: unconstrained).
+    pub edge: String,
     pub unit: String,
     /// Successful samples.
     pub n: usize,
@@ -71,6 +73,17 @@ pub struct Cell {
     pub cpu_scope: String,
 }
 
+impl Cell {
+    /// The trial's conditions: the firewall profile, then `; edge P` under an edge profile.
+    pub fn conditions(&self) -> String {
+        if self.edge == "none" || self.edge.is_empty() {
+            self.firewall.clone()
+        } else {
+            format!("{}; edge {}", self.firewall, self.edge)
+        }
+    }
+}
+
 /// How a cell's median interval is computed: the unit of replication is
 /// the trial (a cold start, a launch), never the request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -101,7 +114,7 @@ impl Cell {
     }
 }
 
-type Key = (String, String, String, String, String, String);
+type Key = (String, String, String, String, String, String, String);
 
 /// With fewer trials a median absolute deviation says little: no flags.
 pub const MIN_TRIALS_FOR_OUTLIERS: usize = 5;
@@ -162,6 +175,7 @@ pub fn summarize_on_paths(samples: &[Sample], paths: &Paths, baseline: &str) -> 
             s.metric.clone(),
             s.phase.clone(),
             s.firewall.clone(),
+            s.edge.clone(),
         );
         groups.entry(key).or_default().push(s);
     }
@@ -176,20 +190,20 @@ pub fn summarize_on_paths(samples: &[Sample], paths: &Paths, baseline: &str) -> 
 }
 
 fn add_ratios(cells: &mut [Cell]) {
-    // (workload, metric, phase, profile) → the baseline's trials and path.
-    type Baseline = BTreeMap<(String, String, String, String), (Vec<Vec<f64>>, String)>;
+    // (workload, metric, phase, firewall, edge) → the baseline's trials and path.
+    type Baseline = BTreeMap<(String, String, String, String, String), (Vec<Vec<f64>>, String)>;
     let baseline: Baseline = cells
         .iter()
         .filter(|c| c.is_baseline && c.n > 0)
         .map(|c| {
             (
-                (c.workload.clone(), c.metric.clone(), c.phase.clone(), c.firewall.clone()),
+                (c.workload.clone(), c.metric.clone(), c.phase.clone(), c.firewall.clone(), c.edge.clone()),
                 (c.trials.clone(), c.path.clone()),
             )
         })
         .collect();
     for c in cells.iter_mut().filter(|c| c.n > 0) {
-        let key = (c.workload.clone(), c.metric.clone(), c.phase.clone(), c.firewall.clone());
+        let key = (c.workload.clone(), c.metric.clone(), c.phase.clone(), c.firewall.clone(), c.edge.clone());
         let Some((base, base_path)) = baseline.get(&key) else { continue };
         if *base_path != c.path {
             // Another network path: a ratio would compare paths, not runtimes.
@@ -238,7 +252,7 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
         .or_else(|| group.iter().find(|s| !s.detail.is_empty()).map(|s| s.detail.clone()))
         .unwrap_or_default();
     let unit = group.iter().find(|s| s.ok).map(|s| s.unit.clone()).unwrap_or_default();
-    let (runtime, variant, workload, metric, phase, firewall) = key;
+    let (runtime, variant, workload, metric, phase, firewall, edge) = key;
     let (trial_reps, trials) = trials_in_time_order(&group);
     let nan2 = (f64::NAN, f64::NAN);
     let mut c = Cell {
@@ -249,6 +263,7 @@ fn cell(key: Key, group: &[&Sample]) -> Cell {
         metric,
         phase,
         firewall,
+        edge,
         unit,
         n: values.len(),
         failed,
@@ -336,6 +351,7 @@ mod tests {
                 metric: "cold_start".into(),
                 phase: String::new(),
                 firewall: "host".into(),
+                edge: "none".into(),
                 repetition: i as u32 + 1,
                 seq: 0,
                 value: Some(*v),

@@ -39,7 +39,7 @@
 //! the edgebench that made them; `setup` removes those whose edgebench is
 //! gone (a crashed campaign).
 
-mod cgroup;
+pub(crate) mod cgroup;
 mod daemon;
 mod engine;
 mod image;

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS histograms (
     metric      TEXT NOT NULL,      -- open_loop_latency | open_loop_service | open_loop_send_error | throughput_latency
     phase       TEXT NOT NULL,      -- the load run, as in samples (closed-cC, search)
     firewall    TEXT NOT NULL,
+    edge        TEXT NOT NULL DEFAULT 'none',
     repetition  INTEGER NOT NULL,
     seq         INTEGER NOT NULL,   -- as the run's samples
     unit        TEXT NOT NULL,      -- ns
@@ -59,8 +60,8 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO histograms (campaign, runtime, variant, workload, metric, phase, firewall, repetition, seq, unit, count, encoding, data, ts_ns)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'ns', ?10, ?11, ?12, ?13)",
+                "INSERT INTO histograms (campaign, runtime, variant, workload, metric, phase, firewall, repetition, seq, unit, count, encoding, data, ts_ns, edge)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'ns', ?10, ?11, ?12, ?13, ?14)",
             )?;
             for r in rows {
                 let k = &r.key;
@@ -77,7 +78,8 @@ impl Store {
                     r.histogram.len() as i64,
                     ENCODING,
                     encode(&r.histogram)?,
-                    k.ts_ns
+                    k.ts_ns,
+                    k.edge
                 ])?;
             }
         }
@@ -87,10 +89,12 @@ impl Store {
 
     /// Every valid stored histogram of `campaign` with `metric`, decoded, with its key.
     pub fn histograms(&self, campaign: &str, metric: &str) -> Result<Vec<StoredHistogram>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT runtime, variant, workload, phase, firewall, repetition, seq, ts_ns, data FROM histograms
-             WHERE campaign = ?1 AND metric = ?2 AND ok = 1 ORDER BY rowid",
-        )?;
+        // A file from before edge profiles, opened read-only (so not migrated).
+        let edge = if self.conn.prepare("SELECT edge FROM histograms LIMIT 0").is_ok() { "edge" } else { "'none'" };
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT runtime, variant, workload, phase, firewall, repetition, seq, ts_ns, data, {edge} FROM histograms
+             WHERE campaign = ?1 AND metric = ?2 AND ok = 1 ORDER BY rowid"
+        ))?;
         let rows = stmt.query_map(params![campaign, metric], |r| {
             Ok((
                 Sample {
@@ -100,6 +104,7 @@ impl Store {
                     metric: metric.to_string(),
                     phase: r.get(3)?,
                     firewall: r.get(4)?,
+                    edge: r.get(9)?,
                     repetition: r.get(5)?,
                     seq: r.get(6)?,
                     value: None,
@@ -140,6 +145,7 @@ mod tests {
             metric: "open_loop_latency".into(),
             phase: "rate=100".into(),
             firewall: "off".into(),
+            edge: "none".into(),
             repetition: 2,
             seq: 1,
             value: None,

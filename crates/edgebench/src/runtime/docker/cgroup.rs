@@ -45,7 +45,7 @@ pub fn usage(pid: u32) -> Usage {
 
 /// The directory of `pid`'s cgroup for a v1 `controller`, or for the v2
 /// hierarchy when `controller` is empty.
-fn controller_dir(proc_cgroup: &str, mountinfo: &str, controller: &str) -> Option<PathBuf> {
+pub(crate) fn controller_dir(proc_cgroup: &str, mountinfo: &str, controller: &str) -> Option<PathBuf> {
     let path = proc_cgroup.lines().find_map(|line| {
         let mut parts = line.splitn(3, ':');
         let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);

@@ -182,6 +182,10 @@ fn container_config(
             }),
             port_bindings,
             cpuset_cpus: crate::cpus::sut_list(),
+            // An edge profile's CPU quota and memory cap (swap included: none), as for processes.
+            nano_cpus: crate::edge::container_limits().0,
+            memory: crate::edge::container_limits().1,
+            memory_swap: crate::edge::container_limits().1,
             ..Default::default()
         }),
         ..Default::default()

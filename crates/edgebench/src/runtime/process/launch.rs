@@ -10,7 +10,8 @@
 //! Between clone and exec it joins a process group of its own, sets its
 //! parent-death signal and then checks that its parent is still there (so an
 //! edgebench killed outright at any moment leaves no instance behind), takes
-//! the SUT's CPUs and its network namespace, and its stdio.
+//! the SUT's CPUs, the edge profile's cgroup (`edge`), its network namespace,
+//! and its stdio.
 
 use std::ffi::{c_char, c_int, c_void, CString, OsStr};
 use std::fs::File;
@@ -73,6 +74,8 @@ pub(super) struct Prepared {
     out: File,
     netns: Option<OwnedFd>,
     cpus: Option<libc::cpu_set_t>,
+    /// The edge profile in force: its `cgroup.procs` files, written "0" (this process).
+    cgroups: Option<std::sync::Arc<crate::edge::InForce>>,
     /// Signals with a handler in edgebench: reset before the child unblocks
     /// signals, or one arriving before exec would run edgebench's handler.
     handled: Vec<c_int>,
@@ -86,8 +89,17 @@ pub(super) struct Prepared {
 unsafe impl Send for Prepared {}
 
 const STACK: usize = 128 * 1024;
-const STEPS: [&str; 7] = ["", "setpgid", "prctl(PR_SET_PDEATHSIG)", "sched_setaffinity", "setns", "dup2", "chdir"];
-const EXEC_STEP: i32 = 7;
+const STEPS: [&str; 8] = [
+    "",
+    "setpgid",
+    "prctl(PR_SET_PDEATHSIG)",
+    "sched_setaffinity",
+    "setns",
+    "dup2",
+    "chdir",
+    "entering the edge profile's cgroup",
+];
+const EXEC_STEP: i32 = 8;
 
 impl Prepared {
     pub(super) fn new(launch: Launch, env: &[(String, String)], out: File) -> std::io::Result<Prepared> {
@@ -127,6 +139,7 @@ impl Prepared {
             out,
             netns,
             cpus,
+            cgroups: crate::edge::in_force().filter(|f| !f.procs.is_empty()),
             handled: handled_signals(),
             parent: std::process::id() as libc::pid_t,
             stack: vec![0; STACK],
@@ -197,6 +210,13 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
         if let Some(set) = &p.cpus {
             if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
                 fail(3);
+            }
+        }
+        if let Some(in_force) = &p.cgroups {
+            for procs in &in_force.procs {
+                if libc::write(procs.as_raw_fd(), b"0".as_ptr() as *const c_void, 1) != 1 {
+                    fail(7);
+                }
             }
         }
         if let Some(fd) = &p.netns {

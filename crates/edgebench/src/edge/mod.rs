@@ -1,0 +1,207 @@
+//! Edge conditions as a campaign factor (issue 21): each trial runs under an
+//! edge profile (profile.rs), interleaved with the others in the seeded
+//! order. CPU and memory profiles put every process an instance's launch
+//! starts into the profile's cgroup (cgroup.rs) between clone and exec, and a
+//! container gets the same limits from Docker; after the instance is up, the
+//! limits in force for each of its processes are read back and stored
+//! (`edge_in_force`), and a trial whose processes are not under them fails.
+
+pub mod cgroup;
+pub mod profile;
+
+pub use profile::{EdgeProfile, LinkPreset};
+
+use anyhow::{bail, Context as _, Result};
+use cgroup::{Hierarchy, ProfileCgroup};
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::{Arc, Mutex};
+
+/// The profile in force for launches now (set for one trial at a time).
+static CURRENT: Mutex<Option<Arc<InForce>>> = Mutex::new(None);
+
+pub struct InForce {
+    pub profile: EdgeProfile,
+    /// `cgroup.procs` of the profile's cgroup(s): a new instance process writes "0" there.
+    pub procs: Vec<File>,
+}
+
+/// The profile in force for the launch under way, if any.
+pub fn in_force() -> Option<Arc<InForce>> {
+    CURRENT.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Docker's limits for a container started now: (nano CPUs, memory bytes).
+pub fn container_limits() -> (Option<i64>, Option<i64>) {
+    match in_force() {
+        Some(f) => (
+            f.profile.cpu_quota_us().map(|q| (q * 1000 * 1_000_000 / profile::CPU_PERIOD_US) as i64),
+            f.profile.memory_bytes().map(|b| b as i64),
+        ),
+        None => (None, None),
+    }
+}
+
+/// While alive, launches run under its profile.
+pub struct Entered;
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// A campaign's edge profiles and their cgroups.
+pub struct Edge {
+    hierarchy: Option<Hierarchy>,
+    base: String,
+    cgroups: HashMap<String, ProfileCgroup>,
+}
+
+/// Whether the kernel has `tc netem`, tried in a namespace of our own.
+fn netem_available() -> Result<(), String> {
+    let ns = format!("eb-netem-probe-{}", std::process::id());
+    let ip = |args: &[&str]| crate::runtime::process::helper("ip").args(args).output();
+    ip(&["netns", "add", &ns]).map_err(|e| format!("running ip: {e}"))?;
+    let tried =
+        crate::runtime::process::helper("ip").args(["-n", &ns, "link", "set", "lo", "up"]).status().and_then(|_| {
+            crate::runtime::process::helper("tc")
+                .args(["-n", &ns, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"])
+                .output()
+        });
+    let _ = ip(&["netns", "del", &ns]);
+    match tried {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!("tc says: {}", String::from_utf8_lossy(&out.stderr).trim())),
+        Err(e) => Err(format!("running tc (Debian's iproute2): {e}")),
+    }
+}
+
+/// Whether this host can apply `profiles`; the error names what is missing.
+pub fn check_here(profiles: &[String]) -> Result<()> {
+    let parsed: Vec<EdgeProfile> = profiles.iter().map(|p| EdgeProfile::parse(p)).collect::<Result<_>>()?;
+    check_parsed(&parsed, profiles)
+}
+
+fn check_parsed(parsed: &[EdgeProfile], profiles: &[String]) -> Result<()> {
+    if let Some(net) = parsed.iter().find(|p| matches!(p, EdgeProfile::Net(_))) {
+        match netem_available() {
+            Err(why) => bail!(
+                "edge profile {}: this kernel has no `tc netem` qdisc (sch_netem), so a link cannot be emulated \
+                 here ({why}); run net-* profiles on a kernel with sch_netem, or leave them out",
+                net.name()
+            ),
+            Ok(()) => bail!(
+                "edge profile {}: network-link profiles are not built yet (issue 21); CPU and memory profiles are",
+                net.name()
+            ),
+        }
+    }
+    if parsed.iter().any(EdgeProfile::uses_cgroup) {
+        if !nix::unistd::geteuid().is_root() {
+            bail!("edge profiles {}: CPU and memory profiles need root (cgroups)", profiles.join(","));
+        }
+        Hierarchy::detect().map_err(|why| anyhow::anyhow!("edge profiles {}: {why}", profiles.join(",")))?;
+    }
+    Ok(())
+}
+
+impl Edge {
+    /// Makes the cgroup of every CPU and memory profile; refuses what this
+    /// host cannot apply, naming why, before anything is measured.
+    pub fn start(profiles: &[String]) -> Result<Edge> {
+        let parsed: Vec<EdgeProfile> = profiles.iter().map(|p| EdgeProfile::parse(p)).collect::<Result<_>>()?;
+        check_parsed(&parsed, profiles)?;
+        let mut edge =
+            Edge { hierarchy: None, base: format!("edgebench-{}", std::process::id()), cgroups: HashMap::new() };
+        if !parsed.iter().any(EdgeProfile::uses_cgroup) {
+            return Ok(edge);
+        }
+        let hierarchy =
+            Hierarchy::detect().map_err(|why| anyhow::anyhow!("edge profiles {}: {why}", profiles.join(",")))?;
+        cgroup::remove_leftovers(&hierarchy);
+        edge.hierarchy = Some(hierarchy.clone());
+        for p in parsed.iter().filter(|p| p.uses_cgroup()) {
+            let made = ProfileCgroup::create(&hierarchy, &edge.base, p)
+                .with_context(|| format!("edge profile {}: making its cgroup ({})", p.name(), hierarchy.name()))?;
+            edge.cgroups.insert(p.name(), made);
+        }
+        Ok(edge)
+    }
+
+    /// `cgroup v1` / `cgroup v2`, when CPU or memory profiles run.
+    pub fn hierarchy(&self) -> Option<&'static str> {
+        self.hierarchy.as_ref().map(Hierarchy::name)
+    }
+
+    /// Launches run under `profile` until the returned value is dropped.
+    pub fn enter(&self, profile: &str) -> Result<Entered> {
+        let parsed = EdgeProfile::parse(profile)?;
+        let procs = match self.cgroups.get(profile) {
+            Some(c) => c.procs_files()?,
+            None if parsed.uses_cgroup() => bail!("edge profile {profile}: no cgroup was made for it"),
+            None => Vec::new(),
+        };
+        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(InForce { profile: parsed, procs }));
+        Ok(Entered)
+    }
+
+    /// Checks that the limits of `profile` are in force for every process of
+    /// an instance; returns what was read (stored with the trial).
+    pub fn verify(&self, profile: &str, pids: &[u32]) -> Result<String, String> {
+        let parsed = EdgeProfile::parse(profile).map_err(|e| e.to_string())?;
+        if !parsed.uses_cgroup() {
+            return Ok(String::new());
+        }
+        if pids.is_empty() {
+            return Err(format!("edge profile {profile}: the instance has no process here whose limits can be read"));
+        }
+        let mut seen = Vec::new();
+        for &pid in pids {
+            let (cpu, memory) = cgroup::limits_in_force(pid);
+            let cpu_ok = parsed
+                .cpu_quota_us()
+                .is_none_or(|q| cpu.is_some_and(|c| (c - q as f64 / profile::CPU_PERIOD_US as f64).abs() < 1e-6));
+            let mem_ok = parsed.memory_bytes().is_none_or(|b| memory == Some(b));
+            let said = format!(
+                "pid {pid}: cpu {} memory {}",
+                cpu.map_or("unlimited".into(), |c| format!("{c} CPU")),
+                memory.map_or("unlimited".into(), |m| format!("{} MiB", m >> 20))
+            );
+            if !(cpu_ok && mem_ok) {
+                return Err(format!(
+                    "edge profile {profile} is not in force for the instance ({said}): this runtime starts a \
+                     process outside its launch (e.g. a host started at setup), which the profile does not reach"
+                ));
+            }
+            seen.push(said);
+        }
+        let readback = self.cgroups.get(profile).map(|c| c.readback.join(", ")).unwrap_or_default();
+        Ok(format!("{}; {}", seen.join(", "), if readback.is_empty() { "set by the runtime" } else { &readback }))
+    }
+
+    /// OOM kills so far in `profile`'s cgroup.
+    pub fn oom_kills(&self, profile: &str) -> u64 {
+        self.cgroups.get(profile).map_or(0, ProfileCgroup::oom_kills)
+    }
+
+    /// The limit files of each profile as read back after writing them.
+    pub fn readbacks(&self) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<_> = self.cgroups.iter().map(|(p, c)| (p.clone(), c.readback.clone())).collect();
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        for (profile, c) in self.cgroups.drain() {
+            for e in c.remove() {
+                eprintln!("edgebench: edge profile {profile}: cannot remove its cgroup {e}");
+            }
+        }
+        if let Some(h) = &self.hierarchy {
+            cgroup::remove_base(h, &self.base);
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The edge-conditions part of the report (issue 21): each edge profile's
+//! limits as read back from its cgroup, the trials it failed (an OOM kill
+//! among them), and every compared metric under it minus the same
+//! configuration's median unconstrained (`none`), with a bootstrap interval
+//! over trials — the firewall deltas' machinery, the other factor held equal.
+
+use super::firewall::{self, Delta, Factor};
+use super::Cell;
+use crate::store::Sample;
+use std::fmt::Write;
+
+/// The metrics compared across edge profiles, in report order.
+const METRICS: [&str; 7] =
+    ["cold_start", "warm_start", "latency_keepalive", "latency_newconn", "throughput", "memory_pss", "cpu_time"];
+
+pub const EDGE: Factor = Factor { reference: "none", level: |c| &c.edge, held: |c| &c.firewall, metrics: &METRICS };
+
+#[derive(serde::Serialize, Default)]
+pub struct Edge {
+    /// The campaign ran a profile other than `none`.
+    pub measured: bool,
+    pub deltas: Vec<Delta>,
+    /// Failed trials' first reason per profile: (profile, failures, reason).
+    pub failures: Vec<(String, usize, String)>,
+}
+
+pub fn model(cells: &[Cell], samples: &[Sample]) -> Edge {
+    let measured = samples.iter().any(|s| s.edge != "none" && !s.edge.is_empty());
+    if !measured {
+        return Edge::default();
+    }
+    let mut failures: Vec<(String, usize, String)> = Vec::new();
+    for s in samples.iter().filter(|s| !s.ok && s.edge != "none" && s.metric == "cold_start") {
+        match failures.iter_mut().find(|f| f.0 == s.edge) {
+            Some(f) => f.1 += 1,
+            None => failures.push((s.edge.clone(), 1, s.error.clone())),
+        }
+    }
+    for s in samples.iter().filter(|s| !s.ok && s.metric == "edge_oom_kills") {
+        if !failures.iter().any(|f| f.2 == s.error) {
+            failures.push((s.edge.clone(), 1, s.error.clone()));
+        }
+    }
+    Edge { measured, deltas: firewall::deltas_of(&EDGE, cells, samples), failures }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn num(x: f64) -> String {
+    if !x.is_finite() {
+        "–".into()
+    } else if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// The report.md section; empty when the campaign ran no edge profile but `none`.
+pub fn section(m: &super::Model) -> String {
+    let e = &m.edge;
+    if !e.measured {
+        return String::new();
+    }
+    let mut out = String::from("\n## Under edge conditions\n\n");
+    let bed = &m.campaign.environment["test_bed"]["edge"];
+    let _ = writeln!(
+        out,
+        "Each trial ran under one edge profile, interleaved with the others in the campaign's seeded order. CPU and \
+         memory profiles are cgroup limits ({}): every process an instance's launch starts enters the profile's \
+         cgroup between clone and exec, so the cold start runs under the limit; a container gets the same limits \
+         from Docker (`--cpus`, `--memory`, swap included). Processes a runtime started before the trial (a daemon, \
+         a host started at setup) are not under it: such a trial fails, with the reason. After each instance is up, \
+         the limits in force for each of its processes (the tightest over its cgroup and their parents) are read \
+         back and stored (`edge_in_force`); a trial whose processes are not under them fails. An instance the \
+         kernel's OOM killer ended fails its trial with that reason (`edge_oom_kills`). Δ is the profile's median \
+         minus the same configuration's median under `none` (the firewall profile held the same), with a 95% \
+         interval from a bootstrap over trials, as for firewall profiles.\n",
+        bed["hierarchy"].as_str().unwrap_or("cgroup")
+    );
+    if let Some(profiles) = bed["profiles"].as_object() {
+        out.push_str("| profile | what it sets | read back after writing |\n|---|---|---|\n");
+        for (name, readback) in profiles {
+            let what = crate::edge::EdgeProfile::parse(name).map(|p| p.describe()).unwrap_or_default();
+            let read: Vec<String> = readback
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str())
+                .map(|v| format!("`{v}`"))
+                .collect();
+            let _ = writeln!(out, "| `{}` | {} | {} |", esc(name), esc(&what), esc(&read.join(", ")));
+        }
+        out.push('\n');
+    }
+    if !e.failures.is_empty() {
+        out.push_str("Trials that failed under a profile (first reason):\n\n");
+        for (profile, n, why) in &e.failures {
+            let _ = writeln!(out, "- `{}`: {n} — {}", esc(profile), esc(why));
+        }
+        out.push('\n');
+    }
+    if e.deltas.is_empty() {
+        out.push_str("No metric was measured both under a profile and under `none` for one configuration.\n");
+        return out;
+    }
+    out.push_str(
+        "| workload | runtime | metric | `none` median | profile | median | Δ [95% CI] | Δ % |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for d in &e.deltas {
+        let metric = if d.phase.is_empty() { d.metric.clone() } else { format!("{} {}", d.metric, d.phase) };
+        let profile = if d.held == "off" { d.profile.clone() } else { format!("{} (firewall {})", d.profile, d.held) };
+        let _ = writeln!(
+            out,
+            "| {} | {} {} | {} | {} {} | `{}` | {} | {} [{}, {}] | {}% |",
+            esc(&d.workload),
+            esc(&d.runtime),
+            esc(&d.variant),
+            esc(&metric),
+            num(d.off_median),
+            esc(&d.unit),
+            esc(&profile),
+            num(d.median),
+            num(d.delta),
+            num(d.delta_ci.0),
+            num(d.delta_ci.1),
+            num(100.0 * d.delta / d.off_median),
+        );
+    }
+    out
+}
