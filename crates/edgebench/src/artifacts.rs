@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+/// The static binaries' target on the machine this edgebench runs on (an
+/// arm64 board's edgebench looks for its own architecture's binaries).
+pub const MUSL_TARGET: &str = Arch::HOST.musl_target();
 pub const WASIP2_TARGET: &str = "wasm32-wasip2";
 pub const WASIP1_TARGET: &str = "wasm32-wasip1";
 /// Bare metal: the unikernel.
@@ -27,11 +29,68 @@ pub const PRECOMPILER_PROFILE: &str = "precompiler";
 /// standard listening socket: each runtime added its own functions).
 pub const WASI_P1_ABIS: [&str; 2] = ["wasmedge", "wamr"];
 
+/// The architectures edgebench's native binaries are built for. The Wasm
+/// artifacts (components, preview-1 modules) are the same files on every one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    /// The architecture this edgebench was built for (and so runs on).
+    #[cfg(target_arch = "aarch64")]
+    pub const HOST: Arch = Arch::Aarch64;
+    #[cfg(not(target_arch = "aarch64"))]
+    pub const HOST: Arch = Arch::X86_64;
+
+    /// The targets `edgebench build --target` cross-builds for (what it accepts).
+    pub const CROSS: [Arch; 1] = [Arch::Aarch64];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    /// The static binaries (native server, guest init, embedded host, its precompiler).
+    pub const fn musl_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-musl",
+            Arch::Aarch64 => "aarch64-unknown-linux-musl",
+        }
+    }
+
+    /// edgebench itself, which compiles C (SQLite, ring): built for glibc with
+    /// Debian's cross toolchain, as the host's edgebench is for the host's glibc.
+    pub const fn gnu_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Aarch64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
+    /// `--target` of `edgebench build`: `aarch64` or `aarch64-unknown-linux-musl`.
+    pub fn parse_cross(value: &str) -> Result<Arch> {
+        Arch::CROSS.into_iter().find(|a| value == a.name() || value == a.musl_target()).ok_or_else(|| {
+            let valid: Vec<String> =
+                Arch::CROSS.iter().map(|a| format!("{} (or {})", a.name(), a.musl_target())).collect();
+            anyhow::anyhow!(
+                "unknown build target {value:?}: valid targets are {} (without --target, edgebench builds for this machine)",
+                valid.join(", ")
+            )
+        })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Artifacts {
     /// The workspace the artifacts are built from.
     pub source: PathBuf,
     pub target_dir: PathBuf,
+    /// The architecture of the native binaries (the Wasm files are portable).
+    pub arch: Arch,
 }
 
 impl Artifacts {
@@ -43,7 +102,26 @@ impl Artifacts {
         let source = source.canonicalize().unwrap_or(source);
         let target_dir =
             std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| source.join("target"));
-        Artifacts { source, target_dir }
+        Artifacts { source, target_dir, arch: Arch::HOST }
+    }
+
+    /// The directory `edgebench build --target ARCH` fills for another
+    /// architecture: its `edgebench` binary, and under `target/` every
+    /// artifact at the path that architecture's edgebench looks for it
+    /// (`EDGEBENCH_SOURCE=<this directory>` there). Copy it to the board whole.
+    pub fn cross_dir(&self, arch: Arch) -> PathBuf {
+        self.target_dir.join(format!("edgebench-{}", arch.name()))
+    }
+
+    /// The artifacts in [`Artifacts::cross_dir`], as that architecture's edgebench sees them.
+    pub fn cross(&self, arch: Arch) -> Artifacts {
+        let source = self.cross_dir(arch);
+        Artifacts { target_dir: source.join("target"), source, arch }
+    }
+
+    /// The edgebench binary of [`Artifacts::cross_dir`].
+    pub fn cross_edgebench(&self, arch: Arch) -> PathBuf {
+        self.cross_dir(arch).join("edgebench")
     }
 
     /// Where cargo puts what `edgebench build` builds for `target` (None: the host).
@@ -56,12 +134,12 @@ impl Artifacts {
     }
 
     pub fn native_server(&self) -> PathBuf {
-        self.built(Some(MUSL_TARGET), ARTIFACT_PROFILE, "edgebench-workload")
+        self.built(Some(self.arch.musl_target()), ARTIFACT_PROFILE, "edgebench-workload")
     }
 
     /// PID 1 of the micro-VM guest (static musl).
     pub fn guest_init(&self) -> PathBuf {
-        self.built(Some(MUSL_TARGET), ARTIFACT_PROFILE, "edgebench-guest-init")
+        self.built(Some(self.arch.musl_target()), ARTIFACT_PROFILE, "edgebench-guest-init")
     }
 
     pub fn component(&self, workload: Builtin) -> PathBuf {
@@ -75,7 +153,7 @@ impl Artifacts {
 
     /// The serving host: static musl, Wasmtime without a compiler.
     pub fn wasmtime_host(&self) -> PathBuf {
-        self.built(Some(MUSL_TARGET), ARTIFACT_PROFILE, "edgebench-wasmtime-host")
+        self.built(Some(self.arch.musl_target()), ARTIFACT_PROFILE, "edgebench-wasmtime-host")
     }
 
     /// Wasmtime with Cranelift and the host's engine settings, used only to
@@ -100,8 +178,11 @@ impl Artifacts {
             ("micro-VM guest init".to_string(), self.guest_init()),
             ("embedded Wasmtime host".to_string(), self.wasmtime_host()),
             ("embedded Wasmtime host's precompiler".to_string(), self.wasmtime_precompiler()),
-            ("unikernel".to_string(), self.unikernel()),
         ];
+        // The unikernel boots x86_64 PVH only.
+        if self.arch == Arch::X86_64 {
+            all.push(("unikernel".to_string(), self.unikernel()));
+        }
         for abi in WASI_P1_ABIS {
             all.push((format!("WASI preview-1 server for {abi}"), self.wasi_p1_server(abi)));
         }
@@ -167,8 +248,10 @@ impl Artifacts {
             &["edgebench-workload-wasi-p1"],
         )?;
         self.cargo("the embedded host's precompiler", None, PRECOMPILER_PROFILE, &["edgebench-wasmtime-precompile"])?;
-        self.cargo("the unikernel", Some(UNIKERNEL_TARGET), ARTIFACT_PROFILE, &["edgebench-unikernel"])?;
-        self.precompile()?;
+        if self.arch == Arch::X86_64 {
+            self.cargo("the unikernel", Some(UNIKERNEL_TARGET), ARTIFACT_PROFILE, &["edgebench-unikernel"])?;
+        }
+        self.precompile(self, None)?;
         // The micro-VM guest needs apt (Debian's kernel): without it, only the
         // micro-VM runtimes are not measured (they say why), the rest still runs.
         if let Err(e) = crate::runtime::microvm::guest::build(self) {
@@ -178,18 +261,100 @@ impl Artifacts {
         Ok(())
     }
 
-    fn precompile(&self) -> Result<()> {
-        std::fs::create_dir_all(self.target_dir.join("edgebench"))?;
+    /// `edgebench build --target ARCH`: everything a board of that
+    /// architecture needs, in [`Artifacts::cross_dir`] (returned). Its native
+    /// binaries are built for it; its Wasm files are this machine's (portable);
+    /// the embedded host's components are precompiled for it here.
+    pub fn build_cross(&self, arch: Arch) -> Result<PathBuf> {
+        if !self.source.join("crates/workload-core").exists() {
+            bail!(
+                "cannot build artifacts: {} is not the edgebench workspace; set EDGEBENCH_SOURCE to a checkout",
+                self.source.display()
+            );
+        }
+        let started = Instant::now();
+        ensure_rustup_targets(&[arch.musl_target(), arch.gnu_target(), WASIP2_TARGET, WASIP1_TARGET])?;
+        ensure_cross_gcc(arch)?;
+        // Portable: the very files this machine's runtimes run.
+        self.cargo(
+            "the wasi:http components",
+            Some(WASIP2_TARGET),
+            ARTIFACT_PROFILE,
+            &["edgebench-workload-wasi-http"],
+        )?;
+        self.cargo(
+            "the WASI preview-1 servers",
+            Some(WASIP1_TARGET),
+            ARTIFACT_PROFILE,
+            &["edgebench-workload-wasi-p1"],
+        )?;
+        self.cargo("the embedded host's precompiler", None, PRECOMPILER_PROFILE, &["edgebench-wasmtime-precompile"])?;
+        let (musl, gnu) = (Some(arch.musl_target()), Some(arch.gnu_target()));
+        self.cargo(
+            &format!("the static {} binaries (native server, guest init, embedded host)", arch.name()),
+            musl,
+            ARTIFACT_PROFILE,
+            &["edgebench-workload-native", "edgebench-guest-init", "edgebench-wasmtime-host"],
+        )?;
+        // A campaign there compiles its components with it (`aot_compile`).
+        self.cargo(
+            &format!("the embedded host's precompiler for {}", arch.name()),
+            musl,
+            PRECOMPILER_PROFILE,
+            &["edgebench-wasmtime-precompile"],
+        )?;
+        self.cargo(&format!("edgebench for {}", arch.name()), gnu, ARTIFACT_PROFILE, &["edgebench"])?;
+
+        let there = self.cross(arch);
+        let mut files = vec![
+            (self.built(musl, ARTIFACT_PROFILE, "edgebench-workload"), there.native_server()),
+            (self.built(musl, ARTIFACT_PROFILE, "edgebench-guest-init"), there.guest_init()),
+            (self.built(musl, ARTIFACT_PROFILE, "edgebench-wasmtime-host"), there.wasmtime_host()),
+            (self.built(musl, PRECOMPILER_PROFILE, "edgebench-wasmtime-precompile"), there.wasmtime_precompiler()),
+            (self.built(gnu, ARTIFACT_PROFILE, "edgebench"), self.cross_edgebench(arch)),
+        ];
+        for abi in WASI_P1_ABIS {
+            files.push((self.wasi_p1_server(abi), there.wasi_p1_server(abi)));
+        }
         for w in Builtin::ALL {
-            let (wasm, cwasm) = (self.component(w), self.precompiled(w));
+            files.push((self.component(w), there.component(w)));
+        }
+        for (from, to) in files {
+            copy_if_newer(&from, &to)?;
+        }
+        self.precompile(&there, Some(arch.musl_target()))?;
+        let dir = self.cross_dir(arch);
+        eprintln!(
+            "edgebench build: {} artifacts ready in {:.0} s: {}\n  \
+             (edgebench for {}-linux-gnu, static {} binaries; the Wasm files are this machine's, portable)\n  \
+             copy to a board:  rsync -a {}/ BOARD:edgebench/\n  \
+             there:            EDGEBENCH_SOURCE=$HOME/edgebench $HOME/edgebench/edgebench doctor",
+            arch.name(),
+            started.elapsed().as_secs_f64(),
+            dir.display(),
+            arch.name(),
+            arch.musl_target(),
+            dir.display(),
+        );
+        Ok(dir)
+    }
+
+    /// Precompiles the built-in components into `dest` (`self` when built for
+    /// this machine), for `target`'s CPU (None: this machine's).
+    fn precompile(&self, dest: &Artifacts, target: Option<&str>) -> Result<()> {
+        std::fs::create_dir_all(dest.target_dir.join("edgebench"))?;
+        for w in Builtin::ALL {
+            let (wasm, cwasm) = (self.component(w), dest.precompiled(w));
             if is_newer(&cwasm, &[&wasm, &self.wasmtime_precompiler()]) {
                 continue;
             }
-            let status = crate::runtime::process::helper(self.wasmtime_precompiler())
-                .arg(&wasm)
-                .arg(&cwasm)
-                .status()
-                .with_context(|| format!("running {}", self.wasmtime_precompiler().display()))?;
+            let mut command = crate::runtime::process::helper(self.wasmtime_precompiler());
+            command.arg(&wasm).arg(&cwasm);
+            if let Some(t) = target {
+                command.args(["--target", t]);
+            }
+            let status =
+                command.status().with_context(|| format!("running {}", self.wasmtime_precompiler().display()))?;
             if !status.success() {
                 bail!("precompiling {} failed ({status})", wasm.display());
             }
@@ -262,6 +427,10 @@ fn likely_fix(output: &str, target: Option<&str>) -> String {
         "a dependency started to compile C code for the musl target; edgebench's musl binaries must build \
          without a musl C toolchain (see scripts/musl-cc): drop the feature or crate that brings it in"
             .into()
+    } else if output.contains("aarch64-linux-gnu-gcc")
+        && (output.contains("not found") || output.contains("failed to find tool"))
+    {
+        "install the aarch64 cross compiler (Debian: apt-get install gcc-aarch64-linux-gnu)".into()
     } else if output.contains("failed to find tool") || output.contains("linker `cc` not found") {
         "install a C compiler for the host (Debian: apt-get install gcc)".into()
     } else if output.contains("may not be installed") || output.contains("can't find crate for `core`") {
@@ -274,6 +443,34 @@ fn likely_fix(output: &str, target: Option<&str>) -> String {
     } else {
         "read cargo's error above; `cargo clean` and `edgebench build` again if it mentions a stale or corrupt file"
             .into()
+    }
+}
+
+/// Copies `from` to `to` (creating its directory) unless `to` is already newer.
+fn copy_if_newer(from: &Path, to: &Path) -> Result<()> {
+    if is_newer(to, &[from]) {
+        return Ok(());
+    }
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // A fresh file, never a write into one that a board copy may be running.
+    let _ = std::fs::remove_file(to);
+    std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+/// The cross C compiler and linker of `arch` (.cargo/config.toml names it).
+fn ensure_cross_gcc(arch: Arch) -> Result<()> {
+    let gcc = format!("{}-linux-gnu-gcc", arch.name());
+    match Command::new(&gcc).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status() {
+        Ok(s) if s.success() => Ok(()),
+        _ => bail!(
+            "{gcc} is not on PATH: it links the {} binaries and compiles edgebench's C for {} (Debian: apt-get install gcc-{}-linux-gnu)",
+            arch.name(),
+            arch.gnu_target(),
+            arch.name()
+        ),
     }
 }
 
@@ -312,6 +509,7 @@ mod tests {
             ("edgebench musl-cc: refusing to compile /x/ring/curve25519.c", "must build without a musl C toolchain"),
             ("error occurred in cc-rs: failed to find tool \"cc\"", "apt-get install gcc"),
             ("error: linker `cc` not found", "apt-get install gcc"),
+            ("error: linker `aarch64-linux-gnu-gcc` not found", "apt-get install gcc-aarch64-linux-gnu"),
             ("the `wasm32-wasip2` target may not be installed", "rustup target add wasm32-wasip2"),
             ("failed to get `anyhow` as a dependency", "needs crates.io"),
             ("No space left on device", "free disk space"),

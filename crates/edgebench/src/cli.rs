@@ -36,7 +36,12 @@ pub enum Command {
         campaign: Option<PathBuf>,
     },
     /// Builds every workload artifact (adds the rustup targets it needs).
-    Build,
+    Build {
+        /// Cross-build for an arm64 board instead: `aarch64` (aarch64-unknown-linux-musl).
+        /// Everything lands in target/edgebench-aarch64/, ready to copy.
+        #[arg(long, value_name = "ARCH")]
+        target: Option<String>,
+    },
     /// Runs a campaign (default: every runtime detected, every workload) and writes its report.
     Run(Box<RunArgs>),
     /// Writes report.html, report.md and summary.csv for a campaign directory.
@@ -399,7 +404,11 @@ pub fn execute(cli: Cli) -> Result<()> {
             print!("{}", doctor::list());
             Ok(())
         }
-        Command::Build => artifacts.build(),
+        Command::Build { target: None } => artifacts.build(),
+        Command::Build { target: Some(target) } => {
+            let arch = crate::artifacts::Arch::parse_cross(&target).map_err(usage)?;
+            artifacts.build_cross(arch).map(|_| ())
+        }
         Command::Report { dir, out } => {
             // Every input is checked before anything is written: a fleet's hosts, or the campaign.
             let fleet = crate::store::Store::open_read_only(&dir).and_then(|s| s.is_fleet()).map_err(usage)?;

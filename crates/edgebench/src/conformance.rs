@@ -9,6 +9,7 @@ use crate::network::Network;
 use crate::runtime::{Context, Runtime};
 use crate::Workload;
 use anyhow::{bail, Result};
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -37,19 +38,27 @@ pub fn check_in(
         Err(Failure::Failed(e) | Failure::Store(e)) => bail!("{}: {e}", key.label()),
         Err(Failure::Interrupted) => bail!("interrupted"),
     };
-    let host = instance.addr().to_string();
+    let mismatches = send(instance.addr(), workload, &key.label());
+    instance.stop()?;
+    Ok(mismatches)
+}
+
+/// Sends `workload`'s conformance sequence to a server already listening on
+/// `addr` (started by a runtime, or by hand: the arm64 binaries under
+/// qemu-user) and returns the mismatches, each prefixed with `label`.
+pub fn send(addr: SocketAddr, workload: Workload, label: &str) -> Vec<String> {
+    let host = addr.to_string();
     let mut mismatches = Vec::new();
     for (request, expected) in workload.conformance() {
         let bytes = http::encode(&request, &host, true);
-        match http::one_shot(instance.addr(), &bytes, Duration::from_secs(10)) {
+        match http::one_shot(addr, &bytes, Duration::from_secs(10)) {
             Ok(r) => {
                 if let Err(e) = expected.check(r.status, &r.body) {
-                    mismatches.push(format!("{} {} {}: {e}", key.label(), request.method, request.target))
+                    mismatches.push(format!("{label} {} {}: {e}", request.method, request.target))
                 }
             }
-            Err(e) => mismatches.push(format!("{} {} {}: {e}", key.label(), request.method, request.target)),
+            Err(e) => mismatches.push(format!("{label} {} {}: {e}", request.method, request.target)),
         }
     }
-    instance.stop()?;
-    Ok(mismatches)
+    mismatches
 }

@@ -50,6 +50,9 @@ pub fn capture(source: &Path, controlled_env: &[(String, String)]) -> Value {
         "os": os_release(),
         "kernel": read_trim("/proc/sys/kernel/osrelease"),
         "kernel_cmdline": read_trim("/proc/cmdline"),
+        // The machine's architecture (that of this edgebench build, which
+        // runs natively: the native binaries are built for it).
+        "arch": std::env::consts::ARCH,
         "cpu_model": cpu_model(),
         // What edgebench may use (its affinity before any CPU plan pinned it).
         "logical_cpus": crate::cpus::host_cpus().len(),
@@ -106,7 +109,9 @@ fn os_release() -> Option<String> {
 
 fn cpu_model() -> Option<String> {
     let text = fs::read_to_string("/proc/cpuinfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("model name"))?;
+    // x86: "model name"; arm64 boards: "Model" (e.g. Raspberry Pi), if any.
+    let line =
+        text.lines().find(|l| l.starts_with("model name")).or_else(|| text.lines().find(|l| l.starts_with("Model")))?;
     Some(line.split_once(':')?.1.trim().to_string())
 }
 

@@ -281,6 +281,12 @@ fn cases(f: &Fixtures) -> Vec<Case> {
         // conformance: a name it cannot check is not a pass.
         case(&["conformance", "--runtimes", "wasmtimee"], &["wasmtimee", "known runtimes are"]),
         case(&["conformance", "--runtimes", ","], &["--runtimes names no runtime"]),
+        // build --target: the architectures it cross-builds for, named.
+        case(&["build", "--target", "armv7"], &["armv7", "valid targets are aarch64 (or aarch64-unknown-linux-musl)"]),
+        case(
+            &["build", "--target", "aarch64-unknown-linux-gnu"],
+            &["aarch64-unknown-linux-gnu", "valid targets are aarch64"],
+        ),
     ];
     // Missing artifacts, with --no-build.
     let mut no_artifacts = run(&[], &["is missing", "edgebench build"]);

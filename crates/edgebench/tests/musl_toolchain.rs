@@ -28,6 +28,29 @@ fn cargo_config_routes_the_musl_c_compiler_through_the_guard() {
         config.contains(r#"CC_x86_64_unknown_linux_musl = { value = "scripts/musl-cc", relative = true }"#),
         "{config}"
     );
+    // The arm64 build (`edgebench build --target aarch64`) goes through it too.
+    assert!(
+        config.contains(r#"CC_aarch64_unknown_linux_musl = { value = "scripts/musl-cc", relative = true }"#),
+        "{config}"
+    );
+}
+
+#[test]
+fn the_guard_refuses_c_code_for_aarch64_too_naming_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_like = dir.path().join("libsqlite3-sys-0.30/sqlite3/sqlite3.c");
+    std::fs::create_dir_all(sqlite_like.parent().unwrap()).unwrap();
+    std::fs::write(&sqlite_like, "int f(void) { return 1; }\n").unwrap();
+    let out = Command::new(workspace().join("scripts/musl-cc"))
+        .env("TARGET", "aarch64-unknown-linux-musl")
+        .args(["-c", "-o"])
+        .arg(sqlite_like.with_extension("o"))
+        .arg(&sqlite_like)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "must refuse: {stderr}");
+    assert!(stderr.contains("sqlite3.c") && stderr.contains("aarch64-unknown-linux-musl"), "{stderr}");
 }
 
 #[test]

@@ -11,7 +11,13 @@ pub const WASMTIME_VERSION: &str = "48";
 
 /// `slots` bounds the instances alive at once (concurrent requests). A small
 /// pool starts faster: the default of 1000 slots costs ~3 ms of mprotect.
+#[allow(dead_code)] // the precompiler makes its engine from `config` (with a target)
 pub fn engine(slots: u32) -> Result<Engine> {
+    Engine::new(&config(slots))
+}
+
+/// The settings of [`engine`] (the precompiler may set a target on them).
+pub fn config(slots: u32) -> Config {
     let mut config = Config::new();
     config.native_unwind_info(false).generate_address_map(false);
     if slots > 0 {
@@ -24,5 +30,5 @@ pub fn engine(slots: u32) -> Result<Engine> {
             .max_memory_size(64 << 20);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    Engine::new(&config)
+    config
 }

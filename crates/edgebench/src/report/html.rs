@@ -69,12 +69,13 @@ pub fn render(m: &Model) -> String {
     let duration = c.finished_ns.map(|f| format!(", {:.1} s", (f - c.started_ns) as f64 / 1e9)).unwrap_or_default();
     let _ = writeln!(
         out,
-        "<p class=\"meta\">Status <strong>{}</strong>; started {} UTC{}; {} × {}, kernel {}, {}; virtualisation <strong>{}</strong>; edgebench commit <code>{}</code>.</p>",
+        "<p class=\"meta\">Status <strong>{}</strong>; started {} UTC{}; {} × {} ({}), kernel {}, {}; virtualisation <strong>{}</strong>; edgebench commit <code>{}</code>.</p>",
         esc(&c.status),
         chrono::DateTime::from_timestamp_nanos(c.started_ns).format("%Y-%m-%d %H:%M:%S"),
         duration,
         esc(&env["logical_cpus"].to_string()),
         esc(env["cpu_model"].as_str().unwrap_or("unknown CPU")),
+        esc(env["arch"].as_str().unwrap_or("architecture not recorded")),
         esc(env["kernel"].as_str().unwrap_or("unknown")),
         esc(env["os"].as_str().unwrap_or("")),
         esc(env["virtualization"]["mode"].as_str().unwrap_or("unknown")),

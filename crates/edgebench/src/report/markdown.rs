@@ -180,12 +180,13 @@ pub fn render(m: &Model) -> String {
     let _ = writeln!(out, "# edgebench report: campaign {}\n", esc(&campaign.id));
     let _ = writeln!(
         out,
-        "Status **{}**; started {} UTC; commit `{}`; {} × {} on {} ({}); virtualisation: **{}**. The same report with plots: `report.html`.\n",
+        "Status **{}**; started {} UTC; commit `{}`; {} × {} ({}) on {} ({}); virtualisation: **{}**. The same report with plots: `report.html`.\n",
         esc(&campaign.status),
         chrono::DateTime::from_timestamp_nanos(campaign.started_ns).format("%Y-%m-%d %H:%M:%S"),
         esc(env["edgebench_commit"].as_str().unwrap_or("unknown")),
         env["logical_cpus"],
         esc(env["cpu_model"].as_str().unwrap_or("unknown CPU")),
+        esc(env["arch"].as_str().unwrap_or("architecture not recorded")),
         esc(env["kernel"].as_str().unwrap_or("unknown kernel")),
         esc(env["os"].as_str().unwrap_or("")),
         esc(virt),

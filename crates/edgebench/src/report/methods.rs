@@ -33,6 +33,7 @@ pub fn items(campaign: &CampaignRow, comparisons: usize) -> Vec<String> {
             )
         },
         test_bed(&campaign.environment),
+        architecture(&campaign.environment),
         "**Probe.** The readiness probe connects, sends the workload's request and reads the whole response in a loop, sleeping 25 µs between attempts (timer slack 1 µs); the achieved interval is the `probe_interval` metric and the probe's own CPU time `probe_cpu`. While connects go unanswered (a VM whose network is not up drops or queues SYNs), a new non-blocking connect is started beside the earlier ones every 1 ms, or after half the wait so far if longer (at most 64 in flight), and the first to complete is used: a SYN queued in a tap is answered the moment the guest listens, and a lost one costs at most one such interval, not the kernel's 1 s SYN retransmission. Once a connection is accepted, the first answer is waited for as long as the runtime's ready timeout allows (a slow first answer is measured, never abandoned and retried).".into(),
         "**Settling.** After each trial's instance is stopped (outside every timed interval), edgebench waits until the runtime CPUs are quiet again before the next trial starts (under 10% busy over 20 ms, at most `--settle-max-ms`, default 2 s); the wait and the last window's busy share are stored (`settle`, `settle_busy`).".into(),
         if campaign.environment["link"]["target"].is_string() {
@@ -90,6 +91,17 @@ fn test_bed(environment: &serde_json::Value) -> String {
     }
 }
 
+/// The architecture the runtimes ran on, and which artifacts are built for it.
+fn architecture(environment: &serde_json::Value) -> String {
+    let machine = crate::environment::machine(environment);
+    let arch = machine["arch"]
+        .as_str()
+        .map_or("not recorded (a campaign from before it was)".to_string(), |a| format!("`{a}`"));
+    format!(
+        "**Architecture.** The runtimes ran on {arch}. The Wasm artifacts (the `wasi:http` components and the preview-1 modules) are the same files on every architecture (portable); the native server, the embedded Wasmtime host with its precompiled components, and the micro-VM guest's init are built for each architecture (`edgebench build --target aarch64` for arm64)."
+    )
+}
+
 /// A campaign whose runtimes ran on another host (remote.rs): which host
 /// timed what, and the link every request crossed.
 fn remote_target(environment: &serde_json::Value) -> String {
@@ -97,9 +109,10 @@ fn remote_target(environment: &serde_json::Value) -> String {
     let sut = &target["test_bed"]["cpus"];
     let median = |k: &str| link[k]["median"].as_f64().map_or("not measured".into(), |v| format!("{v:.3} ms"));
     format!(
-        "**Hosts and clocks.** The runtimes ran on the remote target `{}` (host `{}`, kernel `{}`, virtualisation `{}`), driven by `edgebench agent` over SSH; there, runtimes on CPU(s) `{}` ({}). This host ran only the client (probe, latency client, load generator) on CPU(s) `{}`. Every interval is timed on one host, never by subtracting two hosts' clocks. On the client: `cold_start` (t0 just before the launch request is written to the SSH session, t1 the first correct answer read here: it includes the request's one-way trip to the agent), `latency_*` and throughput (every request crosses the link). On the target: memory, CPU, warm starts, settling, the runtime's own launch phases (from its launch call there), and the agent's share of the cold start: `cold_start_agent_dispatch` (request read → launch call) and `cold_start_agent_launch_call`. The link, measured before the campaign on the client: TCP connect round trip to the target's SSH port, median {} (n = {}); an agent request → reply over SSH, median {}.",
+        "**Hosts and clocks.** The runtimes ran on the remote target `{}` (host `{}`, architecture `{}`, kernel `{}`, virtualisation `{}`), driven by `edgebench agent` over SSH; there, runtimes on CPU(s) `{}` ({}). This host ran only the client (probe, latency client, load generator) on CPU(s) `{}`. Every interval is timed on one host, never by subtracting two hosts' clocks. On the client: `cold_start` (t0 just before the launch request is written to the SSH session, t1 the first correct answer read here: it includes the request's one-way trip to the agent), `latency_*` and throughput (every request crosses the link). On the target: memory, CPU, warm starts, settling, the runtime's own launch phases (from its launch call there), and the agent's share of the cold start: `cold_start_agent_dispatch` (request read → launch call) and `cold_start_agent_launch_call`. The link, measured before the campaign on the client: TCP connect round trip to the target's SSH port, median {} (n = {}); an agent request → reply over SSH, median {}.",
         link["target"].as_str().unwrap_or("?"),
         target["hostname"].as_str().unwrap_or("?"),
+        target["arch"].as_str().unwrap_or("not recorded"),
         target["kernel"].as_str().unwrap_or("?"),
         target["virtualization"]["mode"].as_str().unwrap_or("unknown"),
         sut["sut"].as_str().unwrap_or("?"),

@@ -233,7 +233,11 @@ impl Workload {
             Definition::Builtin(_) => None,
             Definition::User(_) => {
                 // Any Artifacts will do: a user's paths do not depend on it.
-                let none = Artifacts { source: PathBuf::new(), target_dir: PathBuf::new() };
+                let none = Artifacts {
+                    source: PathBuf::new(),
+                    target_dir: PathBuf::new(),
+                    arch: crate::artifacts::Arch::HOST,
+                };
                 self.artifact(kind, &none).is_none().then(|| {
                     format!(
                         "not measured: this workload has no artifact for this runtime (it needs {})",
