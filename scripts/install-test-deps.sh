@@ -29,7 +29,9 @@ fi
 # kernel. Firecracker itself is not installed here (no registry carries it).
 # openssh-server, openssh-client: the tests' hosts, each an sshd of the test's
 # own inside a network namespace (the fleet deployment and remote targets).
-packages=(docker.io chromium nats-server docker-registry nftables iproute2 qemu-system-x86 lz4 openssh-server openssh-client)
+# runsc: gVisor, run by Docker as one of the runtimes edgebench registers in the
+# daemons it starts (never in /etc/docker/daemon.json).
+packages=(docker.io runsc chromium nats-server docker-registry nftables iproute2 qemu-system-x86 lz4 openssh-server openssh-client)
 missing=()
 for p in "${packages[@]}"; do
   # Installed, not merely known (a removed package keeps its config files).
