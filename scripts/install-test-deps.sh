@@ -35,7 +35,9 @@ fi
 # own inside a network namespace (the fleet deployment and remote targets).
 # gcc-aarch64-linux-gnu: links the arm64 build and compiles its C (Wasmtime's
 # helper; SQLite and ring for edgebench itself).
-packages=(docker.io chromium nats-server docker-registry nftables iproute2 qemu-system-x86 lz4 openssh-server openssh-client
+# runsc: gVisor, run by Docker as one of the runtimes edgebench registers in the
+# daemons it starts (never in /etc/docker/daemon.json).
+packages=(docker.io runsc chromium nats-server docker-registry nftables iproute2 qemu-system-x86 lz4 openssh-server openssh-client
   gcc-aarch64-linux-gnu)
 missing=()
 for p in "${packages[@]}"; do

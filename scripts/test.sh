@@ -26,10 +26,18 @@ cargo run --release -q -p edgebench -- build --target aarch64
 
 # One Docker daemon for the whole suite (tests run in parallel processes; each
 # starting its own would race). Started only when none answers, stopped on exit.
+# Like the daemon edgebench starts itself, it gets gVisor's runtimes from a
+# config file of its own (the host's /etc/docker/daemon.json plus those
+# runtimes; the host's file is not changed), written by `edgebench` itself.
 if ! timeout 10 docker info >/dev/null 2>&1; then
   mkdir -p target
-  echo "test.sh: starting dockerd (log: target/dockerd-test.log)"
-  dockerd >target/dockerd-test.log 2>&1 &
+  config=()
+  if command -v runsc >/dev/null; then
+    cargo run --release -q -p edgebench -- doctor --dockerd-config target/dockerd-test.json
+    config=(--config-file target/dockerd-test.json)
+  fi
+  echo "test.sh: starting dockerd ${config[*]} (log: target/dockerd-test.log)"
+  dockerd "${config[@]}" >target/dockerd-test.log 2>&1 &
   dockerd_pid=$!
   trap 'kill "$dockerd_pid" 2>/dev/null; wait "$dockerd_pid" 2>/dev/null || true' EXIT
   for _ in $(seq 1 120); do
@@ -38,5 +46,5 @@ if ! timeout 10 docker info >/dev/null 2>&1; then
   done
 fi
 
-export EDGEBENCH_REQUIRE="${EDGEBENCH_REQUIRE:-wasmtime,wasmcloud,docker,chromium,nftables,qemu-microvm,unikernel,sshd,ansible,qemu-user,cgroups}"
+export EDGEBENCH_REQUIRE="${EDGEBENCH_REQUIRE:-wasmtime,wasmcloud,docker,gvisor,chromium,nftables,qemu-microvm,unikernel,sshd,ansible,qemu-user,cgroups}"
 cargo nextest run --no-fail-fast

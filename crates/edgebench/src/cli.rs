@@ -28,6 +28,11 @@ pub enum Command {
         /// With --target: the command that starts the agent there [default: edgebench agent].
         #[arg(long, value_name = "COMMAND", requires = "target")]
         agent_command: Option<String>,
+        /// Only writes to FILE the configuration of the dockerd edgebench starts when none runs:
+        /// the host's /etc/docker/daemon.json plus gVisor's runtimes (where runsc is installed),
+        /// for a dockerd started by hand with --config-file FILE (as scripts/test.sh does).
+        #[arg(long, value_name = "FILE", conflicts_with = "target")]
+        dockerd_config: Option<PathBuf>,
     },
     /// Lists every runtime:variant, workload, metric and firewall profile a campaign can name.
     List {
@@ -376,11 +381,19 @@ pub fn exit_code(result: &Result<()>) -> u8 {
 pub fn execute(cli: Cli) -> Result<()> {
     let artifacts = Artifacts::from_env();
     match cli.command {
+        Command::Doctor { dockerd_config: Some(file), .. } => {
+            let env = crate::campaign::controlled_env(std::path::Path::new("/"));
+            if !crate::runtime::docker::write_daemon_config(&file, &env)? {
+                bail!("runsc not found: nothing to add to the host's dockerd configuration (apt-get install -y runsc)");
+            }
+            println!("{}: the host's dockerd configuration with gVisor's runtimes", file.display());
+            Ok(())
+        }
         Command::Doctor { target: None, .. } => {
             print!("{}", doctor::report(&artifacts));
             Ok(())
         }
-        Command::Doctor { target: Some(url), ssh_config, agent_command } => {
+        Command::Doctor { target: Some(url), ssh_config, agent_command, .. } => {
             let target = crate::remote::Target::parse(&url).map_err(usage)?;
             let connection = crate::remote::Connection {
                 target: &target,

@@ -43,8 +43,9 @@ fn every_runtime_runs_on_the_sut_cpus_and_edgebench_on_the_clients() {
     let mut checked = Vec::new();
     for r in runtime::all() {
         // The Docker daemon is shared with the serialised Docker tests; the
-        // container's cpuset is checked there (tests/docker.rs).
-        if r.name() == "docker" || !available(r.name()) {
+        // container's cpuset is checked there (tests/docker.rs). gVisor's
+        // containers are Docker's too.
+        if r.name() == "docker" || r.name() == "gvisor" || !available(r.name()) {
             continue;
         }
         let Some(variant) = serving_variant(r.as_ref()) else { continue };

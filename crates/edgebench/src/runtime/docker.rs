@@ -35,6 +35,8 @@
 //! Engine: `EDGEBENCH_DOCKER_HOST` (a socket path) or the default socket. When
 //! no daemon answers on the default socket, `setup` starts `dockerd` (log in
 //! the campaign's `work/logs/dockerd.log`) and `teardown` stops it by pid.
+//! That daemon also gets gVisor's OCI runtimes, where runsc is installed
+//! (`work/dockerd.json`: the host's daemon.json plus those; see [`super::gvisor`]).
 //! Containers carry `edgebench=1`, `edgebench.campaign=<id>` and the pid of
 //! the edgebench that made them; `setup` removes those whose edgebench is
 //! gone (a crashed campaign).
@@ -47,6 +49,8 @@ mod instance;
 mod labels;
 mod pod;
 
+pub(crate) use daemon::find_on_path;
+pub use daemon::write_config as write_daemon_config;
 pub use engine::{Endpoint, DEFAULT_SOCKET, HOST_ENV};
 pub use image::Outcome as ImageOutcome;
 
@@ -63,6 +67,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// A daemon's OCI runtimes by name: (path, arguments).
+pub(crate) type OciRuntimes = HashMap<String, (String, Vec<String>)>;
 
 /// How long a running daemon has to answer a first call.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -276,7 +283,9 @@ impl Runtime for Docker {
                     .filter(|_| endpoint.is_default)
                     .ok_or_else(|| no_engine.context("edgebench starts dockerd only for the default socket"))?;
                 let log = ctx.work_dir.join("logs").join("dockerd.log");
-                let (daemon, engine) = daemon::start(&dockerd, &ctx.env, log)?;
+                let config = ctx.work_dir.join("dockerd.json");
+                let config = daemon::write_config(&config, &ctx.env)?.then_some(config);
+                let (daemon, engine) = daemon::start(&dockerd, &ctx.env, config.as_deref(), log)?;
                 eprintln!("edgebench: docker: started dockerd (pid {}), log {}", daemon.pid(), daemon.log.display());
                 let engine = Arc::new(engine);
                 let mut state = self.state.lock().unwrap();
@@ -302,7 +311,11 @@ impl Runtime for Docker {
         };
         if let Some(engine) = engine {
             if let Err(e) = remove_containers(&engine, labels::campaign_filter(&ctx.campaign_id), |_| true) {
-                eprintln!("edgebench: docker: cleaning up: {e:#}");
+                // A daemon another backend started and already stopped (with
+                // this campaign's containers removed first) is not a failure.
+                if engine.call("ping", engine.api().ping()).is_ok() {
+                    eprintln!("edgebench: docker: cleaning up: {e:#}");
+                }
             }
         }
         if let Some(mut daemon) = daemon {
@@ -318,14 +331,61 @@ impl Runtime for Docker {
     }
 
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
-        let network = Network::parse(spec.variant)?;
+        self.launch_as(ctx, spec, Network::parse(spec.variant)?, None)
+    }
+}
+
+impl Docker {
+    /// Prepares `workload`'s image for a backend that runs it under another
+    /// of the daemon's OCI runtimes ([`Docker::launch_under`]).
+    pub(crate) fn prepare_image(&self, ctx: &Context<'_>, workload: Workload) -> Result<()> {
+        self.image(ctx, workload).map(|_| ())
+    }
+
+    /// A container on the bridge network (port published on 127.0.0.1) run
+    /// by the daemon's OCI runtime `oci_runtime` instead of its default.
+    pub(crate) fn launch_under(
+        &self,
+        ctx: &Context<'_>,
+        spec: &LaunchSpec<'_>,
+        oci_runtime: &str,
+    ) -> Result<Box<dyn Instance>> {
+        self.launch_as(ctx, spec, Network::Bridge, Some(oci_runtime))
+    }
+
+    /// The OCI runtimes of the daemon that answers now, by name: (path, args).
+    /// `Ok(None)` when none answers (edgebench would start its own); never
+    /// starts a daemon.
+    pub(crate) fn daemon_runtimes(&self) -> Result<Option<OciRuntimes>, String> {
+        let endpoint = self.endpoint.clone()?;
+        let Ok(engine) = Engine::connect(&endpoint.socket, CONNECT_TIMEOUT) else { return Ok(None) };
+        let info = engine.call("info", engine.api().info()).map_err(|e| format!("{e:#}"))?;
+        let runtimes = info
+            .runtimes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, r)| (name, (r.path.unwrap_or_default(), r.runtime_args.unwrap_or_default())));
+        Ok(Some(runtimes.collect()))
+    }
+
+    pub(crate) fn socket(&self) -> Option<std::path::PathBuf> {
+        self.endpoint.as_ref().ok().map(|e| e.socket.clone())
+    }
+
+    fn launch_as(
+        &self,
+        ctx: &Context<'_>,
+        spec: &LaunchSpec<'_>,
+        network: Network,
+        oci_runtime: Option<&str>,
+    ) -> Result<Box<dyn Instance>> {
         let engine = self.engine()?;
         let image = self.image(ctx, spec.workload)?;
         // Two statements: the state lock must be released before dockerd_pid takes it.
         let pending = self.state.lock().unwrap().daemon_memory_pending.clone();
         let daemon_memory = DaemonMemory { pending, dockerd: self.dockerd_pid() };
         let pod = self.state.lock().unwrap().pod.as_ref().map(|p| p.id.clone());
-        Ok(Box::new(instance::launch(engine, &image, ctx, spec, network, pod.as_deref(), daemon_memory)?))
+        Ok(Box::new(instance::launch(engine, &image, ctx, spec, network, pod.as_deref(), daemon_memory, oci_runtime)?))
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod aot;
 pub mod docker;
+pub mod gvisor;
 pub mod microvm;
 mod native;
 pub mod process;
@@ -30,6 +31,7 @@ pub fn all() -> Vec<Box<dyn Runtime>> {
         Box::new(wasmtime_embedded::WasmtimeEmbedded::default()),
         Box::new(wasmtime_cli::WasmtimeCli),
         Box::new(docker::Docker::from_env()),
+        Box::new(gvisor::Gvisor::from_env()),
         Box::new(wasmcloud::Wasmcloud::default()),
         Box::new(microvm::QemuMicrovm::from_env()),
         Box::new(microvm::Firecracker::from_env()),

@@ -1,5 +1,11 @@
 //! A dockerd that edgebench starts itself when none answers, and stops again
 //! (by pid) at the end of the campaign; and the daemon's own memory.
+//!
+//! Where runsc is installed, that daemon gets gVisor's OCI runtimes
+//! ([`crate::runtime::gvisor::daemon_runtimes`]) from a config file written
+//! in the campaign's work directory: the host's `/etc/docker/daemon.json`
+//! (when there is one) with those runtimes added. The host's file is never
+//! changed, and a daemon edgebench did not start is never reconfigured.
 
 use super::engine::{Engine, DEFAULT_SOCKET};
 use crate::measure::resources;
@@ -23,19 +29,58 @@ pub struct StartedDaemon {
     pub log: PathBuf,
 }
 
+/// The host's own daemon configuration, read (never written) when edgebench
+/// writes one for the daemon it starts.
+const HOST_CONFIG: &str = "/etc/docker/daemon.json";
+
 /// dockerd on the controlled PATH (the one it would be started with).
 pub fn find_dockerd(env: &[(String, String)]) -> Option<PathBuf> {
-    let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str())?;
-    std::env::split_paths(path).map(|d| d.join("dockerd")).find(|p| crate::runtime::is_executable(p))
+    find_on_path(env, "dockerd")
 }
 
-/// Starts `dockerd` on the default socket, logging to `log`, and waits
-/// (bounded) until its API answers.
-pub fn start(dockerd: &Path, env: &[(String, String)], log: PathBuf) -> Result<(StartedDaemon, Engine)> {
+/// `program` on the controlled PATH of `env`.
+pub fn find_on_path(env: &[(String, String)], program: &str) -> Option<PathBuf> {
+    let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str())?;
+    std::env::split_paths(path).map(|d| d.join(program)).find(|p| crate::runtime::is_executable(p))
+}
+
+/// Writes the configuration of the daemon edgebench starts to `path` when
+/// there is something to add to the host's (gVisor's runtimes, where runsc
+/// is installed on the PATH of `env`); `false`: nothing written, dockerd
+/// reads the host's own.
+pub fn write_config(path: &Path, env: &[(String, String)]) -> Result<bool> {
+    let Some(runsc) = find_on_path(env, "runsc") else { return Ok(false) };
+    let mut config = match std::fs::read_to_string(HOST_CONFIG) {
+        Ok(text) => serde_json::from_str::<serde_json::Value>(&text)
+            .with_context(|| format!("{HOST_CONFIG} is not JSON (dockerd would refuse it too)"))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {HOST_CONFIG}"))),
+    };
+    let Some(object) = config.as_object_mut() else { bail!("{HOST_CONFIG} is not a JSON object") };
+    let runtimes = object.entry("runtimes").or_insert_with(|| serde_json::json!({}));
+    let Some(runtimes) = runtimes.as_object_mut() else { bail!("`runtimes` in {HOST_CONFIG} is not an object") };
+    if let serde_json::Value::Object(ours) = crate::runtime::gvisor::daemon_runtimes(&runsc) {
+        runtimes.extend(ours);
+    }
+    std::fs::write(path, serde_json::to_vec_pretty(&config)?).with_context(|| format!("writing {}", path.display()))?;
+    Ok(true)
+}
+
+/// Starts `dockerd` on the default socket with `config` (else the host's
+/// own), logging to `log`, and waits (bounded) until its API answers.
+pub fn start(
+    dockerd: &Path,
+    env: &[(String, String)],
+    config: Option<&Path>,
+    log: PathBuf,
+) -> Result<(StartedDaemon, Engine)> {
     let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let mut command = Command::new(dockerd);
+    command.args(["--host", &format!("unix://{DEFAULT_SOCKET}")]);
+    if let Some(config) = config {
+        command.arg("--config-file").arg(config);
+    }
     command
-        .args(["--host", &format!("unix://{DEFAULT_SOCKET}")])
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())

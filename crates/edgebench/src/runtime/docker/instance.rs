@@ -92,6 +92,8 @@ pub struct DockerInstance {
 }
 
 /// Creates and starts a container. t0 is taken just before the create call.
+/// `oci_runtime`: one of the daemon's runtimes other than its default (gVisor's).
+#[allow(clippy::too_many_arguments)]
 pub fn launch(
     engine: Arc<Engine>,
     image: &str,
@@ -100,6 +102,7 @@ pub fn launch(
     network: Network,
     pod: Option<&str>,
     daemon_memory: DaemonMemory,
+    oci_runtime: Option<&str>,
 ) -> Result<DockerInstance> {
     let joins = match (spec.netns, network, pod) {
         (None, ..) => None,
@@ -116,7 +119,10 @@ pub fn launch(
         bail!("docker instances are reached on loopback only, not on {}", spec.addr);
     }
     let campaign = ctx.campaign_id.as_str();
-    let config = container_config(image, campaign, spec, network, joins);
+    let mut config = container_config(image, campaign, spec, network, joins);
+    if let Some(host) = config.host_config.as_mut() {
+        host.runtime = oci_runtime.map(str::to_string);
+    }
     let name = container_name(campaign, &spec.label);
     let options = CreateContainerOptions { name: Some(name), ..Default::default() };
     let launched_at = Instant::now();
