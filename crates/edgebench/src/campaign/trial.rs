@@ -151,9 +151,10 @@ impl Trial<'_> {
         };
         if let Some(edge) = edge {
             // Before any figure is kept: the profile's limits hold for every process of the instance.
-            match edge.verify(&self.key.edge, &instance.pids()) {
+            let pids = instance.constrained_pids();
+            match edge.verify(&self.key.edge, &pids) {
                 Ok(read) => {
-                    let mut s = self.sample("edge_in_force", "", 0, instance.pids().len() as f64, "processes");
+                    let mut s = self.sample("edge_in_force", "", 0, pids.len() as f64, "processes");
                     s.detail = read;
                     write(vec![s])?;
                 }

@@ -236,9 +236,11 @@ pub fn limits_in_force(pid: u32) -> (Option<f64>, Option<u64>) {
     }
     if let Some(dir) = controller_dir(&cgroups, &mounts, "memory") {
         for d in dir.ancestors().take_while(|d| d.join("cgroup.procs").exists()) {
-            // v1's "no limit" is a huge number: it never wins the minimum against a real cap.
+            // v1's "no limit" is a huge number (a page-rounded i64::MAX): not a limit.
             if let Some(Ok(m)) = read(d.join("memory.limit_in_bytes")).map(|v| v.parse::<u64>()) {
-                take_mem(m);
+                if m < 1 << 60 {
+                    take_mem(m);
+                }
             }
         }
     }

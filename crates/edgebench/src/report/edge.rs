@@ -73,7 +73,8 @@ pub fn section(m: &super::Model) -> String {
         "Each trial ran under one edge profile, interleaved with the others in the campaign's seeded order. CPU and \
          memory profiles are cgroup limits ({}): every process an instance's launch starts enters the profile's \
          cgroup between clone and exec, so the cold start runs under the limit; a container gets the same limits \
-         from Docker (`--cpus`, `--memory`, swap included). Processes a runtime started before the trial (a daemon, \
+         from Docker (`--cpus`, `--memory`, swap included; its containerd shim and docker-proxy stay outside, as \
+         on any Docker host). Processes a runtime started before the trial (a daemon, \
          a host started at setup) are not under it: such a trial fails, with the reason. After each instance is up, \
          the limits in force for each of its processes (the tightest over its cgroup and their parents) are read \
          back and stored (`edge_in_force`); a trial whose processes are not under them fails. An instance the \

@@ -320,6 +320,12 @@ pub trait Instance: Send {
     fn exited(&mut self) -> Option<String>;
     /// Every process of the instance (for memory and CPU).
     fn pids(&self) -> Vec<u32>;
+    /// The processes an edge profile's limits must hold for (default: every
+    /// process of the instance). A container's are those in its cgroup: its
+    /// containerd shim and docker-proxy are Docker's, outside it.
+    fn constrained_pids(&self) -> Vec<u32> {
+        self.pids()
+    }
     /// Stops the instance and everything it started; safe to call twice.
     fn stop(&mut self) -> Result<()>;
     /// The end of the instance's log, for error messages.

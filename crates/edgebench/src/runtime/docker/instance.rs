@@ -323,6 +323,14 @@ impl Instance for DockerInstance {
         pids
     }
 
+    /// The container's own processes (its cgroup), without shim and proxy.
+    fn constrained_pids(&self) -> Vec<u32> {
+        if self.removed || self.exit.is_some() {
+            return Vec::new();
+        }
+        self.init_pid().map(resources::process_tree).unwrap_or_default()
+    }
+
     fn stop(&mut self) -> Result<()> {
         if self.removed {
             return Ok(());
