@@ -37,8 +37,7 @@ fi
 # helper; SQLite and ring for edgebench itself).
 # runsc: gVisor, run by Docker as one of the runtimes edgebench registers in the
 # daemons it starts (never in /etc/docker/daemon.json).
-packages=(docker.io runsc chromium nats-server docker-registry nftables iproute2 qemu-system-x86 lz4 openssh-server openssh-client
-  gcc-aarch64-linux-gnu)
+packages=(docker.io runsc chromium nats-server docker-registry nftables iproute2 qemu-system-x86 lz4 openssh-server openssh-client gcc-aarch64-linux-gnu)
 missing=()
 for p in "${packages[@]}"; do
   # Installed, not merely known (a removed package keeps its config files).

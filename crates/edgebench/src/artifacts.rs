@@ -235,19 +235,7 @@ impl Artifacts {
             ARTIFACT_PROFILE,
             &musl,
         )?;
-        self.cargo(
-            "the wasi:http components",
-            Some(WASIP2_TARGET),
-            ARTIFACT_PROFILE,
-            &["edgebench-workload-wasi-http"],
-        )?;
-        self.cargo(
-            "the WASI preview-1 servers",
-            Some(WASIP1_TARGET),
-            ARTIFACT_PROFILE,
-            &["edgebench-workload-wasi-p1"],
-        )?;
-        self.cargo("the embedded host's precompiler", None, PRECOMPILER_PROFILE, &["edgebench-wasmtime-precompile"])?;
+        self.build_portable()?;
         if self.arch == Arch::X86_64 {
             self.cargo("the unikernel", Some(UNIKERNEL_TARGET), ARTIFACT_PROFILE, &["edgebench-unikernel"])?;
         }
@@ -276,19 +264,7 @@ impl Artifacts {
         ensure_rustup_targets(&[arch.musl_target(), arch.gnu_target(), WASIP2_TARGET, WASIP1_TARGET])?;
         ensure_cross_gcc(arch)?;
         // Portable: the very files this machine's runtimes run.
-        self.cargo(
-            "the wasi:http components",
-            Some(WASIP2_TARGET),
-            ARTIFACT_PROFILE,
-            &["edgebench-workload-wasi-http"],
-        )?;
-        self.cargo(
-            "the WASI preview-1 servers",
-            Some(WASIP1_TARGET),
-            ARTIFACT_PROFILE,
-            &["edgebench-workload-wasi-p1"],
-        )?;
-        self.cargo("the embedded host's precompiler", None, PRECOMPILER_PROFILE, &["edgebench-wasmtime-precompile"])?;
+        self.build_portable()?;
         let (musl, gnu) = (Some(arch.musl_target()), Some(arch.gnu_target()));
         self.cargo(
             &format!("the static {} binaries (native server, guest init, embedded host)", arch.name()),
@@ -364,6 +340,24 @@ impl Artifacts {
 
     /// Runs one `cargo build`; on failure, says which artifact, the command,
     /// and the likely fix read from cargo's own output.
+    /// What every architecture shares: the Wasm artifacts (portable, the
+    /// same files everywhere) and this machine's precompiler.
+    fn build_portable(&self) -> Result<()> {
+        self.cargo(
+            "the wasi:http components",
+            Some(WASIP2_TARGET),
+            ARTIFACT_PROFILE,
+            &["edgebench-workload-wasi-http"],
+        )?;
+        self.cargo(
+            "the WASI preview-1 servers",
+            Some(WASIP1_TARGET),
+            ARTIFACT_PROFILE,
+            &["edgebench-workload-wasi-p1"],
+        )?;
+        self.cargo("the embedded host's precompiler", None, PRECOMPILER_PROFILE, &["edgebench-wasmtime-precompile"])
+    }
+
     fn cargo(&self, what: &str, target: Option<&str>, profile: &str, packages: &[&str]) -> Result<()> {
         let mut args = vec!["build", "--profile", profile];
         if let Some(t) = target {

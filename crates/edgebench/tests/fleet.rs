@@ -53,8 +53,8 @@ fn role_installs_what_the_install_script_does() {
         .take_while(|l| l.trim_start().starts_with("- "))
         .map(|l| l.trim().trim_start_matches("- "))
         .collect();
-    // Test-suite only: the report's browser check, the namespace hosts.
-    let test_only = ["chromium", "openssh-server", "openssh-client"];
+    // Test-suite only: the report's browser check, the namespace hosts, the arm64 cross build.
+    let test_only = ["chromium", "openssh-server", "openssh-client", "gcc-aarch64-linux-gnu"];
     for p in script_packages.iter().filter(|p| !test_only.contains(p)) {
         assert!(role_packages.contains(p), "the role does not install {p} (scripts/install-test-deps.sh does)");
     }

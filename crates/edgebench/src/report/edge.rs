@@ -5,6 +5,7 @@
 //! over trials — the firewall deltas' machinery, the other factor held equal.
 
 use super::firewall::{self, Delta, Factor};
+use super::format::num;
 use super::Cell;
 use crate::store::Sample;
 use std::fmt::Write;
@@ -46,18 +47,6 @@ pub fn model(cells: &[Cell], samples: &[Sample]) -> Edge {
 
 fn esc(s: &str) -> String {
     s.replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;")
-}
-
-fn num(x: f64) -> String {
-    if !x.is_finite() {
-        "–".into()
-    } else if x.abs() >= 100.0 {
-        format!("{x:.0}")
-    } else if x.abs() >= 1.0 {
-        format!("{x:.2}")
-    } else {
-        format!("{x:.3}")
-    }
 }
 
 /// The report.md section; empty when the campaign ran no edge profile but `none`.
