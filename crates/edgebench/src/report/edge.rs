@@ -69,7 +69,14 @@ pub fn section(m: &super::Model) -> String {
          back and stored (`edge_in_force`); a trial whose processes are not under them fails. An instance the \
          kernel's OOM killer ended fails its trial with that reason (`edge_oom_kills`). Δ is the profile's median \
          minus the same configuration's median under `none` (the firewall profile held the same), with a 95% \
-         interval from a bootstrap over trials, as for firewall profiles.\n",
+         interval from a bootstrap over trials, as for firewall profiles.\n\n\
+         **Caveat: the move into the cgroup is inside a process runtime's cold start.** The instance process \
+         enters the profile's cgroup after t0 (between clone and exec), and on cgroup v1 a move waits for an RCU \
+         grace period (milliseconds); a `mem-N` delta of a process far below its cap shows that cost alone. \
+         Docker's cold start includes its own cgroup setup under every profile, `none` included. Until instances \
+         are born in the cgroup (clone3 with CLONE_INTO_CGROUP on v2; the spawning thread moved before t0 on v1), \
+         read a process runtime's cold-start delta under a CPU or memory profile as an upper bound of the \
+         constraint's effect; the other metrics are taken after the move.\n",
         bed["hierarchy"].as_str().unwrap_or("cgroup")
     );
     if let Some(profiles) = bed["profiles"].as_object() {
