@@ -2,8 +2,12 @@
 //! campaign, cgroup v2 (`cpu.max`, `memory.max`, `memory.swap.max`) or, where
 //! the v2 hierarchy lacks those controllers, v1 (`cpu.cfs_quota_us` under our
 //! own cpu cgroup, `memory.limit_in_bytes` and `memory.memsw.limit_in_bytes`
-//! under our own memory cgroup). Instances enter them between clone and exec
-//! (`runtime::process::launch`), so a cold start runs under the constraint.
+//! under our own memory cgroup). An instance is born in them
+//! (`runtime::process::launch`), so its cold start runs under the constraint
+//! without the cost of a migration in it: on v1 the spawner thread joins the
+//! profile's cgroups (`tasks`) before t0 and clones the instance there; on v2,
+//! where a thread cannot leave its process's cgroup, the new process moves
+//! itself (`cgroup.procs`) between clone and exec, inside the cold start.
 
 use super::profile::{EdgeProfile, CPU_PERIOD_US};
 use crate::runtime::docker::cgroup::controller_dir;
@@ -61,6 +65,10 @@ fn mount_point(mountinfo: &str, fstype: &str) -> Option<PathBuf> {
         let point = mount.split_whitespace().nth(4)?;
         (fs.split_whitespace().next()? == fstype).then(|| PathBuf::from(point))
     })
+}
+
+fn open_for_write(path: &Path) -> Result<File> {
+    File::options().write(true).open(path).with_context(|| format!("opening {}", path.display()))
 }
 
 fn write(path: &Path, value: &str) -> Result<()> {
@@ -137,13 +145,20 @@ impl ProfileCgroup {
         Ok(ProfileCgroup { dirs, readback })
     }
 
-    /// `cgroup.procs` of each directory, open for the spawner (which writes "0").
+    /// v2: `cgroup.procs` of each directory, open for the new process (which writes "0").
     pub fn procs_files(&self) -> Result<Vec<File>> {
+        self.dirs.iter().map(|d| open_for_write(&d.join("cgroup.procs"))).collect()
+    }
+
+    /// v1: for each directory, its `tasks` file and that of the cgroup the
+    /// campaign's parent came from (the process's own), open for the spawner
+    /// thread to go there and back.
+    pub fn thread_moves(&self) -> Result<Vec<(File, File)>> {
         self.dirs
             .iter()
             .map(|d| {
-                let path = d.join("cgroup.procs");
-                File::options().write(true).open(&path).with_context(|| format!("opening {}", path.display()))
+                let home = d.parent().and_then(Path::parent).context("a profile cgroup without parents")?;
+                Ok((open_for_write(&d.join("tasks"))?, open_for_write(&home.join("tasks"))?))
             })
             .collect()
     }

@@ -1,7 +1,7 @@
 //! Edge conditions as a campaign factor (issue 21): each trial runs under an
 //! edge profile (profile.rs), interleaved with the others in the seeded
-//! order. CPU and memory profiles put every process an instance's launch
-//! starts into the profile's cgroup (cgroup.rs) between clone and exec, and a
+//! order. CPU and memory profiles make every process an instance's launch
+//! starts be born in the profile's cgroup (cgroup.rs), and a
 //! container gets the same limits from Docker; after the instance is up, the
 //! limits in force for each of its processes are read back and stored
 //! (`edge_in_force`), and a trial whose processes are not under them fails.
@@ -22,8 +22,19 @@ static CURRENT: Mutex<Option<Arc<InForce>>> = Mutex::new(None);
 
 pub struct InForce {
     pub profile: EdgeProfile,
-    /// `cgroup.procs` of the profile's cgroup(s): a new instance process writes "0" there.
+    /// v2: `cgroup.procs` of the profile's cgroup: a new instance process writes "0" there.
     pub procs: Vec<File>,
+    /// v1: (`tasks` of a profile cgroup, `tasks` of the spawner's own cgroup
+    /// there): the spawner thread writes its id to the first before t0 and
+    /// to the second once the instance is cloned.
+    pub thread_moves: Vec<(File, File)>,
+}
+
+impl InForce {
+    /// Whether a launch now must place its processes in a cgroup.
+    pub fn places(&self) -> bool {
+        !self.procs.is_empty() || !self.thread_moves.is_empty()
+    }
 }
 
 /// The profile in force for the launch under way, if any.
@@ -137,12 +148,14 @@ impl Edge {
     /// Launches run under `profile` until the returned value is dropped.
     pub fn enter(&self, profile: &str) -> Result<Entered> {
         let parsed = EdgeProfile::parse(profile)?;
-        let procs = match self.cgroups.get(profile) {
-            Some(c) => c.procs_files()?,
-            None if parsed.uses_cgroup() => bail!("edge profile {profile}: no cgroup was made for it"),
-            None => Vec::new(),
+        let (procs, thread_moves) = match (self.cgroups.get(profile), &self.hierarchy) {
+            (Some(c), Some(Hierarchy::V1 { .. })) => (Vec::new(), c.thread_moves()?),
+            (Some(c), _) => (c.procs_files()?, Vec::new()),
+            (None, _) if parsed.uses_cgroup() => bail!("edge profile {profile}: no cgroup was made for it"),
+            (None, _) => (Vec::new(), Vec::new()),
         };
-        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(InForce { profile: parsed, procs }));
+        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Arc::new(InForce { profile: parsed, procs, thread_moves }));
         Ok(Entered)
     }
 

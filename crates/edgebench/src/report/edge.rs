@@ -57,27 +57,31 @@ pub fn section(m: &super::Model) -> String {
     }
     let mut out = String::from("\n## Under edge conditions\n\n");
     let bed = &m.campaign.environment["test_bed"]["edge"];
+    let hierarchy = bed["hierarchy"].as_str().unwrap_or("cgroup");
+    let placement = if hierarchy == "cgroup v1" {
+        "every process an instance's launch starts is born in the profile's cgroup (the spawning thread joins the \
+         cgroup before t0, clones the instance there and leaves it after; a v1 move waits for an RCU grace period, \
+         milliseconds, which is thus outside the cold start), so the cold start runs under the limit"
+    } else {
+        "every process an instance's launch starts enters the profile's cgroup between clone and exec, so the cold \
+         start runs under the limit. **Caveat: that move is inside a process runtime's cold start** (a thread cannot \
+         leave its process's cgroup on v2, and clone3 with CLONE_INTO_CGROUP is not used yet): read a process \
+         runtime's cold-start delta under a CPU or memory profile as an upper bound of the constraint's effect; the \
+         other metrics are taken after the move"
+    };
     let _ = writeln!(
         out,
         "Each trial ran under one edge profile, interleaved with the others in the campaign's seeded order. CPU and \
-         memory profiles are cgroup limits ({}): every process an instance's launch starts enters the profile's \
-         cgroup between clone and exec, so the cold start runs under the limit; a container gets the same limits \
+         memory profiles are cgroup limits ({hierarchy}): {placement}. A container gets the same limits \
          from Docker (`--cpus`, `--memory`, swap included; its containerd shim and docker-proxy stay outside, as \
-         on any Docker host). Processes a runtime started before the trial (a daemon, \
+         on any Docker host); Docker's cold start includes its own cgroup setup under every profile, `none` \
+         included. Processes a runtime started before the trial (a daemon, \
          a host started at setup) are not under it: such a trial fails, with the reason. After each instance is up, \
          the limits in force for each of its processes (the tightest over its cgroup and their parents) are read \
          back and stored (`edge_in_force`); a trial whose processes are not under them fails. An instance the \
          kernel's OOM killer ended fails its trial with that reason (`edge_oom_kills`). Δ is the profile's median \
          minus the same configuration's median under `none` (the firewall profile held the same), with a 95% \
-         interval from a bootstrap over trials, as for firewall profiles.\n\n\
-         **Caveat: the move into the cgroup is inside a process runtime's cold start.** The instance process \
-         enters the profile's cgroup after t0 (between clone and exec), and on cgroup v1 a move waits for an RCU \
-         grace period (milliseconds); a `mem-N` delta of a process far below its cap shows that cost alone. \
-         Docker's cold start includes its own cgroup setup under every profile, `none` included. Until instances \
-         are born in the cgroup (clone3 with CLONE_INTO_CGROUP on v2; the spawning thread moved before t0 on v1), \
-         read a process runtime's cold-start delta under a CPU or memory profile as an upper bound of the \
-         constraint's effect; the other metrics are taken after the move.\n",
-        bed["hierarchy"].as_str().unwrap_or("cgroup")
+         interval from a bootstrap over trials, as for firewall profiles.\n"
     );
     if let Some(profiles) = bed["profiles"].as_object() {
         out.push_str("| profile | what it sets | read back after writing |\n|---|---|---|\n");

@@ -10,8 +10,11 @@
 //! Between clone and exec it joins a process group of its own, sets its
 //! parent-death signal and then checks that its parent is still there (so an
 //! edgebench killed outright at any moment leaves no instance behind), takes
-//! the SUT's CPUs, the edge profile's cgroup (`edge`), its network namespace,
-//! and its stdio.
+//! the SUT's CPUs, its network namespace and its stdio. Under an edge
+//! profile's cgroup (`edge`) it is born there: on cgroup v1 the spawning
+//! thread joins the cgroup before t0 and leaves it once the child has exec'd
+//! (a v1 migration waits for an RCU grace period, milliseconds, which must
+//! not be in a cold start); on v2 the child moves itself before exec.
 
 use std::ffi::{c_char, c_int, c_void, CString, OsStr};
 use std::fs::File;
@@ -74,7 +77,8 @@ pub(super) struct Prepared {
     out: File,
     netns: Option<OwnedFd>,
     cpus: Option<libc::cpu_set_t>,
-    /// The edge profile in force: its `cgroup.procs` files, written "0" (this process).
+    /// The edge profile in force: v2, the child writes "0" to its
+    /// `cgroup.procs` files; v1, the spawning thread moves there and back.
     cgroups: Option<std::sync::Arc<crate::edge::InForce>>,
     /// Signals with a handler in edgebench: reset before the child unblocks
     /// signals, or one arriving before exec would run edgebench's handler.
@@ -139,7 +143,7 @@ impl Prepared {
             out,
             netns,
             cpus,
-            cgroups: crate::edge::in_force().filter(|f| !f.procs.is_empty()),
+            cgroups: crate::edge::in_force().filter(|f| f.places()),
             handled: handled_signals(),
             parent: std::process::id() as libc::pid_t,
             stack: vec![0; STACK],
@@ -155,15 +159,34 @@ impl Prepared {
         // The stack grows down from its end, 16-byte aligned.
         let top = unsafe { self.stack.as_mut_ptr().add(STACK) } as usize & !15;
         let arg = &self as *const Prepared as *mut c_void;
+        let moves = self.cgroups.as_ref().map_or(&[][..], |f| &f.thread_moves[..]);
+        if DISPLACED.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other(
+                "the spawning thread could not leave an edge profile's cgroup earlier: no instance is started, \
+                 since it would run under that profile's limits",
+            ));
+        }
+        for (profile, _) in moves {
+            move_this_thread(profile).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("joining the edge profile's cgroup (v1 tasks): {e}"))
+            })?;
+        }
         let launched_at = Instant::now();
         // SAFETY: the child only makes system calls on `stack` and reads
         // `self`, which outlives it: CLONE_VFORK holds this thread until
         // the child has exec'd or exited.
         let pid =
             unsafe { libc::clone(child, top as *mut c_void, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, arg) };
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error());
+        let cloned = if pid < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
+        for (_, home) in moves {
+            if let Err(e) = move_this_thread(home) {
+                DISPLACED.store(true, Ordering::SeqCst);
+                eprintln!(
+                    "edgebench: the spawning thread cannot leave an edge profile's cgroup ({e}): later launches fail"
+                );
+            }
         }
+        cloned?;
         let error = self.error.load(Ordering::SeqCst);
         if error != 0 {
             let mut status = 0;
@@ -176,6 +199,17 @@ impl Prepared {
         }
         Ok((pid, launched_at))
     }
+}
+
+/// Set once the spawning thread failed to return from a profile's cgroup.
+static DISPLACED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Moves the calling thread into the v1 cgroup whose `tasks` file is `tasks`.
+fn move_this_thread(mut tasks: &File) -> std::io::Result<()> {
+    use std::io::Write as _;
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    tasks.write_all(tid.to_string().as_bytes())
 }
 
 extern "C" fn child(arg: *mut c_void) -> c_int {
@@ -213,6 +247,7 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
             }
         }
         if let Some(in_force) = &p.cgroups {
+            // v2 only (v1: `procs` is empty, the child was born in the cgroup).
             for procs in &in_force.procs {
                 if libc::write(procs.as_raw_fd(), b"0".as_ptr() as *const c_void, 1) != 1 {
                     fail(7);
