@@ -1,7 +1,7 @@
 //! Edge profiles (issue 21): CPU quota and memory cap as campaign factors,
 //! in force for every process of an instance and for containers, read back
-//! and stored; an OOM kill under a cap is counted; a link profile that the
-//! kernel cannot emulate is refused with the reason.
+//! and stored; an OOM kill under a cap is counted; a link profile puts the
+//! emulated link between client and instance, shaped as it says.
 
 mod common;
 
@@ -128,22 +128,111 @@ fn a_process_over_the_memory_cap_is_oom_killed_and_counted() {
     assert_eq!(cgroups_left(), Vec::<String>::new());
 }
 
-/// A link profile needs `tc netem`; where the kernel lacks it, the campaign
-/// is refused before anything is built or written, with the reason.
+/// Whether the campaign's namespace and link can be made here (root, iproute2, nftables, /dev/net/tun).
+fn link_or_skip() -> bool {
+    match edgebench::edge::check_here(&["net-lan".to_string()]) {
+        Ok(()) => true,
+        Err(why) => {
+            common::skip("nftables", &format!("link profiles: {why:#}"));
+            false
+        }
+    }
+}
+
+/// One request's round trip from the host to an echo server in the
+/// namespace, over the link; `None` if no connection is made within 1 s.
+fn round_trip(server: std::net::SocketAddr) -> Option<Duration> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect_timeout(&server, Duration::from_secs(1)).ok()?;
+    conn.set_nodelay(true).unwrap();
+    let started = Instant::now();
+    conn.write_all(b"ping").ok()?;
+    let mut buf = [0u8; 4];
+    conn.read_exact(&mut buf).ok()?;
+    Some(started.elapsed())
+}
+
+/// The emulated link carries every packet between host and namespace; its
+/// shape holds for them: a round trip takes at least twice the one-way
+/// delay, a link that loses everything carries nothing (and counts it), and
+/// nothing of it is left once the topology is gone.
 #[test]
-fn a_link_profile_is_refused_with_the_reason_where_it_cannot_run() {
+fn the_emulated_link_delays_and_loses_what_crosses_it() {
+    use edgebench::edge::link::Shape;
+    if !link_or_skip() {
+        return;
+    }
+    let mut topology = edgebench::network::Topology::create_linked("test-link", None, Some(7)).unwrap();
+    let link = topology.link().expect("an emulated link");
+    let server = std::net::SocketAddr::from((topology.server, 20999));
+    let listener =
+        edgebench::network::topology::in_netns(topology.netns_path(), || Ok(std::net::TcpListener::bind(server)?))
+            .unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4];
+            while conn.read_exact(&mut buf).is_ok() && conn.write_all(&buf).is_ok() {}
+        }
+    });
+    assert!(round_trip(server).is_some(), "unshaped, the link forwards");
+    let delay = Duration::from_millis(20);
+    link.set(Some(Shape { delay, jitter: Duration::ZERO, rate_bps: Some(10_000_000), loss: 0.0 }));
+    let rtt = round_trip(server).expect("a connection over the delayed link");
+    assert!(rtt >= 2 * delay, "a round trip crosses the link twice: {rtt:?}");
+    // The closed connection's last packets leave the queue first.
+    std::thread::sleep(Duration::from_millis(300));
+    link.set(Some(Shape { delay: Duration::ZERO, jitter: Duration::ZERO, rate_bps: None, loss: 1.0 }));
+    let before = link.stats();
+    assert!(round_trip(server).is_none(), "a link that loses every packet carries no connection");
+    let lost = link.stats().since(before);
+    assert!(lost.lost >= 1 && lost.forwarded == 0, "{lost:?}");
+    let name = topology.name.clone();
+    topology.remove().unwrap();
+    assert!(edgebench::network::topology::leftovers_named(&name).is_empty());
+}
+
+/// A campaign with a link profile runs every trial over the link; an
+/// instance in the server namespace is measured under the link's shape (read
+/// back and stored), a variant whose traffic takes another path fails its
+/// link trials with that reason.
+#[test]
+fn a_link_profile_is_in_force_for_instances_on_the_link() {
+    common::artifacts();
+    if !link_or_skip() {
+        return;
+    }
+    let mut runtimes = vec!["native"];
+    if common::available("docker") {
+        runtimes.push("docker");
+    }
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("never");
-    let run = Command::new(env!("CARGO_BIN_EXE_edgebench"))
-        .args(["run", "--runtimes", "native", "--workloads", "hello", "--edge-profile", "none,net-4g", "--no-build"])
-        .arg("--out")
-        .arg(&out)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("edge profile net-4g"), "{stderr}");
-    assert!(stderr.contains("sch_netem") || stderr.contains("not built yet"), "{stderr}");
-    assert!(!out.exists());
+    let mut options = common::small_options(&runtimes, &[Workload::HELLO], dir.path());
+    options.edge = vec!["none".into(), "net-lan".into()];
+    let (outcome, samples) = common::run_campaign(options);
+    assert_eq!(outcome, Outcome::Finished);
+    let of = |runtime: &str, variant: Option<&str>, metric: &str| -> Vec<&edgebench::store::Sample> {
+        samples
+            .iter()
+            .filter(|s| s.runtime == runtime && variant.is_none_or(|v| s.variant == v))
+            .filter(|s| s.edge == "net-lan" && s.metric == metric)
+            .collect()
+    };
+    let native = of("native", None, "edge_in_force");
+    assert!(
+        native.len() >= 2 && native.iter().all(|s| s.ok && s.detail.contains("emulated link in force")),
+        "the link's shape is read back in each trial: {native:?}"
+    );
+    assert!(of("native", None, "cold_start").iter().all(|s| s.ok));
+    assert!(of("native", None, "edge_link_lost").iter().all(|s| s.detail.contains("forwarded")));
+    if runtimes.contains(&"docker") {
+        let bridged = of("docker", Some("bridge"), "cold_start");
+        assert!(
+            !bridged.is_empty()
+                && bridged.iter().all(|s| !s.ok && s.error.contains("does not cross the emulated link")),
+            "{bridged:?}"
+        );
+    }
+    let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(report.contains("Link profiles (`net-lan`)"), "{report}");
 }

@@ -250,12 +250,17 @@ impl Campaign {
             self.profiles.target = None;
         }
         let on_target = self.profiles.target.is_some();
-        let network = if self.options.uses_firewall() && !on_target {
-            Some(Self::start_network(&self.id, &ctx, &runtimes, &detections)?)
+        let network = if self.options.uses_network() && !on_target {
+            let link = crate::edge::uses_link(&self.options.edge).then_some(self.options.seed);
+            Some(Self::start_network(&self.id, &ctx, &runtimes, &detections, link)?)
         } else {
             None
         };
-        let edge = if self.options.uses_edge() { Some(crate::edge::Edge::start(&self.options.edge)?) } else { None };
+        let mut edge =
+            if self.options.uses_edge() { Some(crate::edge::Edge::start(&self.options.edge)?) } else { None };
+        if let (Some(edge), Some(net)) = (&mut edge, &network) {
+            edge.attach_link(net.topology().link());
+        }
         let target_firewall = match &self.profiles.target {
             Some(t) if self.options.uses_firewall() => {
                 Some(t.start().context("starting firewall profiles on the remote target")?)
@@ -371,6 +376,7 @@ impl Campaign {
         ctx: &Context<'_>,
         runtimes: &[Box<dyn Runtime>],
         detections: &HashMap<&'static str, Detection>,
+        link: Option<u64>,
     ) -> Result<Network> {
         let placed_there = runtimes.iter().filter(|r| {
             detections[r.name()].available
@@ -387,7 +393,7 @@ impl Campaign {
                 Err(e) => eprintln!("edgebench: {}: cannot hold the server namespace: {e:#}", r.name()),
             }
         }
-        Network::start_in(id, holder.map(|(_, pid)| pid)).inspect_err(|_| {
+        Network::start_linked(id, holder.map(|(_, pid)| pid), link).inspect_err(|_| {
             if let Some((r, _)) = holder {
                 r.teardown(ctx);
             }

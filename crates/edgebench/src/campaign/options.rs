@@ -340,6 +340,13 @@ impl Options {
         self.firewall.iter().any(|p| p != "off")
     }
 
+    /// Whether the campaign runs in its own namespace: behind firewall
+    /// profiles, or over the emulated link of `net-*` edge profiles (then
+    /// every trial crosses that link, unshaped under the other profiles).
+    pub fn uses_network(&self) -> bool {
+        self.uses_firewall() || crate::edge::uses_link(&self.edge)
+    }
+
     /// Whether trials run under edge profiles other than `none`.
     pub fn uses_edge(&self) -> bool {
         self.edge.iter().any(|p| p != "none")

@@ -95,8 +95,18 @@ impl Trial<'_> {
         let Some(edge) = self.edge.filter(|_| self.key.edge != "none") else { return self.run(store, campaign) };
         let _entered = edge.enter(&self.key.edge).map_err(|e| Failure::Failed(format!("{e:#}")))?;
         let before = edge.oom_kills(&self.key.edge);
+        let link_before = edge.link_stats();
         let result = self.run(store, campaign);
         let killed = edge.oom_kills(&self.key.edge).saturating_sub(before);
+        if let (Some(before), Some(after), true) =
+            (link_before, edge.link_stats(), crate::edge::uses_link(std::slice::from_ref(&self.key.edge)))
+        {
+            // What the link did to this trial's packets (both directions).
+            let d = after.since(before);
+            let mut s = self.sample("edge_link_lost", "", 0, d.lost as f64, "packets");
+            s.detail = format!("forwarded {}, lost {}, dropped at a full queue {}", d.forwarded, d.lost, d.queue_drops);
+            store.insert_samples(campaign, &[s]).map_err(Failure::store)?;
+        }
         if killed == 0 {
             return result;
         }
@@ -116,6 +126,21 @@ impl Trial<'_> {
         let failed = |e: String| Failure::Failed(e);
         let mut write = |samples: Vec<Sample>| store.insert_samples(campaign, &samples).map_err(Failure::store);
         let edge = self.edge.filter(|_| self.key.edge != "none");
+        let placement = self.runtime.network_placement(&self.key.variant);
+        if edge.is_some()
+            && crate::edge::uses_link(std::slice::from_ref(&self.key.edge))
+            && placement != crate::network::Placement::ServerNamespace
+        {
+            let why = format!(
+                "edge profile {}: this variant's traffic does not cross the emulated link (placement {}: {}), so \
+                 the link cannot be applied to it",
+                self.key.edge,
+                placement.name(),
+                self.runtime.network_path(&self.key.variant)
+            );
+            write(vec![self.failed("cold_start", "", &why)])?;
+            return Err(failed(why));
+        }
         if let Some(own) = self.own_trial() {
             if edge.is_some() {
                 // Its processes are not read back: nothing it measured is kept.

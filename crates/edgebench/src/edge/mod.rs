@@ -7,6 +7,7 @@
 //! (`edge_in_force`), and a trial whose processes are not under them fails.
 
 pub mod cgroup;
+pub mod link;
 pub mod profile;
 
 pub use profile::{EdgeProfile, LinkPreset};
@@ -53,13 +54,23 @@ pub fn container_limits() -> (Option<i64>, Option<i64>) {
     }
 }
 
-/// While alive, launches run under its profile.
-pub struct Entered;
+/// While alive, launches run under its profile (and the link has its shape).
+pub struct Entered {
+    link: Option<link::LinkControl>,
+}
 
 impl Drop for Entered {
     fn drop(&mut self) {
         *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if let Some(l) = &self.link {
+            l.set(None);
+        }
     }
+}
+
+/// Whether any of `profiles` (names) needs the emulated link.
+pub fn uses_link(profiles: &[String]) -> bool {
+    profiles.iter().any(|p| EdgeProfile::parse(p).is_ok_and(|p| p.uses_link()))
 }
 
 /// A campaign's edge profiles and their cgroups.
@@ -67,25 +78,10 @@ pub struct Edge {
     hierarchy: Option<Hierarchy>,
     base: String,
     cgroups: HashMap<String, ProfileCgroup>,
-}
-
-/// Whether the kernel has `tc netem`, tried in a namespace of our own.
-fn netem_available() -> Result<(), String> {
-    let ns = format!("eb-netem-probe-{}", std::process::id());
-    let ip = |args: &[&str]| crate::runtime::process::helper("ip").args(args).output();
-    ip(&["netns", "add", &ns]).map_err(|e| format!("running ip: {e}"))?;
-    let tried =
-        crate::runtime::process::helper("ip").args(["-n", &ns, "link", "set", "lo", "up"]).status().and_then(|_| {
-            crate::runtime::process::helper("tc")
-                .args(["-n", &ns, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"])
-                .output()
-        });
-    let _ = ip(&["netns", "del", &ns]);
-    match tried {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!("tc says: {}", String::from_utf8_lossy(&out.stderr).trim())),
-        Err(e) => Err(format!("running tc (Debian's iproute2): {e}")),
-    }
+    /// The campaign's emulated link, when a `net-*` profile runs.
+    link: Option<link::LinkControl>,
+    /// The campaign's `net-*` profiles.
+    net_profiles: Vec<EdgeProfile>,
 }
 
 /// Whether this host can apply `profiles`; the error names what is missing.
@@ -95,17 +91,15 @@ pub fn check_here(profiles: &[String]) -> Result<()> {
 }
 
 fn check_parsed(parsed: &[EdgeProfile], profiles: &[String]) -> Result<()> {
-    if let Some(net) = parsed.iter().find(|p| matches!(p, EdgeProfile::Net(_))) {
-        match netem_available() {
-            Err(why) => bail!(
-                "edge profile {}: this kernel has no `tc netem` qdisc (sch_netem), so a link cannot be emulated \
-                 here ({why}); run net-* profiles on a kernel with sch_netem, or leave them out",
+    if let Some(net) = parsed.iter().find(|p| p.uses_link()) {
+        if let Err(why) = crate::network::available() {
+            bail!(
+                "edge profile {}: the emulated link runs in a network namespace of the campaign's: {why}",
                 net.name()
-            ),
-            Ok(()) => bail!(
-                "edge profile {}: network-link profiles are not built yet (issue 21); CPU and memory profiles are",
-                net.name()
-            ),
+            );
+        }
+        if !std::path::Path::new("/dev/net/tun").exists() {
+            bail!("edge profile {}: /dev/net/tun is missing: load the tun module (modprobe tun)", net.name());
         }
     }
     if parsed.iter().any(EdgeProfile::uses_cgroup) {
@@ -123,8 +117,14 @@ impl Edge {
     pub fn start(profiles: &[String]) -> Result<Edge> {
         let parsed: Vec<EdgeProfile> = profiles.iter().map(|p| EdgeProfile::parse(p)).collect::<Result<_>>()?;
         check_parsed(&parsed, profiles)?;
-        let mut edge =
-            Edge { hierarchy: None, base: format!("edgebench-{}", std::process::id()), cgroups: HashMap::new() };
+        let mut edge = Edge {
+            hierarchy: None,
+            base: format!("edgebench-{}", std::process::id()),
+            cgroups: HashMap::new(),
+            link: None,
+            net_profiles: Vec::new(),
+        };
+        edge.net_profiles = parsed.iter().filter(|p| p.uses_link()).copied().collect();
         if !parsed.iter().any(EdgeProfile::uses_cgroup) {
             return Ok(edge);
         }
@@ -145,9 +145,27 @@ impl Edge {
         self.hierarchy.as_ref().map(Hierarchy::name)
     }
 
+    /// Net profiles shape this link (the campaign's, made with its network).
+    pub fn attach_link(&mut self, link: Option<link::LinkControl>) {
+        self.link = link;
+    }
+
+    /// The link's counters now, when the campaign has one.
+    pub fn link_stats(&self) -> Option<link::LinkStats> {
+        self.link.as_ref().map(link::LinkControl::stats)
+    }
+
     /// Launches run under `profile` until the returned value is dropped.
     pub fn enter(&self, profile: &str) -> Result<Entered> {
         let parsed = EdgeProfile::parse(profile)?;
+        let link = match parsed {
+            EdgeProfile::Net(preset) => {
+                let Some(l) = &self.link else { bail!("edge profile {profile}: the campaign has no emulated link") };
+                l.set(Some(link::Shape::of(preset)));
+                Some(l.clone())
+            }
+            _ => None,
+        };
         let (procs, thread_moves) = match (self.cgroups.get(profile), &self.hierarchy) {
             (Some(c), Some(Hierarchy::V1 { .. })) => (Vec::new(), c.thread_moves()?),
             (Some(c), _) => (c.procs_files()?, Vec::new()),
@@ -156,13 +174,23 @@ impl Edge {
         };
         *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(Arc::new(InForce { profile: parsed, procs, thread_moves }));
-        Ok(Entered)
+        Ok(Entered { link })
     }
 
     /// Checks that the limits of `profile` are in force for every process of
     /// an instance; returns what was read (stored with the trial).
     pub fn verify(&self, profile: &str, pids: &[u32]) -> Result<String, String> {
         let parsed = EdgeProfile::parse(profile).map_err(|e| e.to_string())?;
+        if let EdgeProfile::Net(preset) = parsed {
+            // What the link holds now, read from it, not from the preset.
+            let shape = self.link.as_ref().and_then(link::LinkControl::shape);
+            return match shape {
+                Some(s) if s == link::Shape::of(preset) => Ok(format!("emulated link in force: {}", s.describe())),
+                other => Err(format!(
+                    "edge profile {profile}: the emulated link is not shaped as the profile says ({other:?})"
+                )),
+            };
+        }
         if !parsed.uses_cgroup() {
             return Ok(String::new());
         }
@@ -201,6 +229,14 @@ impl Edge {
     /// The limit files of each profile as read back after writing them.
     pub fn readbacks(&self) -> Vec<(String, Vec<String>)> {
         let mut out: Vec<_> = self.cgroups.iter().map(|(p, c)| (p.clone(), c.readback.clone())).collect();
+        for p in &self.net_profiles {
+            out.push((
+                p.name(),
+                vec!["the link's shape, read from the emulator in each trial (edge_in_force); packets forwarded and \
+                      lost in each trial (edge_link_lost)"
+                    .into()],
+            ));
+        }
         out.sort();
         out
     }

@@ -7,8 +7,9 @@
 //! - `mem-Nm`: a memory cap of N MiB (`memory.max` / `memory.limit_in_bytes`,
 //!   swap forbidden), e.g. `mem-128m`; an instance killed by the kernel's OOM
 //!   killer fails its trial with that reason;
-//! - `net-lan`, `net-4g`: a network link emulated with `tc netem` (need the
-//!   kernel's `sch_netem`; refused before the campaign starts where it is missing).
+//! - `net-lan`, `net-4g`: the client reaches the instance over an emulated
+//!   link (delay, jitter, rate, loss each way; `link.rs`), the campaign's
+//!   server namespace joined to the host by edgebench's link emulator.
 
 use anyhow::{bail, Result};
 
@@ -25,7 +26,7 @@ pub enum EdgeProfile {
     Net(LinkPreset),
 }
 
-/// An emulated link, per direction (applied on both ends of the veth).
+/// An emulated link, the same each way (`link::Shape::of` gives its figures).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkPreset {
     /// 0.25 ms each way, 1 Gbit/s, no loss.
@@ -33,18 +34,6 @@ pub enum LinkPreset {
     /// 25 ms ± 5 ms each way (≈ 50 ms round trip, a typical LTE figure),
     /// 20 Mbit/s, 0.1% loss.
     FourG,
-}
-
-impl LinkPreset {
-    /// `tc qdisc replace dev IF root netem …` arguments after `netem`.
-    pub fn netem_args(self) -> Vec<&'static str> {
-        match self {
-            LinkPreset::Lan => vec!["delay", "250us", "rate", "1gbit"],
-            LinkPreset::FourG => {
-                vec!["delay", "25ms", "5ms", "distribution", "normal", "rate", "20mbit", "loss", "0.1%"]
-            }
-        }
-    }
 }
 
 impl EdgeProfile {
@@ -118,6 +107,11 @@ impl EdgeProfile {
         }
     }
 
+    /// Whether the client reaches instances over the emulated link.
+    pub fn uses_link(&self) -> bool {
+        matches!(self, EdgeProfile::Net(_))
+    }
+
     /// Whether instances run in a cgroup of the profile's.
     pub fn uses_cgroup(&self) -> bool {
         matches!(self, EdgeProfile::Cpu(_) | EdgeProfile::Memory(_))
@@ -132,7 +126,7 @@ impl EdgeProfile {
                 self.cpu_quota_us().unwrap_or_default()
             ),
             EdgeProfile::Memory(b) => format!("memory cap {} MiB, no swap", b >> 20),
-            EdgeProfile::Net(p) => format!("tc netem {} on both ends of the veth", p.netem_args().join(" ")),
+            EdgeProfile::Net(p) => format!("emulated link, {}", super::link::Shape::of(*p).describe()),
         }
     }
 }

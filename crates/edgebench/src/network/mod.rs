@@ -112,13 +112,19 @@ impl Network {
     /// process's network namespace (e.g. Docker's pause container, which
     /// containers can join) instead of a new one.
     pub fn start_in(campaign_id: &str, holder: Option<u32>) -> Result<Network> {
+        Network::start_linked(campaign_id, holder, None)
+    }
+
+    /// As [`Network::start_in`]; with `emulated` (a seed), client and server
+    /// are joined by the emulated link of `net-*` edge profiles.
+    pub fn start_linked(campaign_id: &str, holder: Option<u32>, emulated: Option<u64>) -> Result<Network> {
         let nft_version = available().map_err(|e| anyhow::anyhow!("cannot run firewall profiles: {e}"))?;
         let removed = topology::remove_leftovers().context("removing leftovers of crashed campaigns")?;
         if !removed.is_empty() {
             eprintln!("edgebench: removed leftovers of a crashed campaign: {}", removed.join(", "));
         }
         let host_before = HostSnapshot::take().context("listing the host's ruleset")?;
-        let topology = Topology::create(campaign_id, holder)?;
+        let topology = Topology::create_linked(campaign_id, holder, emulated)?;
         Ok(Network { topology, next_port: AtomicU32::new(0), host_before, nft_version, placed: Mutex::new(None) })
     }
 

@@ -127,6 +127,8 @@ pub struct Topology {
     /// The server's address inside the namespace.
     pub server: Ipv4Addr,
     netns_path: PathBuf,
+    /// The emulated link that replaces the veth (`net-*` edge profiles).
+    link: Option<crate::edge::link::LinkEmulator>,
     lock: Option<Flock<File>>,
     removed: bool,
 }
@@ -137,6 +139,12 @@ impl Topology {
     /// `holder`, the namespace is that process's (named with `ip netns
     /// attach`; it lives on as long as the process or the name), not a new one.
     pub fn create(seed: &str, holder: Option<u32>) -> Result<Topology> {
+        Topology::create_linked(seed, holder, None)
+    }
+
+    /// As [`Topology::create`]; with `emulated` (a seed), the two ends are
+    /// TUN devices joined by edgebench's link emulator instead of a veth pair.
+    pub fn create_linked(seed: &str, holder: Option<u32>, emulated: Option<u64>) -> Result<Topology> {
         let (name, lock) = claim_name(seed)?;
         let block = free_block(u32::from_str_radix(&name[PREFIX.len()..], 16).unwrap_or(0) % BLOCKS)?;
         let base = u32::from(SUBNET_BASE) + block * 4;
@@ -147,18 +155,24 @@ impl Topology {
             server: Ipv4Addr::from(base + 2),
             netns_path: Path::new(NETNS_DIR).join(&name),
             name,
+            link: None,
             lock: Some(lock),
             removed: false,
         };
         super::register_for_emergency_cleanup(&t.name);
-        if let Err(e) = t.build(holder) {
+        if let Err(e) = t.build(holder, emulated) {
             let _ = t.remove();
             return Err(e);
         }
         Ok(t)
     }
 
-    fn build(&self, holder: Option<u32>) -> Result<()> {
+    /// The emulated link's control, when the ends are TUN devices.
+    pub fn link(&self) -> Option<crate::edge::link::LinkControl> {
+        self.link.as_ref().map(|l| l.control())
+    }
+
+    fn build(&mut self, holder: Option<u32>, emulated: Option<u64>) -> Result<()> {
         let (n, h, s) = (self.name.as_str(), self.host_if.as_str(), self.ns_if.as_str());
         let client = format!("{}/30", self.client);
         let server = format!("{}/30", self.server);
@@ -181,7 +195,14 @@ impl Topology {
                 String::new()
             }
         };
-        ip(&["link", "add", h, "type", "veth", "peer", "name", s, "netns", n])?;
+        if let Some(seed) = emulated {
+            // Both made here, the server's end then moved: its descriptor stays ours.
+            let (host_end, server_end) = (crate::edge::link::open_tun(h)?, crate::edge::link::open_tun(s)?);
+            ip(&["link", "set", s, "netns", n])?;
+            self.link = Some(crate::edge::link::LinkEmulator::start(host_end, server_end, seed)?);
+        } else {
+            ip(&["link", "add", h, "type", "veth", "peer", "name", s, "netns", n])?;
+        }
         // No IPv6 link-local addresses: nothing but our traffic on the link.
         ip(&["link", "set", h, "addrgenmode", "none"])?;
         ip(&["-n", n, "link", "set", s, "addrgenmode", "none"])?;
@@ -190,6 +211,10 @@ impl Topology {
         ip(&["link", "set", h, "up"])?;
         ip(&["-n", n, "link", "set", s, "up"])?;
         ip(&["-n", n, "link", "set", "lo", "up"])?;
+        if self.link.is_some() {
+            // A TUN device carries IP packets: no neighbours to resolve.
+            return self.verify_route();
+        }
         // Static neighbours: no ARP resolution inside a timed interval.
         let mac = |args: &[&str]| -> Result<String> {
             let v = ip_json(args)?;
@@ -246,6 +271,8 @@ impl Topology {
             return Ok(());
         }
         self.removed = true;
+        // Its devices go with its descriptors.
+        self.link.take();
         remove_by_name(&self.name);
         let left = leftovers_named(&self.name);
         super::unregister_emergency_cleanup(&self.name);

@@ -83,6 +83,29 @@ pub fn section(m: &super::Model) -> String {
          minus the same configuration's median under `none` (the firewall profile held the same), with a 95% \
          interval from a bootstrap over trials, as for firewall profiles.\n"
     );
+    let linked: Vec<String> = {
+        let mut v: Vec<String> = e.deltas.iter().map(|d| d.profile.clone()).filter(|p| p.starts_with("net-")).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    if !linked.is_empty() {
+        let _ = writeln!(
+            out,
+            "Link profiles ({}) put an emulated link between the client and the instance: the campaign's server \
+             namespace is joined to the host by two TUN devices and edgebench's link emulator in user space (a \
+             thread per direction: loss at arrival, serialisation at the link's rate, then delay plus a normal \
+             jitter truncated at 2σ, no reordering, a 1000-packet queue), not by `tc netem`, which not every \
+             kernel has. **Every trial of this campaign crosses that link**, unshaped under the other profiles \
+             (forwarded at once): `none` here includes the user-space hop (so its figures are higher than a \
+             loopback campaign's), and a link profile's Δ is the link's delay, rate and loss alone. Only \
+             instances in the server namespace cross it; a variant whose traffic takes another path (Docker's \
+             published ports, a micro-VM's own namespace) fails its link trials with that reason. The shape in \
+             force is read from the emulator in each trial and stored (`edge_in_force`), with the packets it \
+             forwarded and lost (`edge_link_lost`).\n",
+            linked.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+        );
+    }
     if let Some(profiles) = bed["profiles"].as_object() {
         out.push_str("| profile | what it sets | read back after writing |\n|---|---|---|\n");
         for (name, readback) in profiles {
