@@ -4,7 +4,7 @@
 use super::Cell;
 use std::fmt::Write;
 
-const HEADER: &str = "runtime,variant,workload,metric,phase,unit,n,failed,median,median_ci_low,median_ci_high,median_ci_coverage,p90,p99,p999,min,max,mean,cv,ratio_to_native,ratio_ci_low,ratio_ci_high,note,trials,p99_ci_low,p99_ci_high,p_vs_native,p_holm_vs_native,cliffs_delta_vs_native,noise_rel_half_width,noise_level,outlier_repetitions,first_k_ratio,first_k_p,first_k_flagged,firewall,median_ci_method,is_baseline";
+const HEADER: &str = "runtime,variant,workload,metric,phase,unit,n,failed,median,median_ci_low,median_ci_high,median_ci_coverage,p90,p99,p999,min,max,mean,cv,ratio_to_native,ratio_ci_low,ratio_ci_high,note,trials,p99_ci_low,p99_ci_high,p_vs_native,p_holm_vs_native,cliffs_delta_vs_native,noise_rel_half_width,noise_level,outlier_repetitions,first_k_ratio,first_k_p,first_k_flagged,firewall,median_ci_method,is_baseline,edge";
 
 pub fn render(cells: &[Cell]) -> String {
     let mut out = String::from(HEADER);
@@ -70,6 +70,7 @@ fn row(c: &Cell) -> String {
         serde_json::to_value(c.median_ci_method).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
         // The `*_native` columns are against this row's campaign baseline (native unless set).
         u8::from(c.is_baseline).to_string(),
+        field(&c.edge),
     ];
     fields.join(",")
 }

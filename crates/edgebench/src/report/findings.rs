@@ -111,15 +111,14 @@ fn find_need(need: &Need, cells: &[Cell]) -> Option<Finding> {
     // runtime against itself under another profile answers no need).
     let profile = cells
         .iter()
-        .map(|c| c.firewall.as_str())
-        .min_by_key(|p| super::firewall::profile_order(p))
-        .unwrap_or("off")
-        .to_string();
+        .map(|c| c.conditions())
+        .min_by_key(|p| super::format::conditions_order(p))
+        .unwrap_or_else(|| "off".into());
     let relevant = |c: &&Cell| {
         c.metric == need.metric
             && c.phase == need.phase
             && need.start_kind.is_none_or(|k| c.start_kind == k)
-            && c.firewall == profile
+            && c.conditions() == profile
     };
     let baseline: Vec<&Cell> = cells.iter().filter(relevant).filter(|c| c.is_baseline && c.n > 0).collect();
     let name = baseline_name(cells);
@@ -276,8 +275,8 @@ fn coarse_probe(cells: &[Cell]) -> Option<String> {
                 c.metric == "cold_start"
                     && c.phase.is_empty()
                     && c.n > 0
-                    && (&c.runtime, &c.variant, &c.workload, &c.firewall)
-                        == (&p.runtime, &p.variant, &p.workload, &p.firewall)
+                    && (&c.runtime, &c.variant, &c.workload, &c.firewall, &c.edge)
+                        == (&p.runtime, &p.variant, &p.workload, &p.firewall, &p.edge)
             })?;
             let interval_ms = p.median / 1e3;
             (interval_ms > 0.05 * cold.median).then(|| {

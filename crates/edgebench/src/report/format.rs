@@ -99,11 +99,29 @@ pub fn config(runtime: &str, variant: &str) -> String {
 }
 
 /// "runtime (variant)", with the firewall profile when it is not `off`.
-pub fn config_under(runtime: &str, variant: &str, firewall: &str) -> String {
-    match firewall {
-        "off" | "" => config(runtime, variant),
-        profile => format!("{} · firewall {profile}", config(runtime, variant)),
+pub fn config_under(runtime: &str, variant: &str, conditions: &str) -> String {
+    let (firewall, edge) = split_conditions(conditions);
+    let mut out = config(runtime, variant);
+    if !matches!(firewall, "off" | "") {
+        out.push_str(&format!(" · firewall {firewall}"));
     }
+    if let Some(edge) = edge {
+        out.push_str(&format!(" · edge {edge}"));
+    }
+    out
+}
+
+/// A cell's conditions (`Cell::conditions`): the firewall profile, and the
+/// edge profile when it is not `none`.
+pub fn split_conditions(conditions: &str) -> (&str, Option<&str>) {
+    conditions.split_once("; edge ").map_or((conditions, None), |(f, e)| (f, Some(e)))
+}
+
+/// Report order of conditions: firewall profile, then `none` before the
+/// edge profiles, by name.
+pub fn conditions_order(conditions: &str) -> ((u8, usize, bool, String), String) {
+    let (firewall, edge) = split_conditions(conditions);
+    (super::firewall::profile_order(firewall), edge.unwrap_or("").to_string())
 }
 
 /// Median [95% interval], or why there is none.

@@ -173,7 +173,7 @@ pub(super) fn key_figures_table(cells: &[Cell]) -> String {
             out,
             "<tr>{}{}{}{}{}{}{}{}</tr>",
             td(&key.workload),
-            td(&profile_config(&key.runtime, &key.variant, &key.firewall)),
+            td(&profile_config(&key.runtime, &key.variant, &key.conditions())),
             td_num(&cold_s),
             td_num(&ratio_s),
             td_num(&warm),
@@ -204,18 +204,21 @@ fn plots_section(out: &mut String, cells: &[Cell]) {
     out.push_str("<section id=\"plots\"><h2>Plots</h2>\n");
     let colors = config_colors(cells);
     let color = |c: &Cell| color_of(&colors, &Config::of_cell(c));
-    let rows_of =
-        |metric: &str, phase: &str| -> Vec<&Cell> {
-            let mut v: Vec<&Cell> =
-                cells.iter().filter(|c| c.metric == metric && c.phase == phase && c.n > 0).collect();
-            v.sort_by(|a, b| {
-                (&a.workload, !a.is_baseline, &a.runtime, &a.variant, super::firewall::profile_order(&a.firewall)).cmp(
-                    &(&b.workload, !b.is_baseline, &b.runtime, &b.variant, super::firewall::profile_order(&b.firewall)),
-                )
-            });
-            v
-        };
-    let row_label = |c: &Cell| format!("{} · {}", c.workload, profile_config(&c.runtime, &c.variant, &c.firewall));
+    let rows_of = |metric: &str, phase: &str| -> Vec<&Cell> {
+        let mut v: Vec<&Cell> = cells.iter().filter(|c| c.metric == metric && c.phase == phase && c.n > 0).collect();
+        v.sort_by(|a, b| {
+            let order = |c: &Cell| super::format::conditions_order(&c.conditions());
+            (&a.workload, !a.is_baseline, &a.runtime, &a.variant, order(a)).cmp(&(
+                &b.workload,
+                !b.is_baseline,
+                &b.runtime,
+                &b.variant,
+                order(b),
+            ))
+        });
+        v
+    };
+    let row_label = |c: &Cell| format!("{} · {}", c.workload, profile_config(&c.runtime, &c.variant, &c.conditions()));
 
     out.push_str("<h3>Cold start</h3>\n");
     let cold = rows_of("cold_start", "");
@@ -243,7 +246,7 @@ fn plots_section(out: &mut String, cells: &[Cell]) {
                 .into_iter()
                 .filter(|c| c.workload == w)
                 .map(|c| Curve {
-                    label: profile_config(&c.runtime, &c.variant, &c.firewall),
+                    label: profile_config(&c.runtime, &c.variant, &c.conditions()),
                     color: color(c),
                     values: c.values.clone(),
                 })
@@ -336,7 +339,7 @@ fn metric_tables(out: &mut String, m: &Model) {
                     out,
                     "<tr>{}{}{phase}{}<td colspan=\"7\" class=\"muted\">{}</td></tr>",
                     td(&c.workload),
-                    td(&profile_config(&c.runtime, &c.variant, &c.firewall)),
+                    td(&profile_config(&c.runtime, &c.variant, &c.conditions())),
                     td_num(&format!("0 ({} failed)", c.failed)),
                     esc(&format::short(&c.note, 200))
                 );
@@ -348,7 +351,7 @@ fn metric_tables(out: &mut String, m: &Model) {
                 out,
                 "<tr>{}{}{phase}{}{}{}{}<td class=\"num{}\">{}</td>{}{}{}</tr>",
                 td(&c.workload),
-                td(&profile_config(&c.runtime, &c.variant, &c.firewall)),
+                td(&profile_config(&c.runtime, &c.variant, &c.conditions())),
                 td_num(&n_text(c)),
                 td_num(&format::median_with_ci(c)),
                 td_num(&format::p99_with_ci(c)),
@@ -368,35 +371,40 @@ fn metric_tables(out: &mut String, m: &Model) {
     out.push_str("</section>\n");
 }
 
-/// "runtime (variant)", with the firewall profile when it is not `off`.
-pub(super) fn profile_config(runtime: &str, variant: &str, firewall: &str) -> String {
-    if firewall == "off" {
-        config(runtime, variant)
-    } else {
-        format!("{}, firewall {firewall}", config(runtime, variant))
+/// "runtime (variant)", with the firewall profile when it is not `off` and
+/// the edge profile when it is not `none` (`conditions` as `Cell::conditions`).
+pub(super) fn profile_config(runtime: &str, variant: &str, conditions: &str) -> String {
+    let (firewall, edge) = super::format::split_conditions(conditions);
+    let mut out = config(runtime, variant);
+    if firewall != "off" {
+        out.push_str(&format!(", firewall {firewall}"));
     }
+    if let Some(edge) = edge {
+        out.push_str(&format!(", edge {edge}"));
+    }
+    out
 }
 
 /// A stable colour per runtime × variant × profile, the baseline first (the
 /// same colours as the plots above when every profile is `off`).
 pub(super) fn config_colors(cells: &[Cell]) -> BTreeMap<(String, String, String), usize> {
     let baseline = cells.iter().find(|c| c.is_baseline).map_or(BASELINE, |c| c.runtime.as_str());
-    let mut keys: Vec<(&str, &str, &str)> =
-        cells.iter().map(|c| (c.runtime.as_str(), c.variant.as_str(), c.firewall.as_str())).collect();
+    let mut keys: Vec<(&str, &str, String)> =
+        cells.iter().map(|c| (c.runtime.as_str(), c.variant.as_str(), c.conditions())).collect();
     keys.sort_by(|a, b| {
-        (a.0 != baseline, a.0, a.1, super::firewall::profile_order(a.2)).cmp(&(
+        (a.0 != baseline, a.0, a.1, super::format::conditions_order(&a.2)).cmp(&(
             b.0 != baseline,
             b.0,
             b.1,
-            super::firewall::profile_order(b.2),
+            super::format::conditions_order(&b.2),
         ))
     });
     keys.dedup();
-    keys.into_iter().enumerate().map(|(i, (r, v, f))| ((r.to_string(), v.to_string(), f.to_string()), i)).collect()
+    keys.into_iter().enumerate().map(|(i, (r, v, f))| ((r.to_string(), v.to_string(), f), i)).collect()
 }
 
 pub(super) fn color_of(colors: &BTreeMap<(String, String, String), usize>, key: &Config) -> usize {
-    colors.get(&(key.runtime.clone(), key.variant.clone(), key.firewall.clone())).copied().unwrap_or(0)
+    colors.get(&(key.runtime.clone(), key.variant.clone(), key.conditions())).copied().unwrap_or(0)
 }
 
 fn methods_section(out: &mut String, m: &Model) {

@@ -8,11 +8,11 @@ use super::{plots, Cell};
 use std::fmt::Write;
 
 fn under(c: &Config) -> String {
-    profile_config(&c.runtime, &c.variant, &c.firewall)
+    profile_config(&c.runtime, &c.variant, &c.conditions())
 }
 
 fn cell_under(c: &Cell) -> String {
-    profile_config(&c.runtime, &c.variant, &c.firewall)
+    profile_config(&c.runtime, &c.variant, &c.conditions())
 }
 
 /// A section's opening; `Err`: the whole section, saying why it has no data.

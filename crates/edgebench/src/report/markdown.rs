@@ -82,48 +82,51 @@ use super::findings::Summary;
 use super::format::{md as esc, median_with_ci, num as fmt, p99_with_ci, ratio, short};
 use super::significance::magnitude;
 
-type RowKey<'a> = (&'a str, &'a str, &'a str, &'a str);
+/// (runtime, variant, workload, conditions).
+type RowKey<'a> = (&'a str, &'a str, &'a str, String);
 
-fn find<'a>(cells: &'a [Cell], key: RowKey<'_>, metric: &str, phase: &str) -> Option<&'a Cell> {
+fn find<'a>(cells: &'a [Cell], key: &RowKey<'_>, metric: &str, phase: &str) -> Option<&'a Cell> {
     cells.iter().find(|c| {
         c.runtime == key.0
             && c.variant == key.1
             && c.workload == key.2
-            && c.firewall == key.3
+            && c.conditions() == key.3
             && c.metric == metric
             && c.phase == phase
     })
 }
 
-/// The variant, with the firewall profile when there is one.
-fn variant_label(variant: &str, firewall: &str) -> String {
-    if firewall == "off" {
-        esc(variant)
-    } else {
-        format!("{}, firewall {}", esc(variant), esc(firewall))
+/// The variant, with the firewall and edge profiles when there are.
+fn variant_label(variant: &str, conditions: &str) -> String {
+    let (firewall, edge) = super::format::split_conditions(conditions);
+    let mut out = esc(variant);
+    if firewall != "off" {
+        out.push_str(&format!(", firewall {}", esc(firewall)));
     }
+    if let Some(edge) = edge {
+        out.push_str(&format!(", edge {}", esc(edge)));
+    }
+    out
 }
 
 /// Runtime × variant × workload rows with the main figures.
 pub fn headline_table(cells: &[Cell]) -> String {
-    let mut keys: Vec<RowKey<'_>> = cells
-        .iter()
-        .map(|c| (c.runtime.as_str(), c.variant.as_str(), c.workload.as_str(), c.firewall.as_str()))
-        .collect();
-    keys.sort_by_key(|k| (k.2, k.0, k.1, super::firewall::profile_order(k.3)));
+    let mut keys: Vec<RowKey<'_>> =
+        cells.iter().map(|c| (c.runtime.as_str(), c.variant.as_str(), c.workload.as_str(), c.conditions())).collect();
+    keys.sort_by_key(|k| (k.2, k.0, k.1, super::format::conditions_order(&k.3)));
     keys.dedup();
     let base = super::findings::baseline_name(cells);
     let mut out = format!(
         "| workload | runtime | variant | cold start ms, median [95% CI] | × {base} | warm start ms | keep-alive p50 / p99 ms | new-conn p50 ms | PSS after boot MiB |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for key in keys {
-        let get = |m: &str, p: &str| find(cells, key, m, p);
+        let get = |m: &str, p: &str| find(cells, &key, m, p);
         let cold = get("cold_start", "");
         // Runtimes with several kinds of warm start (Docker: restart, unpause) list each.
         let warm_cells: Vec<&Cell> = cells
             .iter()
             .filter(|c| {
-                (c.runtime.as_str(), c.variant.as_str(), c.workload.as_str(), c.firewall.as_str()) == key
+                (c.runtime.as_str(), c.variant.as_str(), c.workload.as_str(), c.conditions()) == key
                     && c.metric == "warm_start"
             })
             .collect();
@@ -166,7 +169,7 @@ pub fn headline_table(cells: &[Cell]) -> String {
             "| {} | {} | {} | {cold_s} | {cold_r} | {warm} | {ka} | {nc} | {pss} |",
             esc(key.2),
             esc(key.0),
-            variant_label(key.1, key.3)
+            variant_label(key.1, &key.3)
         );
     }
     out
@@ -227,7 +230,7 @@ pub fn render(m: &Model) -> String {
         out.push_str(&format!("| workload | runtime (variant) | phase | n (failed) | median [95% CI] | p99 [95% CI] | × {base} [95% CI] | p (Holm) | δ | noise | trials for ±5% | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"));
         let mut rows = rows;
         rows.sort_by_key(|c| {
-            (&c.workload, &c.runtime, &c.variant, super::firewall::profile_order(&c.firewall), &c.phase)
+            (&c.workload, &c.runtime, &c.variant, super::format::conditions_order(&c.conditions()), &c.phase)
         });
         for c in rows {
             if c.n == 0 {
@@ -353,7 +356,7 @@ pub fn summary_section(s: &Summary) -> String {
 
 /// "runtime (variant)", with the firewall profile when there is one.
 fn config_under(c: &Cell) -> String {
-    super::format::config_under(&c.runtime, &c.variant, &c.firewall)
+    super::format::config_under(&c.runtime, &c.variant, &c.conditions())
 }
 
 /// (runtime row, workload, why) for every workload a measured runtime variant did not run.
@@ -364,6 +367,46 @@ pub fn workloads_not_run(runtimes: &[RuntimeRow]) -> Vec<(&RuntimeRow, String, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each edge profile is a row of its own, labelled, with its own
+    /// figures and its ratio to the baseline under the same profile.
+    #[test]
+    fn edge_profiles_are_rows_of_their_own() {
+        let mut samples = Vec::new();
+        for (runtime, edge, base) in [
+            ("native", "none", 1.0),
+            ("native", "cpu-0.5", 2.0),
+            ("wasmtime-embedded", "none", 3.0),
+            ("wasmtime-embedded", "cpu-0.5", 8.0),
+        ] {
+            for rep in 1..=5u32 {
+                samples.push(crate::store::Sample {
+                    runtime: runtime.into(),
+                    variant: "v".into(),
+                    workload: "hello".into(),
+                    metric: "cold_start".into(),
+                    phase: String::new(),
+                    firewall: "off".into(),
+                    edge: edge.into(),
+                    repetition: rep,
+                    seq: 0,
+                    value: Some(base + f64::from(rep) * 0.01),
+                    unit: "ms".into(),
+                    ts_ns: i64::from(rep),
+                    ok: true,
+                    error: String::new(),
+                    detail: String::new(),
+                });
+            }
+        }
+        let table = headline_table(&crate::report::summary::summarize(&samples));
+        let row = |label: &str| table.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("{label}: {table}"));
+        assert!(row("| native | v |").contains("| 1.03"), "{table}");
+        assert!(row("| native | v, edge cpu-0.5 |").contains("| 2.03"), "{table}");
+        assert!(row("| wasmtime-embedded | v, edge cpu-0.5 |").contains("| 8.03"), "{table}");
+        // Against native under the same profile: 8.03 / 2.03, not 8.03 / 1.03.
+        assert!(row("| wasmtime-embedded | v, edge cpu-0.5 |").contains("3.9"), "{table}");
+    }
 
     #[test]
     fn escapes_table_breaking_text() {

@@ -7,11 +7,11 @@ use super::Cell;
 use std::fmt::Write;
 
 fn under(c: &Config) -> String {
-    esc(&config_under(&c.runtime, &c.variant, &c.firewall))
+    esc(&config_under(&c.runtime, &c.variant, &c.conditions()))
 }
 
 fn cell_under(c: &Cell) -> String {
-    esc(&config_under(&c.runtime, &c.variant, &c.firewall))
+    esc(&config_under(&c.runtime, &c.variant, &c.conditions()))
 }
 
 /// The search-step metrics in column order; others follow by name.

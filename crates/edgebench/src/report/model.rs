@@ -58,15 +58,26 @@ pub struct Config {
     pub runtime: String,
     pub variant: String,
     pub firewall: String,
+    pub edge: String,
 }
 
 impl Config {
+    /// As [`Cell::conditions`].
+    pub fn conditions(&self) -> String {
+        if self.edge == "none" || self.edge.is_empty() {
+            self.firewall.clone()
+        } else {
+            format!("{}; edge {}", self.firewall, self.edge)
+        }
+    }
+
     pub fn of_cell(c: &Cell) -> Config {
         Config {
             workload: c.workload.clone(),
             runtime: c.runtime.clone(),
             variant: c.variant.clone(),
             firewall: c.firewall.clone(),
+            edge: c.edge.clone(),
         }
     }
 
@@ -76,6 +87,7 @@ impl Config {
             runtime: s.runtime.clone(),
             variant: s.variant.clone(),
             firewall: s.firewall.clone(),
+            edge: s.edge.clone(),
         }
     }
 
@@ -87,7 +99,7 @@ impl Config {
             self.runtime != BASELINE,
             &self.runtime,
             &self.variant,
-            firewall::profile_order(&self.firewall),
+            super::format::conditions_order(&self.conditions()),
         )
     }
 }

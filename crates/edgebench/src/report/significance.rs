@@ -47,6 +47,7 @@ pub fn against_baseline(cells: &mut [Cell]) {
                 && b.metric == c.metric
                 && b.phase == c.phase
                 && b.firewall == c.firewall
+                && b.edge == c.edge
                 && b.path == c.path
         });
         let Some(base) = base.filter(|b| !b.trial_values.is_empty()) else { continue };
