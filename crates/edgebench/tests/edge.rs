@@ -87,6 +87,8 @@ fn cpu_and_memory_profiles_are_in_force_for_processes_and_containers() {
     assert!(report.contains("## Under edge conditions"), "{report}");
     assert!(report.contains("| `cpu-0.5` |") && report.contains("| `mem-128m` |"), "every profile has a row: {report}");
     assert!(report.contains("cold_start") && report.contains("Δ [95% CI]"), "deltas with intervals: {report}");
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("id=\"edge\"") && html.contains("edge cpu-0.5"), "report.html has the section and the rows");
     assert_eq!(cgroups_left(), Vec::<String>::new(), "the profiles' cgroups are removed");
 }
 

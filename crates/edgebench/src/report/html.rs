@@ -81,7 +81,7 @@ pub fn render(m: &Model) -> String {
         esc(env["virtualization"]["mode"].as_str().unwrap_or("unknown")),
         esc(env["edgebench_commit"].as_str().unwrap_or("unknown")),
     );
-    out.push_str("<nav><a href=\"#summary\">Summary</a><a href=\"#key\">Key figures</a><a href=\"#plots\">Plots</a><a href=\"#metrics\">All metrics</a><a href=\"#quality\">Data quality</a><a href=\"#throughput\">Throughput</a><a href=\"#scaling\">Scaling</a><a href=\"#firewall\">Firewall</a><a href=\"#methods\">Methods</a></nav>\n");
+    let _ = write!(out, "<nav><a href=\"#summary\">Summary</a><a href=\"#key\">Key figures</a><a href=\"#plots\">Plots</a><a href=\"#metrics\">All metrics</a><a href=\"#quality\">Data quality</a><a href=\"#throughput\">Throughput</a><a href=\"#scaling\">Scaling</a><a href=\"#firewall\">Firewall</a>{}<a href=\"#methods\">Methods</a></nav>\n", if m.edge.measured { "<a href=\"#edge\">Edge</a>" } else { "" });
     summary_section(&mut out, &m.summary);
     key_figures(&mut out, &m.cells);
     plots_section(&mut out, &m.cells);
@@ -90,6 +90,7 @@ pub fn render(m: &Model) -> String {
     out.push_str(&html_sections::throughput(m));
     out.push_str(&html_sections::scaling(m));
     out.push_str(&html_sections::firewall(m));
+    out.push_str(&html_sections::edge(m));
     methods_section(&mut out, m);
     let _ = writeln!(
         out,

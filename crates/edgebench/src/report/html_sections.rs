@@ -433,8 +433,16 @@ pub fn firewall(m: &Model) -> String {
             "Δ to off in % of off's median: the point is the difference of medians, the bar its 95% interval; the axis of each metric is symmetric about zero.",
         ));
     }
-    out.push_str("<div class=\"scroll\"><table>\n<thead><tr><th>metric</th><th>workload</th><th>runtime (variant)</th><th>profile</th><th>n</th><th>median [95% interval]</th><th>off median</th><th>Δ [95% interval]</th><th>Δ %</th></tr></thead><tbody>\n");
-    for d in &f.deltas {
+    out.push_str(&delta_table(&f.deltas, "off"));
+    out.push_str("</section>\n");
+    out
+}
+
+/// The table of Δs to `reference` (a firewall profile's `off`, an edge profile's `none`).
+fn delta_table(deltas: &[super::firewall::Delta], reference: &str) -> String {
+    let mut out = String::new();
+    let _ = write!(out, "<div class=\"scroll\"><table>\n<thead><tr><th>metric</th><th>workload</th><th>runtime (variant)</th><th>profile</th><th>n</th><th>median [95% interval]</th><th>{reference} median</th><th>Δ [95% interval]</th><th>Δ %</th></tr></thead><tbody>\n");
+    for d in deltas {
         let metric = if d.phase.is_empty() { d.metric.clone() } else { format!("{} ({})", d.metric, d.phase) };
         let pct = |x: f64| if d.off_median != 0.0 { 100.0 * x / d.off_median } else { f64::NAN };
         // Δ with as many decimals as off's median is shown with.
@@ -474,6 +482,32 @@ pub fn firewall(m: &Model) -> String {
             td_num(&format!("{:+.1}%", pct(d.delta))),
         );
     }
-    out.push_str("</tbody></table></div>\n</section>\n");
+    out.push_str("</tbody></table></div>\n");
+    out
+}
+
+/// The edge profiles' part: what each set, the trials that failed under one,
+/// and every metric's Δ to `none` (report.md has the full method).
+pub fn edge(m: &Model) -> String {
+    let e = &m.edge;
+    if !e.measured {
+        return String::new();
+    }
+    let mut out = String::from("<section id=\"edge\"><h2>Under edge conditions</h2>\n");
+    out.push_str("<p class=\"def\">Each trial ran under one edge profile (a CPU quota or a memory cap as cgroup limits, or an emulated network link), interleaved with the others. Δ: the profile's median minus <code>none</code>'s median for the same runtime, variant, workload and firewall profile, with a 95% interval from a bootstrap over trials. How each profile is applied, checked and read back is in report.md (\"Under edge conditions\").</p>\n");
+    if !e.failures.is_empty() {
+        out.push_str("<h3>Trials that failed under a profile</h3>\n<ul>\n");
+        for (profile, n, why) in &e.failures {
+            let _ = writeln!(out, "<li><code>{}</code>: {n} — {}</li>", esc(profile), esc(why));
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("<h3>Difference to none</h3>\n");
+    if e.deltas.is_empty() {
+        out.push_str(&no_data("no configuration was measured successfully both under none and under another profile."));
+    } else {
+        out.push_str(&delta_table(&e.deltas, "none"));
+    }
+    out.push_str("</section>\n");
     out
 }
