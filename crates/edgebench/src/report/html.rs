@@ -81,7 +81,8 @@ pub fn render(m: &Model) -> String {
         esc(env["virtualization"]["mode"].as_str().unwrap_or("unknown")),
         esc(env["edgebench_commit"].as_str().unwrap_or("unknown")),
     );
-    let _ = write!(out, "<nav><a href=\"#summary\">Summary</a><a href=\"#key\">Key figures</a><a href=\"#plots\">Plots</a><a href=\"#metrics\">All metrics</a><a href=\"#quality\">Data quality</a><a href=\"#throughput\">Throughput</a><a href=\"#scaling\">Scaling</a><a href=\"#firewall\">Firewall</a>{}<a href=\"#methods\">Methods</a></nav>\n", if m.edge.measured { "<a href=\"#edge\">Edge</a>" } else { "" });
+    let edge_link = if m.edge.measured { "<a href=\"#edge\">Edge</a>" } else { "" };
+    let _ = writeln!(out, "<nav><a href=\"#summary\">Summary</a><a href=\"#key\">Key figures</a><a href=\"#plots\">Plots</a><a href=\"#metrics\">All metrics</a><a href=\"#quality\">Data quality</a><a href=\"#throughput\">Throughput</a><a href=\"#scaling\">Scaling</a><a href=\"#firewall\">Firewall</a>{edge_link}<a href=\"#methods\">Methods</a></nav>");
     summary_section(&mut out, &m.summary);
     key_figures(&mut out, &m.cells);
     plots_section(&mut out, &m.cells);
