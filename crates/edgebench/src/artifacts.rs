@@ -27,7 +27,7 @@ pub const PRECOMPILER_PROFILE: &str = "precompiler";
 
 /// The WASI preview-1 socket ABIs a server is built for (preview 1 has no
 /// standard listening socket: each runtime added its own functions).
-pub const WASI_P1_ABIS: [&str; 2] = ["wasmedge", "wamr"];
+pub const WASI_P1_ABIS: [&str; 3] = ["wasmedge", "wamr", "wasmer"];
 
 /// The architectures edgebench's native binaries are built for. The Wasm
 /// artifacts (components, preview-1 modules) are the same files on every one.

@@ -217,8 +217,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub firewall: Option<String>,
     /// Comma-separated edge profiles, each a factor of the campaign: none, cpu-F (a CPU quota of F
-    /// CPUs, e.g. cpu-0.5), mem-Nm (a memory cap of N MiB, e.g. mem-128m); every instance process
-    /// starts in the profile's cgroup, containers get the same limits from Docker [default: none].
+    /// CPUs, e.g. cpu-0.5), mem-Nm (a memory cap of N MiB, e.g. mem-128m), net-lan, net-4g (an
+    /// emulated link between client and instance); every instance process is born in the profile's
+    /// cgroup, containers get the same limits from Docker [default: none].
     #[arg(long, value_name = "PROFILES")]
     pub edge_profile: Option<String>,
     /// Where the client (probe, load generator) and the runtimes run: auto (on ≥ 2 CPUs, disjoint

@@ -1,4 +1,4 @@
-//! WasmEdge and WAMR, for real: a small campaign on every variant (AOT compile
+//! WasmEdge, WAMR and Wasmer, for real: a small campaign on every variant (AOT compile
 //! recorded apart from cold start) and the conformance check on every
 //! workload. Skipped with the reason when the runtime is not installed,
 //! failing instead when EDGEBENCH_REQUIRE names it.
@@ -86,5 +86,19 @@ fn wamr_is_measured_in_every_variant() {
 fn wamr_answers_like_the_workload_core() {
     if available("wamr") {
         conforms("wamr");
+    }
+}
+
+#[test]
+fn wasmer_is_measured_in_every_variant() {
+    if available("wasmer") {
+        measure("wasmer");
+    }
+}
+
+#[test]
+fn wasmer_answers_like_the_workload_core() {
+    if available("wasmer") {
+        conforms("wasmer");
     }
 }

@@ -10,6 +10,7 @@ pub mod process;
 mod wamr;
 pub mod wasmcloud;
 mod wasmedge;
+mod wasmer;
 mod wasmtime_cli;
 mod wasmtime_embedded;
 
@@ -38,6 +39,7 @@ pub fn all() -> Vec<Box<dyn Runtime>> {
         Box::new(microvm::Unikernel::from_env()),
         Box::new(wasmedge::WasmEdge::default()),
         Box::new(wamr::Wamr::default()),
+        Box::new(wasmer::Wasmer),
     ]
 }
 

@@ -33,7 +33,7 @@ pub struct UserWorkload {
     /// (ip:port), `{ip}` and `{port}` are replaced by where they must listen.
     #[serde(default = "default_args")]
     pub args: Vec<String>,
-    /// WASI preview-1 socket servers, by socket ABI: `wasmedge`, `wamr`.
+    /// WASI preview-1 socket servers, by socket ABI: `wasmedge`, `wamr`, `wasmer`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub wasi_p1: BTreeMap<String, PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,7 +112,7 @@ fn default_status() -> u16 {
 }
 
 /// The socket ABIs a preview-1 server can be declared for.
-pub const WASI_P1_ABIS: [&str; 2] = crate::artifacts::WASI_P1_ABIS;
+pub const WASI_P1_ABIS: [&str; 3] = crate::artifacts::WASI_P1_ABIS;
 
 impl Exchange {
     pub fn request(&self) -> HttpRequest {
