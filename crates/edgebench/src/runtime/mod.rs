@@ -12,6 +12,7 @@ pub mod wasmcloud;
 mod wasmedge;
 mod wasmtime_cli;
 mod wasmtime_embedded;
+pub mod workerd;
 
 use crate::artifacts::Artifacts;
 use crate::measure::http;
@@ -38,6 +39,7 @@ pub fn all() -> Vec<Box<dyn Runtime>> {
         Box::new(microvm::Unikernel::from_env()),
         Box::new(wasmedge::WasmEdge::default()),
         Box::new(wamr::Wamr::default()),
+        Box::new(workerd::Workerd),
     ]
 }
 
