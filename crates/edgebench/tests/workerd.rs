@@ -68,3 +68,11 @@ fn workerd_is_measured_in_both_variants() {
     assert!(failed.is_empty(), "no failed samples: {failed:#?}");
     assert_eq!(children_left(), Vec::<String>::new(), "nothing left running");
 }
+
+#[test]
+fn the_test_command_installs_the_pinned_workerd() {
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/install-test-deps.sh")).unwrap();
+    let pinned = format!("WORKERD_VERSION={}", runtime::workerd::PINNED);
+    assert!(script.lines().any(|l| l == pinned), "scripts/install-test-deps.sh lacks `{pinned}`");
+}

@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The npm release the test command installs (`npm install -g workerd@…`).
+/// The npm release the test command installs (scripts/install-test-deps.sh, `WORKERD_VERSION`).
 pub const PINNED: &str = "1.20261123.1";
 /// The Worker's compatibility date: a workerd older than it refuses the config.
 pub const COMPATIBILITY_DATE: &str = "2026-11-01";
@@ -81,10 +81,12 @@ fn is_elf(path: &Path) -> bool {
     std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"\x7fELF"
 }
 
-const HOW: &str = concat!(
-    "install it with `npm install -g workerd@1.20261123.1` (Debian: `apt-get install npm` first where npm is missing), ",
-    "or set EDGEBENCH_WORKERD to a workerd binary"
-);
+fn how() -> String {
+    format!(
+        "install it with `npm install -g --ignore-scripts workerd@{PINNED}` (Debian: `apt-get install npm` first where \
+         npm is missing), or set EDGEBENCH_WORKERD to a workerd binary"
+    )
+}
 
 /// The Cap'n Proto config: the Worker with its two modules and the workload's
 /// name as a text binding, and for `loader` the loader Worker. The sockets
@@ -140,7 +142,7 @@ impl Runtime for Workerd {
     }
 
     fn serving_model(&self, _variant: &str) -> String {
-        "`workerd serve`: one isolate per Worker on one event-loop thread; concurrent requests interleave there (the core runs to completion, one request at a time)".into()
+        "`workerd serve`: one isolate per Worker on one event-loop thread (beside one V8 background thread); concurrent requests interleave there, the core runs one request at a time".into()
     }
 
     fn artifact(&self, _variant: &str) -> ArtifactKind {
@@ -149,17 +151,18 @@ impl Runtime for Workerd {
 
     fn detect(&self, artifacts: &Artifacts) -> Detection {
         let Some(path) = Self::locate() else {
-            return Detection::missing(format!("workerd not found: {HOW}"));
+            return Detection::missing(format!("workerd not found: {}", how()));
         };
         let Some(version) = super::version_of(&path, &["--version"]) else {
-            return Detection::missing(format!("{} does not run (`--version` failed): {HOW}", path.display()));
+            return Detection::missing(format!("{} does not run (`--version` failed): {}", path.display(), how()));
         };
         // "workerd 2026-11-23": the newest compatibility date it supports.
         let supports = version.rsplit(' ').next().unwrap_or("");
         if supports < COMPATIBILITY_DATE {
             return Detection::missing(format!(
-                "{version} at {} supports compatibility dates up to {supports}, older than the Worker's {COMPATIBILITY_DATE}: {HOW}",
-                path.display()
+                "{version} at {} supports compatibility dates up to {supports}, older than the Worker's {COMPATIBILITY_DATE}: {}",
+                path.display(),
+                how()
             ));
         }
         let module = artifacts.workerd_module();
@@ -206,7 +209,7 @@ impl Runtime for Workerd {
     }
 
     fn launch(&self, ctx: &Context<'_>, spec: &LaunchSpec<'_>) -> Result<Box<dyn Instance>> {
-        let binary = Self::locate().context(format!("workerd not found: {HOW}"))?;
+        let binary = Self::locate().with_context(|| format!("workerd not found: {}", how()))?;
         let dir = Self::config_dir(&ctx.work_dir, spec.workload, spec.variant);
         let config = dir.join("config.capnp");
         if !config.exists() {
