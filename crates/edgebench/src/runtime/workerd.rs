@@ -229,8 +229,7 @@ impl Runtime for Workerd {
         }
         command.arg(&config).arg("config").arg("-s").arg(format!("http={}", spec.addr));
         if loader {
-            // Any free port on the instance's address, in its namespace.
-            command.arg("-s").arg(format!("isolate={}", SocketAddr::new(spec.addr.ip(), 0)));
+            command.arg("-s").arg(format!("isolate={}", SocketAddr::new(spec.addr.ip(), loader_port(spec))));
         }
         command.current_dir(&dir);
         spec.place(&mut command)?;
@@ -238,6 +237,21 @@ impl Runtime for Workerd {
         let process = spawn(command, &ctx.env, spec.addr, log, None, WarmMode::None)?;
         Ok(Box::new(WorkerdInstance { process, loader, loader_addr: None }))
     }
+}
+
+/// The loader socket's port: any free one (0), except in the campaign's
+/// server namespace, whose firewall profiles let in only the service ports:
+/// there the service port half the range away from the instance's (ports are
+/// handed out in turn, so it is taken only when half the range of instances
+/// runs at once).
+fn loader_port(spec: &LaunchSpec<'_>) -> u16 {
+    let (first, last) = crate::network::SERVICE_PORTS;
+    let port = spec.addr.port();
+    if spec.netns.is_none() || !(first..=last).contains(&port) {
+        return 0;
+    }
+    let span = last - first + 1;
+    first + (port - first + span / 2) % span
 }
 
 /// A `workerd serve` process, with the warm start of its variant.
@@ -321,5 +335,24 @@ mod tests {
         assert!(!plain.contains("loader") && !plain.contains("address"), "{plain}");
         let loader = config("hello", true);
         assert!(loader.contains("workerLoader = ()") && loader.contains(r#"service = "loader""#), "{loader}");
+    }
+
+    #[test]
+    fn the_loader_port_is_a_service_port_only_under_a_profile() {
+        let (first, last) = crate::network::SERVICE_PORTS;
+        let netns = Path::new("/run/netns/x");
+        let spec = |port: u16, netns: Option<&'static Path>| LaunchSpec {
+            workload: Workload::HELLO,
+            variant: "loader",
+            addr: SocketAddr::from(([10, 0, 0, 2], port)),
+            label: "t".into(),
+            netns,
+            firewall: None,
+        };
+        assert_eq!(loader_port(&spec(first, None)), 0);
+        for port in [first, first + 1, last] {
+            let other = loader_port(&spec(port, Some(netns)));
+            assert!((first..=last).contains(&other) && other != port, "{port} → {other}");
+        }
     }
 }
