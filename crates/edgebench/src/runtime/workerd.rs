@@ -5,9 +5,12 @@
 //! (`wasm32-unknown-unknown`, `eb_alloc`/`eb_handle`) and the core's answer out.
 //!
 //! What an instance and a warm start are here. `workerd serve` makes one
-//! isolate per Worker when it loads its config, before it listens, and keeps
-//! it for the life of the process; the glue instantiates the Wasm module once
-//! in it (module scope), so `kv`'s state is per isolate. A request, on a new
+//! isolate per Worker when it loads its config and evaluates the Worker's
+//! modules there before it serves (measured: a slow module scope delays the
+//! listen line by as much; its sockets are bound earlier, so
+//! `cold_start_accept` comes before the isolate is ready), and keeps it for
+//! the life of the process; the glue instantiates the Wasm module once in it
+//! (module scope), so `kv`'s state is per isolate. A request, on a new
 //! connection or not, gets a new request context (workerd's `IoContext`) in
 //! that isolate, and no new isolate or Wasm instance: that is what
 //! `latency_newconn` measures, so variant `serve` has no warm start apart from
@@ -156,9 +159,11 @@ impl Runtime for Workerd {
         let Some(version) = super::version_of(&path, &["--version"]) else {
             return Detection::missing(format!("{} does not run (`--version` failed): {}", path.display(), how()));
         };
-        // "workerd 2026-11-23": the newest compatibility date it supports.
+        // "workerd 2026-11-23": the newest compatibility date it supports (a
+        // build that prints no date is let through: its config load says more).
         let supports = version.rsplit(' ').next().unwrap_or("");
-        if supports < COMPATIBILITY_DATE {
+        let is_date = supports.len() == 10 && supports.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+        if is_date && supports < COMPATIBILITY_DATE {
             return Detection::missing(format!(
                 "{version} at {} supports compatibility dates up to {supports}, older than the Worker's {COMPATIBILITY_DATE}: {}",
                 path.display(),
