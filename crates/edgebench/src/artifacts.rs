@@ -1,7 +1,7 @@
 //! The artifacts every runtime runs, built from this workspace by
 //! `edgebench build`: the static native server, one `wasi:http` component per
-//! workload, the WASI preview-1 socket servers, the embedded Wasmtime host and
-//! its precompiled components.
+//! workload, the WASI preview-1 socket servers, the core module workerd's
+//! Worker calls, the embedded Wasmtime host and its precompiled components.
 
 use crate::workload::Builtin;
 use anyhow::{bail, Context, Result};
@@ -15,6 +15,8 @@ use std::time::Instant;
 pub const MUSL_TARGET: &str = Arch::HOST.musl_target();
 pub const WASIP2_TARGET: &str = "wasm32-wasip2";
 pub const WASIP1_TARGET: &str = "wasm32-wasip1";
+/// A core module without imports, for a JavaScript host (workerd's V8).
+pub const WASM_BARE_TARGET: &str = "wasm32-unknown-unknown";
 /// Bare metal: the unikernel.
 pub const UNIKERNEL_TARGET: &str = "x86_64-unknown-none";
 
@@ -151,6 +153,11 @@ impl Artifacts {
         self.built(Some(WASIP1_TARGET), ARTIFACT_PROFILE, &format!("edgebench-{abi}.wasm"))
     }
 
+    /// The core Wasm module (every workload, no imports) that workerd's Worker calls.
+    pub fn workerd_module(&self) -> PathBuf {
+        self.built(Some(WASM_BARE_TARGET), ARTIFACT_PROFILE, "edgebench_workload_workerd.wasm")
+    }
+
     /// The serving host: static musl, Wasmtime without a compiler.
     pub fn wasmtime_host(&self) -> PathBuf {
         self.built(Some(self.arch.musl_target()), ARTIFACT_PROFILE, "edgebench-wasmtime-host")
@@ -186,6 +193,7 @@ impl Artifacts {
         for abi in WASI_P1_ABIS {
             all.push((format!("WASI preview-1 server for {abi}"), self.wasi_p1_server(abi)));
         }
+        all.push(("core module for workerd".to_string(), self.workerd_module()));
         for w in Builtin::ALL {
             all.push((format!("{w} component"), self.component(w)));
             all.push((format!("{w} precompiled component"), self.precompiled(w)));
@@ -227,7 +235,7 @@ impl Artifacts {
             );
         }
         let started = Instant::now();
-        ensure_rustup_targets(&[MUSL_TARGET, WASIP2_TARGET, WASIP1_TARGET, UNIKERNEL_TARGET])?;
+        ensure_rustup_targets(&[MUSL_TARGET, WASIP2_TARGET, WASIP1_TARGET, WASM_BARE_TARGET, UNIKERNEL_TARGET])?;
         let musl = ["edgebench-workload-native", "edgebench-guest-init", "edgebench-wasmtime-host"];
         self.cargo(
             "the static musl binaries (native server, guest init, embedded host)",
@@ -261,7 +269,13 @@ impl Artifacts {
             );
         }
         let started = Instant::now();
-        ensure_rustup_targets(&[arch.musl_target(), arch.gnu_target(), WASIP2_TARGET, WASIP1_TARGET])?;
+        ensure_rustup_targets(&[
+            arch.musl_target(),
+            arch.gnu_target(),
+            WASIP2_TARGET,
+            WASIP1_TARGET,
+            WASM_BARE_TARGET,
+        ])?;
         ensure_cross_gcc(arch)?;
         // Portable: the very files this machine's runtimes run.
         self.build_portable()?;
@@ -292,6 +306,7 @@ impl Artifacts {
         for abi in WASI_P1_ABIS {
             files.push((self.wasi_p1_server(abi), there.wasi_p1_server(abi)));
         }
+        files.push((self.workerd_module(), there.workerd_module()));
         for w in Builtin::ALL {
             files.push((self.component(w), there.component(w)));
         }
@@ -354,6 +369,12 @@ impl Artifacts {
             Some(WASIP1_TARGET),
             ARTIFACT_PROFILE,
             &["edgebench-workload-wasi-p1"],
+        )?;
+        self.cargo(
+            "the core module for workerd",
+            Some(WASM_BARE_TARGET),
+            ARTIFACT_PROFILE,
+            &["edgebench-workload-workerd"],
         )?;
         self.cargo("the embedded host's precompiler", None, PRECOMPILER_PROFILE, &["edgebench-wasmtime-precompile"])
     }

@@ -43,6 +43,8 @@ fn role_installs_what_the_install_script_does() {
         let pinned = format!("- {wheel}=={}", script_value(&script, var));
         assert!(defaults.lines().any(|l| l.trim() == pinned), "the role's defaults lack `{pinned}`");
     }
+    let workerd = format!("edgebench_workerd_version: \"{}\"", script_value(&script, "WORKERD_VERSION"));
+    assert!(defaults.lines().any(|l| l.trim() == workerd), "the role's defaults lack `{workerd}`");
     let packages_line = script.lines().find(|l| l.starts_with("packages=(")).expect("packages=( in the script");
     let script_packages: Vec<&str> =
         packages_line.trim_start_matches("packages=(").trim_end_matches(')').split_whitespace().collect();

@@ -45,7 +45,7 @@ pub const NEEDS: &[Need] = &[
 pub const START_KINDS: &[(&str, &str)] = &[
     ("cold start, launch", "t0 just before the call that launches everything the instance needs (process, container, VM or runtime host) → t1 the first complete correct `200`."),
     ("cold start, deploy onto a running host", "t0 just before the deploy call to a runtime host that was started (and is idle) before t0 → t1 the first correct `200`: the host's own start is not in the figure (wasmCloud `deploy-cold`, `deploy-warm`)."),
-    ("warm start, a fresh instance per request", "t0 a request sent on a new connection to the running runtime → t1 its response read: the runtime makes a new instance for it."),
+    ("warm start, a fresh instance per request", "t0 a request sent on a new connection to the running runtime → t1 its response read: the runtime makes a new instance for it (the Wasmtime hosts: a new Wasm instance of the compiled component; workerd `loader`: a new V8 isolate from its Worker Loader, which compiles the module, evaluates the Worker and instantiates the module, reached through a loader Worker on a second socket; workerd `serve` has none: its one isolate per Worker serves every request)."),
     ("warm start `restart`", "t0 just before the runtime is told to restart the stopped instance (Docker `restart`: a new process in the same container) → t1 the first correct `200`."),
     ("warm start `redeploy`", "t0 just before the workload is stopped and started again on its running host (wasmCloud) → t1 the first correct `200`."),
     ("warm start `unpause`", "t0 just before a paused instance is resumed (Docker `unpause`: the same processes, frozen and thawed, not a new instance) → t1 the first correct `200`."),

@@ -38,7 +38,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("probe_cpu", "CPU time the readiness probe itself spent during a cold start (its thread's CPU clock; it runs on the client's CPUs, apart from the runtime's when the CPUs are split)."),
     ("settle", "Phase `after_stop`, outside every timed interval: after the trial's instance is stopped, the wait until the runtime CPUs are quiet again (under 10% busy over 20 ms, at most `--settle-max-ms`, default 2 s); the next trial starts only then."),
     ("settle_busy", "How busy the runtime CPUs were over the last 20 ms of that wait (%): above 10 means the bound ended the wait, not quiet."),
-    ("warm_start", "A new instance of the workload on a runtime whose process and compiled artifact are already loaded: request written on a new connection → response read, from the client."),
+    ("warm_start", "A new instance of the workload on a runtime whose process and compiled artifact are already loaded: request written on a new connection → response read, from the client. workerd `loader`: a new isolate on the running process, which compiles the Wasm module itself."),
     ("warm_start_internal", "The same warm start as timed inside the runtime (embedded host: request received → instantiation and the guest's handler → response set)."),
     ("latency_keepalive", "Request written → complete response read, sequential requests on one kept-alive connection."),
     ("latency_newconn", "Connect → request written → complete response read, a new TCP connection per request."),

@@ -13,6 +13,7 @@ mod wasmedge;
 mod wasmer;
 mod wasmtime_cli;
 mod wasmtime_embedded;
+pub mod workerd;
 
 use crate::artifacts::Artifacts;
 use crate::measure::http;
@@ -40,6 +41,7 @@ pub fn all() -> Vec<Box<dyn Runtime>> {
         Box::new(wasmedge::WasmEdge::default()),
         Box::new(wamr::Wamr::default()),
         Box::new(wasmer::Wasmer),
+        Box::new(workerd::Workerd),
     ]
 }
 

@@ -55,6 +55,9 @@ pub enum ArtifactKind {
     WasiP1(&'static str),
     /// A static Linux binary, run as a process.
     Binary,
+    /// A core Wasm module with edgebench's `eb_alloc`/`eb_handle` ABI, called
+    /// by a Worker (workerd); only the built-in workloads have one.
+    CoreModule,
     /// A container image: a user's image tarball, else a static binary in a `FROM scratch` image.
     Container,
     /// A unikernel image booted by a VMM.
@@ -69,6 +72,10 @@ impl ArtifactKind {
             ArtifactKind::Component => "a wasi:http component (`component`)".into(),
             ArtifactKind::WasiP1(abi) => format!("a WASI preview-1 server for {abi} (`wasi_p1.{abi}`)"),
             ArtifactKind::Binary => "a static Linux binary (`binary`)".into(),
+            ArtifactKind::CoreModule => {
+                "a core Wasm module with edgebench's eb_alloc/eb_handle ABI (only the built-in workloads have one)"
+                    .into()
+            }
             ArtifactKind::Container => "an image tarball (`oci`) or a static Linux binary (`binary`)".into(),
             ArtifactKind::Unikernel => "a unikernel image (`unikernel`)".into(),
             ArtifactKind::LinuxGuest => {
@@ -210,12 +217,13 @@ impl Workload {
                 Some(artifacts.native_server())
             }
             (Definition::Builtin(_), ArtifactKind::Unikernel) => Some(artifacts.unikernel()),
+            (Definition::Builtin(_), ArtifactKind::CoreModule) => Some(artifacts.workerd_module()),
             (Definition::User(u), ArtifactKind::Component) => u.component.clone(),
             (Definition::User(u), ArtifactKind::WasiP1(abi)) => u.wasi_p1.get(abi).cloned(),
             (Definition::User(u), ArtifactKind::Binary) => u.binary.clone(),
             (Definition::User(u), ArtifactKind::Container) => u.oci.clone().or_else(|| u.binary.clone()),
             (Definition::User(u), ArtifactKind::Unikernel) => u.unikernel.as_ref().map(|k| k.image.clone()),
-            (Definition::User(_), ArtifactKind::LinuxGuest) => None,
+            (Definition::User(_), ArtifactKind::LinuxGuest | ArtifactKind::CoreModule) => None,
         }
     }
 
