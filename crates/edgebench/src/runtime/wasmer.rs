@@ -14,7 +14,6 @@ use anyhow::{bail, Context as _, Result};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-
 const HOW: &str = concat!(
     "install the Wasmer CLI: `cargo install wasmer-cli --version 7.4.2 --locked --features cranelift,singlepass` ",
     "(add `llvm` with LLVM 18 installed; ~30 minutes on 2 cores), or the official installer ",
