@@ -33,6 +33,30 @@ fn script_value(script: &str, name: &str) -> String {
     line[name.len() + 1..].trim().trim_matches('"').to_string()
 }
 
+/// The role copies every artifact a campaign requires (a new runtime's
+/// artifact missing there makes every fleet host refuse its campaign).
+#[test]
+fn role_copies_every_required_artifact() {
+    let root = workspace();
+    let defaults = std::fs::read_to_string(root.join("deploy/ansible/roles/edgebench/defaults/main.yml")).unwrap();
+    let listed = |key: &str| -> Vec<String> {
+        let section = defaults.split(&format!("{key}:")).nth(1).unwrap_or_default();
+        section
+            .lines()
+            .skip(1)
+            .take_while(|l| l.trim_start().starts_with("- "))
+            .map(|l| l.trim().trim_start_matches("- ").to_string())
+            .collect()
+    };
+    let (files, dirs) = (listed("edgebench_artifact_files"), listed("edgebench_artifact_dirs"));
+    let artifacts = edgebench::artifacts::Artifacts::from_env();
+    for (what, path) in artifacts.required() {
+        let relative = path.strip_prefix(&artifacts.target_dir).unwrap().to_string_lossy().to_string();
+        let copied = files.contains(&relative) || dirs.iter().any(|d| relative.starts_with(&format!("{d}/")));
+        assert!(copied, "the role does not copy the {what} ({relative}): add it to edgebench_artifact_files");
+    }
+}
+
 /// The role installs the runtimes the install script installs, at the same pins.
 #[test]
 fn role_installs_what_the_install_script_does() {
