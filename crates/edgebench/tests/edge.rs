@@ -237,4 +237,5 @@ fn a_link_profile_is_in_force_for_instances_on_the_link() {
     }
     let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(report.contains("Link profiles (`net-lan`)"), "{report}");
+    assert!(report.contains("over the emulated link of the edge profiles"), "the path is named as it was: {report}");
 }

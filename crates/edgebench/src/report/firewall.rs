@@ -202,17 +202,29 @@ pub fn section(m: &super::Model) -> String {
             esc(&n.nft_version)
         );
     } else if let Some(n) = &f.network {
+        // A campaign with link profiles joins the namespace by the emulated link, not a veth.
+        let linked = m.campaign.config["edge"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|p| p.as_str().is_some_and(|p| p.starts_with("net-"))));
+        let path = if linked {
+            format!(
+                "over the emulated link of the edge profiles (TUN devices `{}`/`{}` joined by edgebench's link \
+                 emulator, see \"Under edge conditions\")",
+                esc(&n.host_if),
+                esc(&n.ns_if)
+            )
+        } else {
+            format!("over the veth pair `{}`/`{}` with static neighbour entries", esc(&n.host_if), esc(&n.ns_if))
+        };
         let _ = writeln!(
             out,
             "Instances of process runtimes ran inside the network namespace `{}` (server address {}), reached from the \
-             host namespace, where edgebench's probe and load generator run (client address {}), over the veth pair \
-             `{}`/`{}` with static neighbour entries; service ports {}. Every profile, `off` included, measured this \
-             same path: `off` is the namespace with no rules. {} (`nft -j -f -`, rules built as JSON).\n",
+             host namespace, where edgebench's probe and load generator run (client address {}), {path}; service \
+             ports {}. Every profile, `off` included, measured this same path: `off` is the namespace with no rules. \
+             {} (`nft -j -f -`, rules built as JSON).\n",
             esc(&n.netns),
             esc(&n.server_addr),
             esc(&n.client_addr),
-            esc(&n.host_if),
-            esc(&n.ns_if),
             esc(&n.service_ports),
             esc(&n.nft_version)
         );
